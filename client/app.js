@@ -1,0 +1,207 @@
+// roomcast browser client: one RTCPeerConnection to the SFU, WebSocket signaling (docs/protocol.md).
+// The client is the polite peer: on glare it rolls back its own offer and answers the server's.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  ws: null,
+  pc: null,
+  localStream: null,
+  selfId: null,
+  room: null,
+  makingOffer: false,
+  participants: new Map(), // id -> { name, tile }
+};
+window.roomcast = state; // for the end-to-end tests and for curious operators
+
+function log(...args) {
+  const line = `${new Date().toISOString().slice(11, 23)} ${args.join(' ')}`;
+  $('log').textContent = `${line}\n${$('log').textContent}`.slice(0, 20000);
+}
+
+function setStatus(text, kind) {
+  $('status').textContent = text;
+  $('status').dataset.state = kind;
+}
+
+function notice(text) {
+  $('notice').textContent = text || '';
+  $('notice').hidden = !text;
+}
+
+function send(message) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+}
+
+function tile(id, name, { local = false } = {}) {
+  const el = document.createElement('div');
+  el.className = `tile ${local ? 'local' : 'remote waiting'}`;
+  el.dataset.participant = id;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  video.muted = local;
+  const label = document.createElement('span');
+  label.className = 'name';
+  label.textContent = local ? `${name} (you)` : name;
+  el.append(video, label);
+  $('tiles').append(el);
+  return el;
+}
+
+function addParticipant({ id, name }) {
+  if (id === state.selfId || state.participants.has(id)) return;
+  state.participants.set(id, { name, tile: tile(id, name) });
+}
+
+function removeParticipant(id) {
+  const p = state.participants.get(id);
+  if (!p) return;
+  p.tile.remove();
+  state.participants.delete(id);
+}
+
+function onTrack({ track, streams }) {
+  const stream = streams[0];
+  if (!stream) return;
+  // The SFU sends each participant's tracks in a MediaStream whose id is that participant's id.
+  if (!state.participants.has(stream.id)) addParticipant({ id: stream.id, name: 'Guest' });
+  const { tile: el } = state.participants.get(stream.id);
+  const video = el.querySelector('video');
+  if (video.srcObject !== stream) video.srcObject = stream;
+  if (track.kind === 'video') track.onunmute = () => el.classList.remove('waiting');
+  video.play().catch(() => {});
+  log('track', track.kind, 'from', stream.id);
+}
+
+function showDescriptions() {
+  $('local-sdp').value = state.pc?.localDescription?.sdp || '';
+  $('remote-sdp').value = state.pc?.remoteDescription?.sdp || '';
+}
+
+function createPeer(iceServers) {
+  const config = { iceServers };
+  if (params.get('relay') === '1') config.iceTransportPolicy = 'relay';
+  const pc = new RTCPeerConnection(config);
+  pc.onicecandidate = ({ candidate }) => send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
+  pc.ontrack = onTrack;
+  pc.onconnectionstatechange = () => {
+    const s = pc.connectionState;
+    log('connection', s);
+    if (s === 'connected') setStatus(`In room ${state.room}`, 'connected');
+    else if (s === 'failed') setStatus('Media connection failed', 'error');
+    else if (s === 'disconnected') setStatus('Media connection interrupted', 'connecting');
+  };
+  pc.onnegotiationneeded = async () => {
+    try {
+      state.makingOffer = true;
+      await pc.setLocalDescription();
+      send({ type: 'offer', sdp: pc.localDescription.sdp });
+      showDescriptions();
+    } catch (e) {
+      log('offer failed', e);
+    } finally {
+      state.makingOffer = false;
+    }
+  };
+  for (const track of state.localStream.getTracks()) pc.addTrack(track, state.localStream);
+  return pc;
+}
+
+async function onDescription(type, sdp) {
+  const pc = state.pc;
+  if (!pc) return;
+  // Polite peer: an offer that collides with ours wins; setRemoteDescription rolls ours back.
+  await pc.setRemoteDescription({ type, sdp });
+  if (type === 'offer') {
+    await pc.setLocalDescription();
+    send({ type: 'answer', sdp: pc.localDescription.sdp });
+  }
+  showDescriptions();
+}
+
+const handlers = {
+  joined(m) {
+    state.selfId = m.id;
+    state.room = m.room;
+    setStatus(`Joined ${m.room}, connecting media…`, 'connecting');
+    log('joined', m.room, 'as', m.id);
+    m.participants.forEach(addParticipant);
+    state.pc = createPeer(m.ice_servers);
+  },
+  participant_joined(m) { addParticipant(m.participant); log('joined:', m.participant.name); },
+  participant_left(m) { removeParticipant(m.id); log('left:', m.id); },
+  full(m) {
+    notice(`Room "${m.room}" is full (${m.capacity} participants). Try again later or pick another room.`);
+    teardown('Room full', 'error');
+  },
+  offer(m) { return onDescription('offer', m.sdp); },
+  answer(m) { return onDescription('answer', m.sdp); },
+  async candidate(m) {
+    try { await state.pc?.addIceCandidate(m.candidate || undefined); } catch (e) { log('candidate', e); }
+  },
+  left() { teardown('Left the room', 'idle'); },
+  error(m) {
+    log('error', m.code, m.message);
+    if (m.code === 'peer_failed') notice('The media connection failed. Please join again.');
+    else if (['invalid_room', 'invalid_name'].includes(m.code)) { notice(m.message); teardown('Not connected', 'idle'); }
+  },
+};
+
+async function join(event) {
+  event.preventDefault();
+  const room = $('room').value.trim();
+  const name = $('name').value.trim();
+  notice('');
+  $('join').disabled = true;
+  setStatus('Starting camera…', 'connecting');
+  try {
+    state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+  } catch (e) {
+    notice(`Camera or microphone unavailable: ${e.message}`);
+    $('join').disabled = false;
+    return setStatus('Not connected', 'idle');
+  }
+  tile('self', name || 'Guest', { local: true }).querySelector('video').srcObject = state.localStream;
+  history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
+  const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+  state.ws = ws;
+  ws.onopen = () => { send({ type: 'join', room, name }); $('leave').disabled = false; };
+  // Messages are handled one at a time, in order: a candidate must not overtake its offer.
+  let queue = Promise.resolve();
+  ws.onmessage = (e) => {
+    let message;
+    try { message = JSON.parse(e.data); } catch { return log('bad message from server'); }
+    queue = queue.then(() => handlers[message.type]?.(message)).catch((err) => log(message.type, 'failed:', err));
+  };
+  ws.onclose = () => { if (state.ws === ws) teardown('Disconnected from server', 'error'); };
+}
+
+function teardown(text, kind) {
+  const ws = state.ws;
+  state.ws = null;
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+  state.pc?.close();
+  state.pc = null;
+  state.localStream?.getTracks().forEach((t) => t.stop());
+  state.localStream = null;
+  state.participants.clear();
+  state.selfId = null;
+  $('tiles').replaceChildren();
+  $('join').disabled = false;
+  $('leave').disabled = true;
+  setStatus(text, kind);
+}
+
+function leave() {
+  send({ type: 'leave' });
+  teardown('Left the room', 'idle');
+}
+
+$('join-form').addEventListener('submit', join);
+$('leave').addEventListener('click', leave);
+$('room').value = params.get('room') || '';
+$('name').value = params.get('name') || '';
+window.addEventListener('pagehide', () => send({ type: 'leave' }));

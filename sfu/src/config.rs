@@ -1,0 +1,93 @@
+//! What the media plane needs to know about its deployment.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Settings for the media plane, built by the binary from flags and environment.
+#[derive(Clone, Debug)]
+pub struct SfuConfig {
+    /// How many participants one room admits; one more gets `Full`.
+    pub room_capacity: usize,
+    /// UDP ports the PeerConnections may bind; `None` lets the OS choose.
+    pub udp_ports: Option<PortRange>,
+    /// Address announced instead of the host's own (NAT 1:1).
+    pub public_ip: Option<IpAddr>,
+    /// Whether loopback addresses are offered as ICE candidates (needed when clients run on the
+    /// same host, as in tests and development).
+    pub include_loopback: bool,
+    /// STUN/TURN servers handed to clients in `joined`.
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            room_capacity: 16,
+            udp_ports: None,
+            public_ip: None,
+            include_loopback: true,
+            ice_servers: Vec::new(),
+        }
+    }
+}
+
+/// An RTCIceServer entry as a browser expects it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// An inclusive range of UDP ports, written `MIN-MAX`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (min, max) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected MIN-MAX, got {s:?}"))?;
+        let parse = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|e| format!("bad port {p:?}: {e}"))
+        };
+        let (min, max) = (parse(min)?, parse(max)?);
+        if min == 0 || min > max {
+            return Err(format!(
+                "port range {min}-{max} must satisfy 0 < MIN <= MAX"
+            ));
+        }
+        Ok(Self { min, max })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_parses_min_dash_max() {
+        assert_eq!(
+            "10000-10100".parse::<PortRange>(),
+            Ok(PortRange {
+                min: 10000,
+                max: 10100
+            })
+        );
+    }
+
+    #[test]
+    fn port_range_rejects_reversed_zero_and_garbage() {
+        assert!("200-100".parse::<PortRange>().is_err());
+        assert!("0-100".parse::<PortRange>().is_err());
+        assert!("abc".parse::<PortRange>().is_err());
+        assert!("1-x".parse::<PortRange>().is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Errors the media plane reports to its callers.
+
+use thiserror::Error;
+
+/// Why a participant could not join a room.
+#[derive(Debug, Error)]
+pub enum JoinError {
+    #[error("room id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")]
+    InvalidRoom,
+    #[error("name must be at most 64 characters")]
+    InvalidName,
+    #[error("room is full ({capacity} participants)")]
+    Full { capacity: usize },
+    #[error("could not create a peer connection: {0}")]
+    Peer(#[from] SfuError),
+}
+
+/// A client signal that could not be applied; the participant stays in the room.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SignalError {
+    #[error("the session description could not be applied: {0}")]
+    BadSdp(String),
+    #[error("the ICE candidate could not be applied: {0}")]
+    BadCandidate(String),
+    #[error("{0}")]
+    WrongState(&'static str),
+}
+
+impl SignalError {
+    /// The protocol's error code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignalError::BadSdp(_) => "bad_sdp",
+            SignalError::BadCandidate(_) => "bad_candidate",
+            SignalError::WrongState(_) => "wrong_state",
+        }
+    }
+}
+
+/// A failure inside the WebRTC stack.
+#[derive(Debug, Error)]
+pub enum SfuError {
+    #[error("webrtc: {0}")]
+    WebRtc(String),
+}

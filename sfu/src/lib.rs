@@ -1,0 +1,27 @@
+//! roomcast's media plane.
+//!
+//! Rooms of participants, each holding one PeerConnection to the server, and the RTP fan-out that
+//! forwards every track a participant publishes to every other participant in the room. This crate
+//! knows nothing of HTTP, WebSockets or JSON: the edge calls [`Sfu::join`], feeds the returned
+//! [`ParticipantHandle`] the client's [`Signal`]s and relays the [`ServerEvent`]s it receives.
+//!
+//! Only the `peer` module touches webrtc-rs types; everything else is domain code.
+
+mod config;
+mod error;
+mod ids;
+mod negotiation;
+mod participant;
+mod peer;
+mod publication;
+mod room;
+mod sfu;
+mod signal;
+mod subscription;
+
+pub use config::{IceServer, PortRange, SfuConfig};
+pub use error::{JoinError, SfuError, SignalError};
+pub use ids::{DisplayName, ParticipantId, RoomId};
+pub use participant::ParticipantHandle;
+pub use sfu::{Joined, RoomSummary, Sfu};
+pub use signal::{IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal};

@@ -1,0 +1,243 @@
+//! A participant: the one owner of a client's PeerConnection, its negotiation state and its
+//! subscriptions. A task driven by three inboxes (the client's signals, the room's commands and
+//! the connection's events), so no state here is shared or locked.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::negotiation::{ClientOffer, Negotiation};
+use crate::peer::{ConnectionState, Peer, PeerEvent, RemoteTrack};
+use crate::publication::Publication;
+use crate::room::{Room, RoomCommand};
+use crate::sfu::SfuInner;
+use crate::subscription::Subscription;
+use crate::{
+    IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal, SignalError,
+};
+
+/// Signals a client may have in flight before the edge waits.
+const SIGNAL_QUEUE: usize = 64;
+
+/// The edge's way to talk to a participant. Dropping it leaves the room.
+pub struct ParticipantHandle {
+    id: ParticipantId,
+    signals: mpsc::Sender<Signal>,
+}
+
+impl ParticipantHandle {
+    pub fn id(&self) -> &ParticipantId {
+        &self.id
+    }
+
+    /// Hands the participant a client signal. Returns false once the participant is gone.
+    pub async fn signal(&self, signal: Signal) -> bool {
+        self.signals.send(signal).await.is_ok()
+    }
+}
+
+pub(crate) struct Participant {
+    info: ParticipantInfo,
+    room: Arc<Room>,
+    sfu: Arc<SfuInner>,
+    peer: Peer,
+    events: mpsc::Sender<ServerEvent>,
+    negotiation: Negotiation,
+    subscriptions: Vec<Subscription>,
+    published: usize,
+}
+
+impl Participant {
+    pub(crate) fn spawn(
+        info: ParticipantInfo,
+        room: Arc<Room>,
+        sfu: Arc<SfuInner>,
+        peer: Peer,
+        events: mpsc::Sender<ServerEvent>,
+        commands: mpsc::UnboundedReceiver<RoomCommand>,
+        peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    ) -> ParticipantHandle {
+        let (signals_tx, signals) = mpsc::channel(SIGNAL_QUEUE);
+        let handle = ParticipantHandle {
+            id: info.id.clone(),
+            signals: signals_tx,
+        };
+        let span = tracing::info_span!("participant", room = %room.id, participant = %info.id);
+        let participant = Participant {
+            info,
+            room,
+            sfu,
+            peer,
+            events,
+            negotiation: Negotiation::default(),
+            subscriptions: Vec::new(),
+            published: 0,
+        };
+        tokio::spawn(
+            participant
+                .run(signals, commands, peer_events)
+                .instrument(span),
+        );
+        handle
+    }
+
+    async fn run(
+        mut self,
+        mut signals: mpsc::Receiver<Signal>,
+        mut commands: mpsc::UnboundedReceiver<RoomCommand>,
+        mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    ) {
+        tracing::info!(name = self.info.name.as_str(), "joined");
+        let reason = loop {
+            tokio::select! {
+                signal = signals.recv() => match signal {
+                    None | Some(Signal::Leave) => break LeaveReason::Requested,
+                    Some(signal) => self.on_signal(signal).await,
+                },
+                Some(command) = commands.recv() => self.on_room(command).await,
+                Some(event) = peer_events.recv() => {
+                    if let Some(reason) = self.on_peer(event) {
+                        break reason;
+                    }
+                }
+            }
+            self.negotiate().await;
+        };
+        self.leave(reason).await;
+    }
+
+    async fn on_signal(&mut self, signal: Signal) {
+        let result = match signal {
+            Signal::Offer(sdp) => self.on_offer(sdp).await,
+            Signal::Answer(sdp) => self.on_answer(sdp).await,
+            Signal::Candidate(Some(candidate)) => self.peer.add_candidate(candidate).await,
+            Signal::Candidate(None) | Signal::Leave => Ok(()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(code = error.code(), %error, "signal refused");
+            self.send(ServerEvent::Error(error)).await;
+        }
+    }
+
+    async fn on_offer(&mut self, sdp: String) -> Result<(), SignalError> {
+        if self.negotiation.on_client_offer() == ClientOffer::IgnoreGlare {
+            tracing::debug!("glare: keeping the server's offer, the client rolls back");
+            return Ok(());
+        }
+        let answer = self.peer.answer(sdp).await?;
+        self.negotiation.client_offer_answered();
+        self.send(ServerEvent::Answer(answer)).await;
+        Ok(())
+    }
+
+    async fn on_answer(&mut self, sdp: String) -> Result<(), SignalError> {
+        if !self.negotiation.on_client_answer() {
+            return Err(SignalError::WrongState(
+                "answer without an outstanding offer",
+            ));
+        }
+        let applied = self.peer.accept_answer(sdp).await;
+        if applied.is_err() {
+            // The offer is still out: a corrected answer may follow.
+            self.negotiation.answer_failed();
+        }
+        applied
+    }
+
+    async fn on_room(&mut self, command: RoomCommand) {
+        match command {
+            RoomCommand::PeerJoined(info) => self.send(ServerEvent::ParticipantJoined(info)).await,
+            RoomCommand::PeerLeft(id) => self.send(ServerEvent::ParticipantLeft(id)).await,
+            RoomCommand::Subscribe(publication) => self.subscribe(publication).await,
+            RoomCommand::Unsubscribe(publication_id) => self.unsubscribe(&publication_id).await,
+        }
+    }
+
+    async fn subscribe(&mut self, publication: Arc<Publication>) {
+        let id = publication.id.clone();
+        match Subscription::start(&self.peer, publication).await {
+            Ok(subscription) => {
+                tracing::debug!(publication = %id, "subscribed");
+                self.subscriptions.push(subscription);
+                self.negotiation.tracks_changed();
+            }
+            Err(error) => tracing::warn!(publication = %id, %error, "could not subscribe"),
+        }
+    }
+
+    async fn unsubscribe(&mut self, publication_id: &str) {
+        let Some(pos) = self
+            .subscriptions
+            .iter()
+            .position(|s| s.publication_id() == publication_id)
+        else {
+            return;
+        };
+        self.subscriptions.swap_remove(pos).stop(&self.peer).await;
+        tracing::debug!(publication = %publication_id, "unsubscribed");
+        self.negotiation.tracks_changed();
+    }
+
+    /// Returns why the participant must leave, if it must.
+    fn on_peer(&mut self, event: PeerEvent) -> Option<LeaveReason> {
+        match event {
+            PeerEvent::LocalCandidate(candidate) => {
+                self.queue_candidate(candidate);
+                None
+            }
+            PeerEvent::Connection(state) => {
+                tracing::info!(?state, "connection state");
+                matches!(state, ConnectionState::Failed | ConnectionState::Closed)
+                    .then_some(LeaveReason::PeerFailed)
+            }
+            PeerEvent::Track(track) => {
+                self.publish(track);
+                None
+            }
+        }
+    }
+
+    fn queue_candidate(&self, candidate: Option<IceCandidate>) {
+        // try_send keeps on_peer synchronous; a client too slow to take its candidates is gone anyway.
+        let _ = self.events.try_send(ServerEvent::Candidate(candidate));
+    }
+
+    fn publish(&mut self, track: RemoteTrack) {
+        self.published += 1;
+        let id = format!("{}-{}", self.info.id, self.published);
+        tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), "publishing");
+        let keyframes = self.peer.keyframe_requester(track.ssrc());
+        let publication = Publication::start(id, self.info.id.clone(), track, keyframes);
+        self.room.publish(&self.info.id, publication);
+    }
+
+    async fn negotiate(&mut self) {
+        if !self.negotiation.should_offer(self.peer.is_stable()) {
+            return;
+        }
+        match self.peer.offer().await {
+            Ok(sdp) => {
+                self.negotiation.offer_sent();
+                self.send(ServerEvent::Offer(sdp)).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not create an offer"),
+        }
+    }
+
+    /// The one way out, however the participant goes.
+    async fn leave(mut self, reason: LeaveReason) {
+        if self.room.remove(&self.info.id) {
+            self.sfu.forget_room(&self.room);
+            tracing::info!("room closed: last participant left");
+        }
+        self.subscriptions.clear();
+        self.peer.close().await;
+        tracing::info!(?reason, "left");
+        self.send(ServerEvent::Left(reason)).await;
+    }
+
+    async fn send(&self, event: ServerEvent) {
+        let _ = self.events.send(event).await;
+    }
+}

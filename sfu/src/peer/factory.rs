@@ -1,0 +1,111 @@
+//! Builds PeerConnections with the server's media engine, interceptors and network settings.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{APIBuilder, API};
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
+use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::rtp_transceiver::RTCRtpTransceiver;
+use webrtc::track::track_remote::TrackRemote;
+
+use super::{webrtc_error, ConnectionState, Peer, PeerEvent, RemoteTrack};
+use crate::{IceCandidate, SfuConfig, SfuError};
+
+/// Shared by every participant: one webrtc-rs API object configured once.
+pub(crate) struct PeerFactory {
+    api: API,
+}
+
+impl PeerFactory {
+    pub(crate) fn new(config: &SfuConfig) -> Result<Self, SfuError> {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().map_err(webrtc_error)?;
+        let registry =
+            register_default_interceptors(Registry::new(), &mut media).map_err(webrtc_error)?;
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings(config)?)
+            .build();
+        Ok(Self { api })
+    }
+
+    /// A new PeerConnection whose events go to `events`.
+    pub(crate) async fn create(
+        &self,
+        events: mpsc::UnboundedSender<PeerEvent>,
+    ) -> Result<Peer, SfuError> {
+        let pc = self
+            .api
+            .new_peer_connection(RTCConfiguration::default())
+            .await
+            .map_err(webrtc_error)?;
+        wire_events(&pc, events);
+        Ok(Peer { pc: Arc::new(pc) })
+    }
+}
+
+fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
+    let mut s = SettingEngine::default();
+    // Host candidates carry real addresses: an SFU has nothing to hide and mDNS does not cross
+    // networks (nor work on loopback).
+    s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    s.set_include_loopback_candidate(config.include_loopback);
+    if let Some(range) = config.udp_ports {
+        let udp = EphemeralUDP::new(range.min, range.max)
+            .map_err(|e| SfuError::WebRtc(format!("udp port range: {e}")))?;
+        s.set_udp_network(UDPNetwork::Ephemeral(udp));
+    }
+    if let Some(ip) = config.public_ip {
+        s.set_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+    }
+    Ok(s)
+}
+
+fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>) {
+    let tx = events.clone();
+    pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+        let candidate = c.and_then(|c| c.to_json().ok()).map(|init| IceCandidate {
+            candidate: init.candidate,
+            sdp_mid: init.sdp_mid,
+            sdp_mline_index: init.sdp_mline_index,
+            username_fragment: init.username_fragment,
+        });
+        let _ = tx.send(PeerEvent::LocalCandidate(candidate));
+        Box::pin(async {})
+    }));
+
+    let tx = events.clone();
+    pc.on_peer_connection_state_change(Box::new(move |s: RTCPeerConnectionState| {
+        let state = match s {
+            RTCPeerConnectionState::Connected => Some(ConnectionState::Connected),
+            RTCPeerConnectionState::Disconnected => Some(ConnectionState::Disconnected),
+            RTCPeerConnectionState::Failed => Some(ConnectionState::Failed),
+            RTCPeerConnectionState::Closed => Some(ConnectionState::Closed),
+            RTCPeerConnectionState::Connecting => Some(ConnectionState::Connecting),
+            _ => None,
+        };
+        if let Some(state) = state {
+            let _ = tx.send(PeerEvent::Connection(state));
+        }
+        Box::pin(async {})
+    }));
+
+    pc.on_track(Box::new(
+        move |track: Arc<TrackRemote>, receiver: Arc<RTCRtpReceiver>, _: Arc<RTCRtpTransceiver>| {
+            let _ = events.send(PeerEvent::Track(RemoteTrack::new(track, receiver)));
+            Box::pin(async {})
+        },
+    ));
+}

@@ -1,0 +1,195 @@
+//! The one boundary to webrtc-rs: building PeerConnections and wrapping the few things the rest of
+//! the crate does with them (negotiate, read published RTP, write forwarded RTP, read and send
+//! RTCP). Nothing outside this module names a webrtc-rs type, so moving to another WebRTC stack is
+//! this module's work alone.
+//!
+//! Callbacks never capture the PeerConnection (a closure kept by the connection that holds an `Arc`
+//! of it is a cycle that never frees); they only push [`PeerEvent`]s into the owner's channel.
+
+mod factory;
+mod forward_track;
+mod remote_track;
+
+pub(crate) use factory::PeerFactory;
+pub(crate) use forward_track::{Feedback, ForwardTrack};
+pub(crate) use remote_track::{Codec, MediaKind, RemoteTrack, RtpPacket};
+
+use std::sync::{Arc, Weak};
+
+use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::TrackLocal;
+
+use crate::{IceCandidate, SfuError, SignalError};
+
+/// What a PeerConnection reports to its owner.
+pub(crate) enum PeerEvent {
+    LocalCandidate(Option<IceCandidate>),
+    Connection(ConnectionState),
+    Track(RemoteTrack),
+}
+
+/// The parts of the connection state its owner acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectionState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// One participant's PeerConnection to the server.
+pub(crate) struct Peer {
+    pc: Arc<RTCPeerConnection>,
+}
+
+impl Peer {
+    /// Applies the client's offer and returns the server's answer.
+    pub(crate) async fn answer(&self, offer: String) -> Result<String, SignalError> {
+        let offer = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(bad_sdp)?;
+        let answer = self.pc.create_answer(None).await.map_err(bad_sdp)?;
+        self.pc
+            .set_local_description(answer)
+            .await
+            .map_err(bad_sdp)?;
+        self.local_sdp().await
+    }
+
+    /// Creates and applies a server offer, returning its SDP.
+    pub(crate) async fn offer(&self) -> Result<String, SignalError> {
+        let offer = self.pc.create_offer(None).await.map_err(bad_sdp)?;
+        self.pc
+            .set_local_description(offer)
+            .await
+            .map_err(bad_sdp)?;
+        self.local_sdp().await
+    }
+
+    /// Applies the client's answer to the server's last offer.
+    pub(crate) async fn accept_answer(&self, answer: String) -> Result<(), SignalError> {
+        let answer = RTCSessionDescription::answer(answer).map_err(bad_sdp)?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(bad_sdp)
+    }
+
+    pub(crate) async fn add_candidate(&self, c: IceCandidate) -> Result<(), SignalError> {
+        if self.pc.remote_description().await.is_none() {
+            return Err(SignalError::WrongState(
+                "candidate before any offer or answer",
+            ));
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: c.username_fragment,
+        };
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(|e| SignalError::BadCandidate(e.to_string()))
+    }
+
+    pub(crate) fn is_stable(&self) -> bool {
+        self.pc.signaling_state() == RTCSignalingState::Stable
+    }
+
+    /// Adds a send-only track carrying a forwarded publication. A new transceiver each time, so a
+    /// forwarded track never rides on the client's own publishing m-line.
+    pub(crate) async fn add_forward_track(
+        &self,
+        codec: &Codec,
+        track_id: &str,
+        stream_id: &str,
+    ) -> Result<ForwardTrack, SfuError> {
+        let local = Arc::new(TrackLocalStaticRTP::new(
+            codec.capability().clone(),
+            track_id.to_owned(),
+            stream_id.to_owned(),
+        ));
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            send_encodings: Vec::new(),
+        };
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(
+                Arc::clone(&local) as Arc<dyn TrackLocal + Send + Sync>,
+                Some(init),
+            )
+            .await
+            .map_err(webrtc_error)?;
+        Ok(ForwardTrack::new(local, transceiver.sender().await))
+    }
+
+    pub(crate) async fn remove_forward_track(&self, track: &ForwardTrack) {
+        if let Err(e) = self.pc.remove_track(track.sender()).await {
+            tracing::debug!(error = %e, "removing a forwarded track");
+        }
+    }
+
+    /// A handle that asks this peer for a keyframe of the track with `media_ssrc`; it does not keep
+    /// the connection alive.
+    pub(crate) fn keyframe_requester(&self, media_ssrc: u32) -> KeyframeRequester {
+        KeyframeRequester {
+            pc: Arc::downgrade(&self.pc),
+            media_ssrc,
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing peer connection");
+        }
+    }
+
+    async fn local_sdp(&self) -> Result<String, SignalError> {
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| SignalError::BadSdp("no local description".into()))
+    }
+}
+
+/// Sends PLI to a publisher. Holds the connection weakly: a publication must not keep its
+/// publisher's connection alive.
+pub(crate) struct KeyframeRequester {
+    pc: Weak<RTCPeerConnection>,
+    media_ssrc: u32,
+}
+
+impl KeyframeRequester {
+    /// Returns false once the connection is gone.
+    pub(crate) async fn request(&self) -> bool {
+        let Some(pc) = self.pc.upgrade() else {
+            return false;
+        };
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.media_ssrc,
+        };
+        pc.write_rtcp(&[Box::new(pli)]).await.is_ok()
+    }
+}
+
+fn bad_sdp(e: webrtc::Error) -> SignalError {
+    SignalError::BadSdp(e.to_string())
+}
+
+fn webrtc_error(e: webrtc::Error) -> SfuError {
+    SfuError::WebRtc(e.to_string())
+}

@@ -1,0 +1,204 @@
+//! A room: who is in it and what each member publishes.
+//!
+//! The state sits behind one lock taken only on join, publish and leave, never per packet, and
+//! never across an `.await`. Members are told of changes through their unbounded command
+//! channels, so the room never waits on a member.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::ids::{ParticipantId, RoomId};
+use crate::publication::Publication;
+use crate::ParticipantInfo;
+
+/// What a room tells one of its members.
+pub(crate) enum RoomCommand {
+    PeerJoined(ParticipantInfo),
+    PeerLeft(ParticipantId),
+    Subscribe(Arc<Publication>),
+    Unsubscribe(String),
+}
+
+pub(crate) enum Admission {
+    /// In, with the members already there.
+    Admitted(Vec<ParticipantInfo>),
+    Full,
+    /// The room emptied and is being dropped; join a fresh one.
+    Closed,
+}
+
+pub(crate) struct Room {
+    pub(crate) id: RoomId,
+    pub(crate) created: SystemTime,
+    capacity: usize,
+    state: Mutex<RoomState>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    closed: bool,
+    members: Vec<Member>,
+}
+
+struct Member {
+    info: ParticipantInfo,
+    commands: mpsc::UnboundedSender<RoomCommand>,
+    publications: Vec<Arc<Publication>>,
+}
+
+impl Room {
+    pub(crate) fn new(id: RoomId, capacity: usize) -> Self {
+        Self {
+            id,
+            created: SystemTime::now(),
+            capacity,
+            state: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Lets a participant in, telling the others and subscribing the newcomer to what they publish.
+    pub(crate) fn admit(
+        &self,
+        info: ParticipantInfo,
+        commands: mpsc::UnboundedSender<RoomCommand>,
+    ) -> Admission {
+        let mut state = self.lock();
+        if state.closed {
+            return Admission::Closed;
+        }
+        if state.members.len() >= self.capacity {
+            return Admission::Full;
+        }
+        for member in &state.members {
+            let _ = member.commands.send(RoomCommand::PeerJoined(info.clone()));
+            for publication in &member.publications {
+                let _ = commands.send(RoomCommand::Subscribe(Arc::clone(publication)));
+            }
+        }
+        let others = state.members.iter().map(|m| m.info.clone()).collect();
+        state.members.push(Member {
+            info,
+            commands,
+            publications: Vec::new(),
+        });
+        Admission::Admitted(others)
+    }
+
+    /// Records a member's new track and subscribes every other member to it.
+    pub(crate) fn publish(&self, publisher: &ParticipantId, publication: Arc<Publication>) {
+        let mut state = self.lock();
+        for member in &mut state.members {
+            if &member.info.id == publisher {
+                member.publications.push(Arc::clone(&publication));
+            } else {
+                let _ = member
+                    .commands
+                    .send(RoomCommand::Subscribe(Arc::clone(&publication)));
+            }
+        }
+    }
+
+    /// Takes a member out, unsubscribing the others from its tracks. Returns true when the room is
+    /// now empty; it is then closed for good and must be dropped from the registry.
+    pub(crate) fn remove(&self, id: &ParticipantId) -> bool {
+        let mut state = self.lock();
+        if let Some(pos) = state.members.iter().position(|m| &m.info.id == id) {
+            let gone = state.members.remove(pos);
+            for member in &state.members {
+                for publication in &gone.publications {
+                    let _ = member
+                        .commands
+                        .send(RoomCommand::Unsubscribe(publication.id.clone()));
+                }
+                let _ = member.commands.send(RoomCommand::PeerLeft(id.clone()));
+            }
+        }
+        state.closed = state.members.is_empty();
+        state.closed
+    }
+
+    pub(crate) fn participants(&self) -> Vec<ParticipantInfo> {
+        self.lock().members.iter().map(|m| m.info.clone()).collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        // No code path panics while holding the lock, but a poisoned room must still be leavable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::DisplayName;
+
+    fn person(name: &str) -> ParticipantInfo {
+        ParticipantInfo {
+            id: ParticipantId::random(),
+            name: DisplayName::parse(Some(name)).unwrap(),
+        }
+    }
+
+    fn room(capacity: usize) -> Room {
+        Room::new(RoomId::parse("r").unwrap(), capacity)
+    }
+
+    fn admit(room: &Room, who: &ParticipantInfo) -> mpsc::UnboundedReceiver<RoomCommand> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        match room.admit(who.clone(), tx) {
+            Admission::Admitted(_) => rx,
+            _ => panic!("not admitted"),
+        }
+    }
+
+    #[test]
+    fn a_newcomer_learns_who_is_there_and_the_others_learn_of_the_newcomer() {
+        let room = room(4);
+        let (ada, bob) = (person("Ada"), person("Bob"));
+        let mut ada_rx = admit(&room, &ada);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let Admission::Admitted(others) = room.admit(bob.clone(), tx) else {
+            panic!()
+        };
+        assert_eq!(others, vec![ada.clone()]);
+        assert!(matches!(ada_rx.try_recv(), Ok(RoomCommand::PeerJoined(p)) if p == bob));
+    }
+
+    #[test]
+    fn one_past_capacity_is_full() {
+        let room = room(2);
+        let _a = admit(&room, &person("a"));
+        let _b = admit(&room, &person("b"));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(matches!(room.admit(person("c"), tx), Admission::Full));
+    }
+
+    #[test]
+    fn leaving_tells_the_others_and_the_last_one_out_closes_the_room() {
+        let room = room(4);
+        let (ada, bob) = (person("Ada"), person("Bob"));
+        let _ada_rx = admit(&room, &ada);
+        let mut bob_rx = admit(&room, &bob);
+        assert!(!room.remove(&ada.id));
+        assert!(matches!(bob_rx.try_recv(), Ok(RoomCommand::PeerLeft(id)) if id == ada.id));
+        assert!(room.remove(&bob.id));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(matches!(room.admit(person("c"), tx), Admission::Closed));
+    }
+
+    #[test]
+    fn removing_twice_is_harmless() {
+        let room = room(4);
+        let ada = person("Ada");
+        let _rx = admit(&room, &ada);
+        assert!(room.remove(&ada.id));
+        assert!(room.remove(&ada.id));
+        assert!(room.participants().is_empty());
+    }
+}

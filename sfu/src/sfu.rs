@@ -1,0 +1,151 @@
+//! The registry of rooms and the entry point for joining one.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use crate::ids::{DisplayName, ParticipantId, RoomId};
+use crate::participant::{Participant, ParticipantHandle};
+use crate::peer::PeerFactory;
+use crate::room::{Admission, Room};
+use crate::{IceServer, JoinError, ParticipantInfo, ServerEvent, SfuConfig, SfuError};
+
+/// The media plane: cheap to clone, shared by every connection.
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<SfuInner>,
+}
+
+pub(crate) struct SfuInner {
+    config: SfuConfig,
+    factory: PeerFactory,
+    rooms: DashMap<RoomId, Arc<Room>>,
+}
+
+/// A successful join: the handle to signal through and what the client must be told.
+pub struct Joined {
+    pub handle: ParticipantHandle,
+    pub room: RoomId,
+    pub id: ParticipantId,
+    pub participants: Vec<ParticipantInfo>,
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// A room as an observer sees it.
+#[derive(Clone, Debug)]
+pub struct RoomSummary {
+    pub id: RoomId,
+    pub created: SystemTime,
+    pub participants: Vec<ParticipantInfo>,
+}
+
+impl Sfu {
+    pub fn new(config: SfuConfig) -> Result<Self, SfuError> {
+        let factory = PeerFactory::new(&config)?;
+        Ok(Self {
+            inner: Arc::new(SfuInner {
+                config,
+                factory,
+                rooms: DashMap::new(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &SfuConfig {
+        &self.inner.config
+    }
+
+    /// Joins (creating if need be) a room. Events for the client arrive on `events` until a
+    /// [`ServerEvent::Left`]; dropping the handle leaves the room.
+    pub async fn join(
+        &self,
+        room: &str,
+        name: Option<&str>,
+        events: mpsc::Sender<ServerEvent>,
+    ) -> Result<Joined, JoinError> {
+        let room_id = RoomId::parse(room).ok_or(JoinError::InvalidRoom)?;
+        let name = DisplayName::parse(name).ok_or(JoinError::InvalidName)?;
+        let info = ParticipantInfo {
+            id: ParticipantId::random(),
+            name,
+        };
+        let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
+        let peer = self.inner.factory.create(peer_events).await?;
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (room, participants) = loop {
+            let room = self.room_entry(&room_id);
+            match room.admit(info.clone(), commands.clone()) {
+                Admission::Admitted(others) => break (room, others),
+                Admission::Full => {
+                    peer.close().await;
+                    return Err(JoinError::Full {
+                        capacity: room.capacity(),
+                    });
+                }
+                Admission::Closed => self.inner.forget_room(&room),
+            }
+        };
+        let id = info.id.clone();
+        let handle = Participant::spawn(
+            info,
+            room,
+            Arc::clone(&self.inner),
+            peer,
+            events,
+            commands_rx,
+            peer_events_rx,
+        );
+        Ok(Joined {
+            handle,
+            room: room_id,
+            id,
+            participants,
+            ice_servers: self.inner.config.ice_servers.clone(),
+        })
+    }
+
+    /// Every room, in id order.
+    pub fn rooms(&self) -> Vec<RoomSummary> {
+        let mut rooms: Vec<_> = self
+            .inner
+            .rooms
+            .iter()
+            .map(|r| summary(r.value()))
+            .collect();
+        rooms.sort_by(|a, b| a.id.cmp(&b.id));
+        rooms
+    }
+
+    pub fn room(&self, id: &str) -> Option<RoomSummary> {
+        let id = RoomId::parse(id)?;
+        self.inner.rooms.get(&id).map(|r| summary(r.value()))
+    }
+
+    fn room_entry(&self, id: &RoomId) -> Arc<Room> {
+        let capacity = self.inner.config.room_capacity;
+        Arc::clone(
+            self.inner
+                .rooms
+                .entry(id.clone())
+                .or_insert_with(|| Arc::new(Room::new(id.clone(), capacity)))
+                .value(),
+        )
+    }
+}
+
+impl SfuInner {
+    /// Drops a closed room from the registry, unless a fresh room already took its id.
+    pub(crate) fn forget_room(&self, room: &Arc<Room>) {
+        self.rooms.remove_if(&room.id, |_, r| Arc::ptr_eq(r, room));
+    }
+}
+
+fn summary(room: &Room) -> RoomSummary {
+    RoomSummary {
+        id: room.id.clone(),
+        created: room.created,
+        participants: room.participants(),
+    }
+}

@@ -1,0 +1,53 @@
+//! The messages exchanged between a participant and the edge, in domain terms.
+
+use crate::ids::{DisplayName, ParticipantId};
+use crate::SignalError;
+
+/// What a client asks of its participant.
+#[derive(Clone, Debug)]
+pub enum Signal {
+    Offer(String),
+    Answer(String),
+    /// A remote ICE candidate; `None` marks the end of candidates.
+    Candidate(Option<IceCandidate>),
+    Leave,
+}
+
+/// An ICE candidate in the shape of the browser's RTCIceCandidateInit.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct IceCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_mline_index: Option<u16>,
+    pub username_fragment: Option<String>,
+}
+
+/// Someone in a room, as others see them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub name: DisplayName,
+}
+
+/// Why a participant's session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// The client asked to leave or went away.
+    Requested,
+    /// The PeerConnection failed or closed.
+    PeerFailed,
+}
+
+/// What the server tells a client.
+#[derive(Clone, Debug)]
+pub enum ServerEvent {
+    ParticipantJoined(ParticipantInfo),
+    ParticipantLeft(ParticipantId),
+    Offer(String),
+    Answer(String),
+    Candidate(Option<IceCandidate>),
+    /// A signal was refused; the session goes on.
+    Error(SignalError),
+    /// The participant is out of the room; no more events follow.
+    Left(LeaveReason),
+}

@@ -1,0 +1,16 @@
+//! roomcast's edge: HTTP and HTTPS (rustls) serving the browser client and the WebSocket
+//! signaling endpoint at `/ws`. Translates the JSON protocol (see `docs/protocol.md`) into calls
+//! on [`roomcast_sfu::Sfu`] and the SFU's events back into JSON.
+
+mod client_files;
+mod error;
+mod protocol;
+mod server;
+mod session;
+mod tls;
+
+pub use axum_server::Handle as HttpsHandle;
+pub use error::SignalingError;
+pub use protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES};
+pub use server::{router, serve_http, serve_https};
+pub use tls::{load_or_generate, TlsFiles};

@@ -1,0 +1,314 @@
+//! Signaling protocol v1: one JSON object per WebSocket text frame, with a `type` field.
+//! Parsing never panics; every refusal carries a stable error code.
+
+use serde::{Deserialize, Serialize};
+
+/// Text frames larger than this are refused with `too_large`. An SDP offer for a full room
+/// (16 participants, two tracks each) is about 40 KB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Join {
+        room: String,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        candidate: Option<CandidateJson>,
+    },
+    Leave {},
+}
+
+const CLIENT_TYPES: [&str; 5] = ["join", "offer", "answer", "candidate", "leave"];
+
+/// The browser's RTCIceCandidateInit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateJson {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        default,
+        rename = "sdpMLineIndex",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sdp_mline_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// A participant as the protocol shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantJson {
+    pub id: String,
+    pub name: String,
+}
+
+/// The browser's RTCIceServer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServerJson {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// A message to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Joined {
+        room: String,
+        id: String,
+        participants: Vec<ParticipantJson>,
+        ice_servers: Vec<IceServerJson>,
+    },
+    ParticipantJoined {
+        participant: ParticipantJson,
+    },
+    ParticipantLeft {
+        id: String,
+    },
+    Full {
+        room: String,
+        capacity: usize,
+    },
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        candidate: Option<CandidateJson>,
+    },
+    Left {
+        room: String,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: no maps with non-string keys, no floats.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialization"}"#.to_owned()
+        })
+    }
+}
+
+/// Every error code the server sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadJson,
+    UnknownType,
+    InvalidMessage,
+    TooLarge,
+    BinaryFrame,
+    InvalidRoom,
+    InvalidName,
+    NotJoined,
+    AlreadyJoined,
+    BadSdp,
+    BadCandidate,
+    WrongState,
+    PeerFailed,
+    Internal,
+}
+
+/// Why a frame could not be understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ProtocolError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl ClientMessage {
+    /// Parses one text frame.
+    pub fn parse(text: &str) -> Result<Self, ProtocolError> {
+        if text.len() > MAX_MESSAGE_BYTES {
+            return Err(ProtocolError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "message of {} bytes exceeds {MAX_MESSAGE_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| ProtocolError::new(ErrorCode::BadJson, format!("not JSON: {e}")))?;
+        let kind = value
+            .as_object()
+            .ok_or_else(|| ProtocolError::new(ErrorCode::InvalidMessage, "expected a JSON object"))?
+            .get("type")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ProtocolError::new(ErrorCode::InvalidMessage, "missing string field `type`")
+            })?;
+        if !CLIENT_TYPES.contains(&kind.as_str()) {
+            let shown: String = kind.chars().take(32).collect();
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownType,
+                format!("unknown message type {shown:?}"),
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                format!("invalid {kind} message: {e}"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> ErrorCode {
+        ClientMessage::parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn join_with_and_without_a_name() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"join","room":"r1","name":"Ada"}"#).unwrap(),
+            ClientMessage::Join {
+                room: "r1".into(),
+                name: Some("Ada".into())
+            }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"join","room":"r1"}"#).unwrap(),
+            ClientMessage::Join {
+                room: "r1".into(),
+                name: None
+            }
+        );
+    }
+
+    #[test]
+    fn candidates_use_the_browsers_field_names_and_null_ends_them() {
+        let parsed = ClientMessage::parse(
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 1.2.3.4 5 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abc"}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Candidate { candidate: Some(c) } = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(c.sdp_mid.as_deref(), Some("0"));
+        assert_eq!(c.sdp_mline_index, Some(0));
+        assert_eq!(c.username_fragment.as_deref(), Some("abc"));
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"candidate","candidate":null}"#).unwrap(),
+            ClientMessage::Candidate { candidate: None }
+        );
+    }
+
+    #[test]
+    fn offer_answer_and_leave() {
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"offer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Offer { .. })
+        ));
+        assert!(matches!(
+            ClientMessage::parse(r#"{"type":"answer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Answer { .. })
+        ));
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"leave"}"#).unwrap(),
+            ClientMessage::Leave {}
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_bad_json() {
+        for text in ["", "{", "nope", r#"{"type":"join","room":}"#, "\u{0}"] {
+            assert_eq!(code(text), ErrorCode::BadJson, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn non_objects_and_missing_type_are_invalid() {
+        for text in ["[]", "42", "null", r#"{"room":"r"}"#, r#"{"type":7}"#] {
+            assert_eq!(code(text), ErrorCode::InvalidMessage, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_types_are_named_as_such() {
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code(r#"{"type":"JOIN","room":"r"}"#),
+            ErrorCode::UnknownType
+        );
+    }
+
+    #[test]
+    fn missing_or_mistyped_fields_are_invalid() {
+        for text in [
+            r#"{"type":"join"}"#,
+            r#"{"type":"join","room":5}"#,
+            r#"{"type":"offer"}"#,
+            r#"{"type":"answer","sdp":null}"#,
+            r#"{"type":"candidate","candidate":"x"}"#,
+            r#"{"type":"join","room":"r","extra":1}"#,
+        ] {
+            assert_eq!(code(text), ErrorCode::InvalidMessage, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_messages_are_too_large() {
+        let huge = format!(
+            r#"{{"type":"offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code(&huge), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn server_messages_serialize_with_snake_case_types() {
+        let json = ServerMessage::ParticipantLeft { id: "p1".into() }.to_json();
+        assert_eq!(json, r#"{"type":"participant_left","id":"p1"}"#);
+        let json = ServerMessage::error(ErrorCode::WrongState, "no").to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"wrong_state","message":"no"}"#
+        );
+        let json = ServerMessage::Candidate { candidate: None }.to_json();
+        assert_eq!(json, r#"{"type":"candidate","candidate":null}"#);
+    }
+}

@@ -1,0 +1,270 @@
+//! One WebSocket connection: parses client frames, joins the SFU, and relays the participant's
+//! events back. A connection can join, leave and join again; bad input gets an `error` and the
+//! connection stays usable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::ws::{Message, WebSocket};
+use roomcast_sfu::{
+    IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle, RoomId, ServerEvent, Sfu,
+    Signal,
+};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::protocol::{
+    CandidateJson, ClientMessage, ErrorCode, IceServerJson, ParticipantJson, ServerMessage,
+};
+
+/// Events buffered between a participant and its socket.
+const EVENT_QUEUE: usize = 256;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+struct Membership {
+    handle: ParticipantHandle,
+    room: RoomId,
+    events: mpsc::Receiver<ServerEvent>,
+}
+
+struct Session {
+    socket: WebSocket,
+    sfu: Sfu,
+    membership: Option<Membership>,
+}
+
+/// Serves one connection until the client goes away.
+pub(crate) async fn run(socket: WebSocket, sfu: Sfu) {
+    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "ws",
+        conn = id,
+        room = tracing::field::Empty,
+        participant = tracing::field::Empty
+    );
+    let session = Session {
+        socket,
+        sfu,
+        membership: None,
+    };
+    session.serve().instrument(span).await;
+}
+
+impl Session {
+    async fn serve(mut self) {
+        tracing::debug!("connected");
+        loop {
+            tokio::select! {
+                frame = self.socket.recv() => match frame {
+                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(error)) => {
+                        tracing::info!(%error, "websocket error");
+                        break;
+                    }
+                },
+                Some(event) = next_event(&mut self.membership) => self.on_event(event).await,
+            }
+        }
+        // Dropping the handle is the participant's cue to leave the room.
+        self.membership = None;
+        tracing::debug!("disconnected");
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let message = match ClientMessage::parse(text) {
+            Ok(message) => message,
+            Err(error) => return self.refuse(error.code, error.message).await,
+        };
+        match message {
+            ClientMessage::Join { room, name } => self.join(&room, name.as_deref()).await,
+            ClientMessage::Leave {} => self.leave().await,
+            ClientMessage::Offer { sdp } => self.signal(Signal::Offer(sdp)).await,
+            ClientMessage::Answer { sdp } => self.signal(Signal::Answer(sdp)).await,
+            ClientMessage::Candidate { candidate } => {
+                self.signal(Signal::Candidate(candidate.map(candidate_from_json)))
+                    .await
+            }
+        }
+    }
+
+    async fn join(&mut self, room: &str, name: Option<&str>) {
+        if self.membership.is_some() {
+            return self
+                .refuse(ErrorCode::AlreadyJoined, "leave the current room first")
+                .await;
+        }
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        match self.sfu.join(room, name, events_tx).await {
+            Ok(joined) => {
+                let span = tracing::Span::current();
+                span.record("room", joined.room.as_str());
+                span.record("participant", joined.id.as_str());
+                self.send(joined_message(&joined)).await;
+                self.membership = Some(Membership {
+                    handle: joined.handle,
+                    room: joined.room,
+                    events,
+                });
+            }
+            Err(JoinError::Full { capacity }) => {
+                tracing::info!(room, capacity, "room full");
+                self.send(ServerMessage::Full {
+                    room: room.to_owned(),
+                    capacity,
+                })
+                .await;
+            }
+            Err(error @ JoinError::InvalidRoom) => {
+                self.refuse(ErrorCode::InvalidRoom, error.to_string()).await
+            }
+            Err(error @ JoinError::InvalidName) => {
+                self.refuse(ErrorCode::InvalidName, error.to_string()).await
+            }
+            Err(error @ JoinError::Peer(_)) => {
+                tracing::error!(%error, "join failed");
+                self.refuse(ErrorCode::Internal, "could not create a peer connection")
+                    .await;
+            }
+        }
+    }
+
+    async fn leave(&mut self) {
+        let Some(membership) = self.membership.take() else {
+            return self.refuse(ErrorCode::NotJoined, "not in a room").await;
+        };
+        membership.handle.signal(Signal::Leave).await;
+        self.send(ServerMessage::Left {
+            room: membership.room.to_string(),
+        })
+        .await;
+    }
+
+    async fn signal(&mut self, signal: Signal) {
+        let Some(membership) = &self.membership else {
+            return self.refuse(ErrorCode::NotJoined, "join a room first").await;
+        };
+        if !membership.handle.signal(signal).await {
+            tracing::debug!("signal after the participant ended");
+        }
+    }
+
+    async fn on_event(&mut self, event: ServerEvent) {
+        let message = match event {
+            ServerEvent::ParticipantJoined(p) => ServerMessage::ParticipantJoined {
+                participant: ParticipantJson {
+                    id: p.id.to_string(),
+                    name: p.name.as_str().to_owned(),
+                },
+            },
+            ServerEvent::ParticipantLeft(id) => {
+                ServerMessage::ParticipantLeft { id: id.to_string() }
+            }
+            ServerEvent::Offer(sdp) => ServerMessage::Offer { sdp },
+            ServerEvent::Answer(sdp) => ServerMessage::Answer { sdp },
+            ServerEvent::Candidate(c) => ServerMessage::Candidate {
+                candidate: c.map(candidate_to_json),
+            },
+            ServerEvent::Error(error) => {
+                ServerMessage::error(signal_error_code(error.code()), error.to_string())
+            }
+            ServerEvent::Left(reason) => return self.on_left(reason).await,
+        };
+        self.send(message).await;
+    }
+
+    async fn on_left(&mut self, reason: LeaveReason) {
+        let Some(membership) = self.membership.take() else {
+            return;
+        };
+        if reason == LeaveReason::PeerFailed {
+            self.send(ServerMessage::error(
+                ErrorCode::PeerFailed,
+                "the media connection failed",
+            ))
+            .await;
+        }
+        self.send(ServerMessage::Left {
+            room: membership.room.to_string(),
+        })
+        .await;
+    }
+
+    async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(?code, %message, "refused client message");
+        self.send(ServerMessage::error(code, message)).await;
+    }
+
+    async fn send(&mut self, message: ServerMessage) {
+        if let Err(error) = self
+            .socket
+            .send(Message::Text(message.to_json().into()))
+            .await
+        {
+            tracing::debug!(%error, "send to a closing socket");
+        }
+    }
+}
+
+async fn next_event(membership: &mut Option<Membership>) -> Option<ServerEvent> {
+    match membership {
+        Some(m) => m.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn joined_message(joined: &Joined) -> ServerMessage {
+    ServerMessage::Joined {
+        room: joined.room.to_string(),
+        id: joined.id.to_string(),
+        participants: joined
+            .participants
+            .iter()
+            .map(|p| ParticipantJson {
+                id: p.id.to_string(),
+                name: p.name.as_str().to_owned(),
+            })
+            .collect(),
+        ice_servers: joined
+            .ice_servers
+            .iter()
+            .map(|s| IceServerJson {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn signal_error_code(code: &str) -> ErrorCode {
+    match code {
+        "bad_sdp" => ErrorCode::BadSdp,
+        "bad_candidate" => ErrorCode::BadCandidate,
+        "wrong_state" => ErrorCode::WrongState,
+        _ => ErrorCode::Internal,
+    }
+}
+
+fn candidate_from_json(c: CandidateJson) -> IceCandidate {
+    IceCandidate {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}
+
+fn candidate_to_json(c: IceCandidate) -> CandidateJson {
+    CandidateJson {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_mline_index,
+        username_fragment: c.username_fragment,
+    }
+}

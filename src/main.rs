@@ -1,0 +1,106 @@
+//! The `roomcast` binary: reads configuration, starts the SFU and the HTTP/HTTPS listeners, and
+//! shuts down cleanly on Ctrl-C or SIGTERM.
+
+mod config;
+mod logging;
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use config::{Config, Listen};
+use roomcast_sfu::Sfu;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let config = Config::parse();
+    logging::init(config.log_format, config.log_file.as_deref())?;
+    let sfu = Sfu::new(config.sfu()).context("starting the media plane")?;
+    let app = roomcast_signaling::router(sfu);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+
+    if let Listen::On(addr) = config.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding HTTP on {addr}"))?;
+        announce("http", listener.local_addr()?);
+        let stopped = wait_for_stop(stop_rx.clone());
+        let app = app.clone();
+        servers.spawn(async move { roomcast_signaling::serve_http(listener, app, stopped).await });
+    }
+    if let Listen::On(addr) = config.https {
+        let tls = roomcast_signaling::load_or_generate(
+            config.cert.clone(),
+            config.key.clone(),
+            &config.cert_dir,
+        )
+        .context("preparing the TLS certificate")?;
+        if tls.generated {
+            tracing::info!(cert = %tls.cert.display(), "generated a self-signed development certificate");
+        }
+        let listener = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("binding HTTPS on {addr}"))?;
+        announce("https", listener.local_addr()?);
+        let handle = axum_server_handle(stop_rx.clone());
+        servers.spawn(
+            async move { roomcast_signaling::serve_https(listener, &tls, app, handle).await },
+        );
+    }
+    if servers.is_empty() {
+        anyhow::bail!("both --http and --https are off: nothing to serve");
+    }
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(result) = servers.join_next() => result??,
+    }
+    let _ = stop_tx.send(true);
+    while let Some(result) = servers.join_next().await {
+        result??;
+    }
+    Ok(())
+}
+
+fn announce(scheme: &str, addr: SocketAddr) {
+    let shown = if addr.ip().is_unspecified() {
+        format!("{scheme}://localhost:{}", addr.port())
+    } else {
+        format!("{scheme}://{addr}")
+    };
+    tracing::info!(%addr, "listening; open {shown}");
+    println!("roomcast: open {shown}");
+}
+
+async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+fn axum_server_handle(stop: watch::Receiver<bool>) -> roomcast_signaling::HttpsHandle {
+    let handle = roomcast_signaling::HttpsHandle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        wait_for_stop(stop).await;
+        h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+    });
+    handle
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
