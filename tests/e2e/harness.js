@@ -1,0 +1,115 @@
+// Test harness: starts the real roomcast binary and drives its client page in headless Chromium.
+'use strict';
+
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+const fs = require('node:fs');
+const { chromium } = require('playwright-core');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'target', 'debug', 'roomcast');
+const ARTIFACTS = path.join(__dirname, 'artifacts');
+
+/** Starts roomcast on loopback with free ports; resolves once it prints its URLs. */
+async function startServer(args = []) {
+  const certDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'roomcast-certs-'));
+  const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,webrtc=warn' },
+  });
+  let logs = '';
+  child.stderr.on('data', (d) => { logs += d; });
+  const urls = {};
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs}`)), 20000);
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs}`)));
+    child.stdout.on('data', (d) => {
+      for (const m of String(d).matchAll(/open (https?):\/\/(\S+)/g)) urls[m[1]] = `${m[1]}://${m[2]}`;
+      if (urls.http && urls.https) { clearTimeout(timer); resolve(); }
+    });
+  });
+  return {
+    ...urls,
+    logs: () => logs,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      const code = await exited;
+      fs.rmSync(certDir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
+
+async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+}
+
+/** A participant: one browser context with one page of the client. */
+async function openParticipant(browser, baseUrl, { ignoreHTTPSErrors = false } = {}) {
+  const context = await browser.newContext({ ignoreHTTPSErrors, viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e.message));
+  await page.goto(baseUrl);
+  return { context, page };
+}
+
+async function join(page, room, name) {
+  await page.fill('#room', room);
+  await page.fill('#name', name);
+  await page.click('#join');
+}
+
+/** What a participant's page shows of the others: one entry per remote tile. */
+async function remoteTiles(page) {
+  return page.$$eval('.tile.remote', (tiles) => tiles.map((t) => ({
+    id: t.dataset.participant,
+    name: t.querySelector('.name').textContent,
+    videoWidth: t.querySelector('video').videoWidth,
+    audioTracks: t.querySelector('video').srcObject?.getAudioTracks().length || 0,
+  })));
+}
+
+/** Per remote track: frames decoded (video) or bytes received (audio), from the client's getStats. */
+async function inboundStats(page) {
+  return page.evaluate(async () => {
+    const pc = window.roomcast.pc;
+    if (!pc) return {};
+    const out = {};
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') out[r.trackIdentifier] = { kind: r.kind, framesDecoded: r.framesDecoded || 0, bytes: r.bytesReceived || 0 };
+    });
+    return out;
+  });
+}
+
+async function waitFor(what, check, { timeout = 20000, interval = 250 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) { last = e; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function screenshot(page, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const file = path.join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+module.exports = { startServer, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
