@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine: Chromium (browser tests) and the
+# end-to-end test tools from npm. Skips whatever is already there.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+if ((${#need_apt[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${need_apt[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -d e2e/node_modules/playwright-core ]; then
+  (cd e2e && npm ci --no-audit --no-fund)
+fi
