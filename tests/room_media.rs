@@ -1,0 +1,94 @@
+//! Media through the SFU with webrtc-rs client peers (no browser): fan-out, departures and room
+//! cleanup, over the real signaling protocol on loopback.
+
+mod support;
+
+use roomcast_sfu::SfuConfig;
+use support::client_peer::ClientPeer;
+use support::{eventually, TestServer};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_peers_each_receive_audio_and_video_from_the_other_two() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let a = ClientPeer::join(&server, "trio", "A").await;
+    let b = ClientPeer::join(&server, "trio", "B").await;
+    let c = ClientPeer::join(&server, "trio", "C").await;
+    let peers = [&a, &b, &c];
+
+    for receiver in peers {
+        for publisher in peers.iter().filter(|p| p.id != receiver.id) {
+            eventually(
+                &format!("{} to receive from {}", receiver.id, publisher.id),
+                || async {
+                    let got = receiver.received_from(&publisher.id);
+                    got.audio >= 20 && got.video >= 20
+                },
+            )
+            .await;
+        }
+        assert_eq!(
+            receiver.received_from(&receiver.id),
+            Default::default(),
+            "nobody gets their own media back"
+        );
+    }
+
+    let leaver = c.id.clone();
+    assert!(sends_stream(&a.remote_sdp().await, &leaver));
+    c.leave().await;
+    for stayer in [&a, &b] {
+        eventually("the leaver's tracks to be removed", || async {
+            stayer.saw_leave_of(&leaver) && !sends_stream(&stayer.remote_sdp().await, &leaver)
+        })
+        .await;
+    }
+    let before = a.received_from(&leaver);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        a.received_from(&leaver),
+        before,
+        "no more media from the leaver"
+    );
+
+    let from_b = a.received_from(&b.id).video;
+    eventually("media between the stayers to keep flowing", || async {
+        a.received_from(&b.id).video > from_b + 10
+    })
+    .await;
+
+    a.leave().await;
+    b.close().await;
+    server.wait_until_empty().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_receives_the_tracks_published_before_it_came() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let early = ClientPeer::join(&server, "late", "Early").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let late = ClientPeer::join(&server, "late", "Late").await;
+    eventually(
+        "the late joiner to receive the early one's media",
+        || async {
+            let got = late.received_from(&early.id);
+            got.audio >= 10 && got.video >= 10
+        },
+    )
+    .await;
+    eventually(
+        "the early one to receive the late joiner's media",
+        || async { early.received_from(&late.id).video >= 10 },
+    )
+    .await;
+    early.close().await;
+    late.close().await;
+    server.wait_until_empty().await;
+}
+
+/// Whether an SDP still has a sending m-section for the given MediaStream id.
+fn sends_stream(sdp: &str, stream: &str) -> bool {
+    sdp.split("\nm=").skip(1).any(|section| {
+        let sending = section.contains("a=sendonly") || section.contains("a=sendrecv");
+        sending && section.contains(&format!("a=msid:{stream} "))
+    })
+}

@@ -1,0 +1,291 @@
+//! A webrtc-rs client peer that joins a room over the real signaling protocol, publishes one Opus
+//! and one VP8 track of synthetic RTP (each payload tagged with the publisher's id), answers the
+//! server's renegotiations, and counts the packets it receives from each publisher.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::APIBuilder;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+use webrtc::track::track_remote::TrackRemote;
+
+use super::{TestServer, Ws};
+
+/// Packets received from one publisher, by kind. Only packets whose payload carries that
+/// publisher's tag count, so a misrouted packet is not mistaken for delivery.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    pub audio: u64,
+    pub video: u64,
+}
+
+type Counts = Arc<Mutex<HashMap<String, Received>>>;
+
+pub struct ClientPeer {
+    pub id: String,
+    pc: Arc<RTCPeerConnection>,
+    received: Counts,
+    departed: Arc<Mutex<Vec<String>>>,
+    leave: mpsc::Sender<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ClientPeer {
+    pub async fn join(server: &TestServer, room: &str, name: &str) -> Self {
+        let mut ws = server.ws().await;
+        let joined = ws.join(room, name).await;
+        let id = joined["id"].as_str().expect("joined.id").to_owned();
+        let pc = Arc::new(new_peer_connection().await);
+        let received = Counts::default();
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
+        wire_callbacks(&pc, &received, outgoing.clone());
+
+        let audio = local_track(MIME_TYPE_OPUS, 48000, 2, "audio");
+        let video = local_track(MIME_TYPE_VP8, 90000, 0, "video");
+        for track in [&audio, &video] {
+            pc.add_track(Arc::clone(track) as Arc<dyn TrackLocal + Send + Sync>)
+                .await
+                .expect("add_track");
+        }
+        let offer = pc.create_offer(None).await.expect("offer");
+        pc.set_local_description(offer)
+            .await
+            .expect("set local offer");
+        let sdp = pc.local_description().await.expect("local").sdp;
+        ws.send(json!({"type": "offer", "sdp": sdp})).await;
+
+        let departed = Arc::new(Mutex::new(Vec::new()));
+        let (leave, leave_rx) = mpsc::channel(1);
+        let signaling = tokio::spawn(signal_loop(
+            ws,
+            Arc::clone(&pc),
+            outgoing_rx,
+            leave_rx,
+            Arc::clone(&departed),
+        ));
+        let media = tokio::spawn(send_media(audio, video, id.clone()));
+        Self {
+            id,
+            pc,
+            received,
+            departed,
+            leave,
+            tasks: vec![signaling, media],
+        }
+    }
+
+    pub fn received_from(&self, publisher: &str) -> Received {
+        self.received
+            .lock()
+            .unwrap()
+            .get(publisher)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub fn saw_leave_of(&self, participant: &str) -> bool {
+        self.departed
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p == participant)
+    }
+
+    /// The server's current description of this connection.
+    pub async fn remote_sdp(&self) -> String {
+        self.pc
+            .remote_description()
+            .await
+            .map(|d| d.sdp)
+            .unwrap_or_default()
+    }
+
+    /// Sends `leave` and closes the connection.
+    pub async fn leave(self) {
+        let _ = self.leave.send(()).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.close().await;
+    }
+
+    /// Vanishes without a word: the WebSocket and the PeerConnection just go away.
+    pub async fn close(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.pc.close().await;
+    }
+}
+
+async fn new_peer_connection() -> RTCPeerConnection {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().unwrap();
+    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+    let mut settings = SettingEngine::default();
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    settings.set_include_loopback_candidate(true);
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build();
+    api.new_peer_connection(RTCConfiguration::default())
+        .await
+        .unwrap()
+}
+
+fn local_track(mime: &str, clock_rate: u32, channels: u16, id: &str) -> Arc<TrackLocalStaticRTP> {
+    let codec = RTCRtpCodecCapability {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        ..Default::default()
+    };
+    Arc::new(TrackLocalStaticRTP::new(
+        codec,
+        id.to_owned(),
+        "client".to_owned(),
+    ))
+}
+
+fn wire_callbacks(
+    pc: &RTCPeerConnection,
+    received: &Counts,
+    outgoing: mpsc::UnboundedSender<Value>,
+) {
+    pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+        let candidate = c
+            .and_then(|c| c.to_json().ok())
+            .map(|c| serde_json::to_value(c).unwrap());
+        let _ = outgoing.send(json!({"type": "candidate", "candidate": candidate}));
+        Box::pin(async {})
+    }));
+    let received = Arc::clone(received);
+    pc.on_track(Box::new(move |track, _, _| {
+        tokio::spawn(count_packets(track, Arc::clone(&received)));
+        Box::pin(async {})
+    }));
+}
+
+async fn count_packets(track: Arc<TrackRemote>, received: Counts) {
+    let publisher = track.stream_id();
+    let tag = publisher.as_bytes().to_vec();
+    while let Ok((packet, _)) = track.read_rtp().await {
+        if !packet.payload.ends_with(&tag) {
+            continue;
+        }
+        let mut counts = received.lock().unwrap();
+        let entry = counts.entry(publisher.clone()).or_default();
+        match track.kind() {
+            RTPCodecType::Audio => entry.audio += 1,
+            _ => entry.video += 1,
+        }
+    }
+}
+
+async fn signal_loop(
+    mut ws: Ws,
+    pc: Arc<RTCPeerConnection>,
+    mut outgoing: mpsc::UnboundedReceiver<Value>,
+    mut leave: mpsc::Receiver<()>,
+    departed: Arc<Mutex<Vec<String>>>,
+) {
+    loop {
+        tokio::select! {
+            Some(message) = outgoing.recv() => ws.send(message).await,
+            _ = leave.recv() => {
+                ws.send(json!({"type": "leave"})).await;
+                let _ = ws.recv_type("left").await;
+                return;
+            }
+            message = ws.recv() => {
+                let Some(message) = message else { return };
+                if message["type"] == "participant_left" {
+                    departed.lock().unwrap().push(message["id"].as_str().unwrap_or("").to_owned());
+                }
+                if let Some(reply) = handle(&pc, &message).await {
+                    ws.send(reply).await;
+                }
+            }
+        }
+    }
+}
+
+async fn handle(pc: &RTCPeerConnection, message: &Value) -> Option<Value> {
+    let sdp = || message["sdp"].as_str().unwrap_or_default().to_owned();
+    match message["type"].as_str()? {
+        "answer" => {
+            let answer = RTCSessionDescription::answer(sdp()).unwrap();
+            pc.set_remote_description(answer)
+                .await
+                .expect("apply answer");
+            None
+        }
+        "offer" => {
+            let offer = RTCSessionDescription::offer(sdp()).unwrap();
+            pc.set_remote_description(offer).await.expect("apply offer");
+            let answer = pc.create_answer(None).await.expect("answer");
+            pc.set_local_description(answer)
+                .await
+                .expect("set local answer");
+            let sdp = pc.local_description().await.unwrap().sdp;
+            Some(json!({"type": "answer", "sdp": sdp}))
+        }
+        "candidate" if !message["candidate"].is_null() => {
+            let init: RTCIceCandidateInit =
+                serde_json::from_value(message["candidate"].clone()).unwrap();
+            pc.add_ice_candidate(init).await.expect("add candidate");
+            None
+        }
+        "error" => panic!("server refused a signal: {message}"),
+        _ => None,
+    }
+}
+
+/// 50 audio packets and 30 video packets a second, each payload ending with the publisher's id.
+async fn send_media(audio: Arc<TrackLocalStaticRTP>, video: Arc<TrackLocalStaticRTP>, tag: String) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let tag = Bytes::from(tag.into_bytes());
+    for n in 0u32.. {
+        tick.tick().await;
+        let _ = audio.write_rtp(&packet(n, 960, &[0xfc], &tag)).await;
+        if n % 5 < 3 {
+            // VP8 payload descriptor: start of partition 0.
+            let _ = video
+                .write_rtp(&packet(n, 3000, &[0x10, 0, 0, 0], &tag))
+                .await;
+        }
+    }
+}
+
+fn packet(n: u32, ticks: u32, prefix: &[u8], tag: &Bytes) -> Packet {
+    let mut payload = prefix.to_vec();
+    payload.extend_from_slice(tag);
+    Packet {
+        header: Header {
+            version: 2,
+            sequence_number: n as u16,
+            timestamp: n.wrapping_mul(ticks),
+            marker: true,
+            ..Default::default()
+        },
+        payload: Bytes::from(payload),
+    }
+}

@@ -1,0 +1,158 @@
+//! Test support: an in-process roomcast server on loopback, a raw WebSocket signaling client, and
+//! a webrtc-rs client peer that publishes synthetic audio and video and counts what it receives.
+
+#![allow(dead_code)]
+
+pub mod client_peer;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use roomcast_sfu::{Sfu, SfuConfig};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// roomcast's router served over plain HTTP on a free loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub sfu: Sfu,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    pub async fn start(config: SfuConfig) -> Self {
+        let sfu = Sfu::new(config).expect("sfu");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = roomcast_signaling::router(sfu.clone());
+        tokio::spawn(roomcast_signaling::serve_http(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            sfu,
+            stop: Some(stop),
+        }
+    }
+
+    pub async fn ws(&self) -> Ws {
+        Ws::connect(self.addr).await
+    }
+
+    /// Waits until the server holds no rooms.
+    pub async fn wait_until_empty(&self) {
+        eventually("all rooms to be cleaned up", || async {
+            self.sfu.rooms().is_empty()
+        })
+        .await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A signaling connection speaking raw JSON.
+pub struct Ws {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Ws {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let (stream, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .expect("websocket connect");
+        Self { stream }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.stream
+            .send(Message::Text(text.into()))
+            .await
+            .expect("ws send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.stream
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The next JSON message, or `None` when the connection closed.
+    pub async fn recv(&mut self) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.stream.next())
+                .await
+                .expect("timed out waiting for a server message")?;
+            match frame.ok()? {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("server JSON"))
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Skips messages until one of `kind` arrives.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let message = self.recv().await.expect("connection closed");
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
+    /// The next message that is not a trickled candidate.
+    pub async fn recv_skipping_candidates(&mut self) -> Value {
+        loop {
+            let message = self.recv().await.expect("connection closed");
+            if message["type"] != "candidate" {
+                return message;
+            }
+        }
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> Value {
+        self.send(json!({"type": "join", "room": room, "name": name}))
+            .await;
+        self.recv_type("joined").await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+/// Polls `check` until it holds, failing the test after [`TIMEOUT`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
