@@ -45,6 +45,10 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
 
+    /// Seconds a participant's media connection may stay silent before the participant is removed.
+    #[arg(long, env = "ROOMCAST_PEER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub peer_timeout: u64,
+
     /// Log format.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -82,6 +86,7 @@ impl Config {
             room_capacity: self.room_capacity as usize,
             udp_ports: self.udp_ports,
             public_ip: self.public_ip,
+            peer_timeout: std::time::Duration::from_secs(self.peer_timeout),
             ..SfuConfig::default()
         }
     }

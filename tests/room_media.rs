@@ -33,6 +33,9 @@ async fn three_peers_each_receive_audio_and_video_from_the_other_two() {
         );
     }
 
+    for peer in peers {
+        assert_eq!(peer.errors(), Vec::<serde_json::Value>::new());
+    }
     let leaver = c.id.clone();
     assert!(sends_stream(&a.remote_sdp().await, &leaver));
     c.leave().await;
@@ -91,4 +94,36 @@ fn sends_stream(sdp: &str, stream: &str) -> bool {
         let sending = section.contains("a=sendonly") || section.contains("a=sendrecv");
         sending && section.contains(&format!("a=msid:{stream} "))
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_whose_media_connection_dies_is_removed_and_told_why() {
+    let server = TestServer::start(SfuConfig {
+        peer_timeout: std::time::Duration::from_secs(2),
+        ..SfuConfig::default()
+    })
+    .await;
+    let stayer = ClientPeer::join(&server, "fragile", "Stayer").await;
+    let vanisher = ClientPeer::join(&server, "fragile", "Vanisher").await;
+    eventually("media to flow", || async {
+        stayer.received_from(&vanisher.id).video > 10
+    })
+    .await;
+    let gone = vanisher.id.clone();
+    let told = vanisher.kill_media().await;
+    eventually("the others to hear the vanished one left", || async {
+        stayer.saw_leave_of(&gone)
+    })
+    .await;
+    let messages = told.await.expect("signaling stayed open");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m["type"] == "error" && m["code"] == "peer_failed"),
+        "{messages:?}"
+    );
+    assert_eq!(messages.last().unwrap()["type"], "left");
+    assert_eq!(server.sfu.room("fragile").unwrap().participants.len(), 1);
+    stayer.close().await;
+    server.wait_until_empty().await;
 }

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Settings for the media plane, built by the binary from flags and environment.
 #[derive(Clone, Debug)]
@@ -17,6 +18,8 @@ pub struct SfuConfig {
     pub include_loopback: bool,
     /// STUN/TURN servers handed to clients in `joined`.
     pub ice_servers: Vec<IceServer>,
+    /// How long a media connection may go silent before its participant is removed.
+    pub peer_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -27,6 +30,7 @@ impl Default for SfuConfig {
             public_ip: None,
             include_loopback: true,
             ice_servers: Vec::new(),
+            peer_timeout: Duration::from_secs(10),
         }
     }
 }

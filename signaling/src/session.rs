@@ -196,7 +196,7 @@ impl Session {
 
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        tracing::info!(?code, %message, "refused client message");
+        tracing::info!(?code, detail = %message, "refused client message");
         self.send(ServerMessage::error(code, message)).await;
     }
 

@@ -38,12 +38,13 @@ pub struct Received {
 }
 
 type Counts = Arc<Mutex<HashMap<String, Received>>>;
+type Messages = Arc<Mutex<Vec<Value>>>;
 
 pub struct ClientPeer {
     pub id: String,
     pc: Arc<RTCPeerConnection>,
     received: Counts,
-    departed: Arc<Mutex<Vec<String>>>,
+    messages: Messages,
     leave: mpsc::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -72,21 +73,21 @@ impl ClientPeer {
         let sdp = pc.local_description().await.expect("local").sdp;
         ws.send(json!({"type": "offer", "sdp": sdp})).await;
 
-        let departed = Arc::new(Mutex::new(Vec::new()));
+        let messages = Messages::default();
         let (leave, leave_rx) = mpsc::channel(1);
         let signaling = tokio::spawn(signal_loop(
             ws,
             Arc::clone(&pc),
             outgoing_rx,
             leave_rx,
-            Arc::clone(&departed),
+            Arc::clone(&messages),
         ));
         let media = tokio::spawn(send_media(audio, video, id.clone()));
         Self {
             id,
             pc,
             received,
-            departed,
+            messages,
             leave,
             tasks: vec![signaling, media],
         }
@@ -102,11 +103,40 @@ impl ClientPeer {
     }
 
     pub fn saw_leave_of(&self, participant: &str) -> bool {
-        self.departed
+        self.messages
             .lock()
             .unwrap()
             .iter()
-            .any(|p| p == participant)
+            .any(|m| m["type"] == "participant_left" && m["id"] == participant)
+    }
+
+    /// Every `error` the server sent this peer.
+    pub fn errors(&self) -> Vec<Value> {
+        let messages = self.messages.lock().unwrap();
+        messages
+            .iter()
+            .filter(|m| m["type"] == "error")
+            .cloned()
+            .collect()
+    }
+
+    /// Kills the media connection but keeps signaling open; resolves to what the server said
+    /// afterwards, up to and including `left`.
+    pub async fn kill_media(self) -> impl std::future::Future<Output = Option<Vec<Value>>> {
+        let from = self.messages.lock().unwrap().len();
+        let _ = self.pc.close().await;
+        async move {
+            let deadline = tokio::time::Instant::now() + super::TIMEOUT;
+            while tokio::time::Instant::now() < deadline {
+                let after: Vec<Value> = self.messages.lock().unwrap()[from..].to_vec();
+                if after.iter().any(|m| m["type"] == "left") {
+                    self.close().await;
+                    return Some(after);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            None
+        }
     }
 
     /// The server's current description of this connection.
@@ -205,7 +235,7 @@ async fn signal_loop(
     pc: Arc<RTCPeerConnection>,
     mut outgoing: mpsc::UnboundedReceiver<Value>,
     mut leave: mpsc::Receiver<()>,
-    departed: Arc<Mutex<Vec<String>>>,
+    messages: Messages,
 ) {
     loop {
         tokio::select! {
@@ -217,46 +247,40 @@ async fn signal_loop(
             }
             message = ws.recv() => {
                 let Some(message) = message else { return };
-                if message["type"] == "participant_left" {
-                    departed.lock().unwrap().push(message["id"].as_str().unwrap_or("").to_owned());
-                }
-                if let Some(reply) = handle(&pc, &message).await {
-                    ws.send(reply).await;
+                messages.lock().unwrap().push(message.clone());
+                match handle(&pc, &message).await {
+                    Ok(Some(reply)) => ws.send(reply).await,
+                    Ok(None) => {}
+                    Err(e) => eprintln!("client peer could not handle {}: {e}", message["type"]),
                 }
             }
         }
     }
 }
 
-async fn handle(pc: &RTCPeerConnection, message: &Value) -> Option<Value> {
+async fn handle(pc: &RTCPeerConnection, message: &Value) -> webrtc::error::Result<Option<Value>> {
     let sdp = || message["sdp"].as_str().unwrap_or_default().to_owned();
-    match message["type"].as_str()? {
+    match message["type"].as_str().unwrap_or_default() {
         "answer" => {
-            let answer = RTCSessionDescription::answer(sdp()).unwrap();
-            pc.set_remote_description(answer)
-                .await
-                .expect("apply answer");
-            None
+            pc.set_remote_description(RTCSessionDescription::answer(sdp())?)
+                .await?;
         }
         "offer" => {
-            let offer = RTCSessionDescription::offer(sdp()).unwrap();
-            pc.set_remote_description(offer).await.expect("apply offer");
-            let answer = pc.create_answer(None).await.expect("answer");
-            pc.set_local_description(answer)
-                .await
-                .expect("set local answer");
-            let sdp = pc.local_description().await.unwrap().sdp;
-            Some(json!({"type": "answer", "sdp": sdp}))
+            pc.set_remote_description(RTCSessionDescription::offer(sdp())?)
+                .await?;
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer).await?;
+            let sdp = pc.local_description().await.map(|d| d.sdp);
+            return Ok(Some(json!({"type": "answer", "sdp": sdp})));
         }
         "candidate" if !message["candidate"].is_null() => {
             let init: RTCIceCandidateInit =
-                serde_json::from_value(message["candidate"].clone()).unwrap();
-            pc.add_ice_candidate(init).await.expect("add candidate");
-            None
+                serde_json::from_value(message["candidate"].clone()).expect("candidate JSON");
+            pc.add_ice_candidate(init).await?;
         }
-        "error" => panic!("server refused a signal: {message}"),
-        _ => None,
+        _ => {}
     }
+    Ok(None)
 }
 
 /// 50 audio packets and 30 video packets a second, each payload ending with the publisher's id.

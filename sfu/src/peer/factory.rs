@@ -1,6 +1,7 @@
 //! Builds PeerConnections with the server's media engine, interceptors and network settings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use webrtc::api::interceptor_registry::register_default_interceptors;
@@ -62,6 +63,14 @@ fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
     // networks (nor work on loopback).
     s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     s.set_include_loopback_candidate(config.include_loopback);
+    // ICE declares a silent connection disconnected, then failed after as long again; the
+    // keepalive must fire well inside the first half.
+    let half = config.peer_timeout / 2;
+    s.set_ice_timeouts(
+        Some(half),
+        Some(half),
+        Some((half / 2).min(Duration::from_secs(2))),
+    );
     if let Some(range) = config.udp_ports {
         let udp = EphemeralUDP::new(range.min, range.max)
             .map_err(|e| SfuError::WebRtc(format!("udp port range: {e}")))?;
