@@ -11,11 +11,11 @@ const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'target', 'debug', 'r
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 
 /** Starts roomcast on loopback with free ports; resolves once it prints its URLs. */
-async function startServer(args = []) {
+async function startServer(args = [], { logLevel } = {}) {
   const certDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'roomcast-certs-'));
   const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info,webrtc=warn' },
+    env: { ...process.env, RUST_LOG: logLevel || process.env.RUST_LOG || 'info,webrtc=warn' },
   });
   let logs = '';
   child.stderr.on('data', (d) => { logs += d; });
