@@ -143,6 +143,10 @@ const handlers = {
     try { await state.pc?.addIceCandidate(m.candidate || undefined); } catch (e) { log('candidate', e); }
   },
   left() { teardown('Left the room', 'idle'); },
+  kicked(m) {
+    notice(m.message);
+    teardown(m.reason === 'room_closed' ? 'Room closed' : 'Removed from the room', 'error');
+  },
   error(m) {
     log('error', m.code, m.message);
     if (m.code === 'peer_failed') notice('The media connection failed. Please join again.');

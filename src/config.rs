@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_PEER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
     pub peer_timeout: u64,
 
+    /// Bearer token for the admin API, /metrics and the /admin dashboard. Without it they answer
+    /// only to loopback clients.
+    #[arg(long, env = "ROOMCAST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Log format.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -17,7 +17,14 @@ async fn main() -> Result<()> {
     let config = Config::parse();
     logging::init(config.log_format, config.log_file.as_deref())?;
     let sfu = Sfu::new(config.sfu()).context("starting the media plane")?;
-    let app = roomcast_signaling::router(sfu);
+    let admin = roomcast_signaling::AdminAccess::from_token(config.admin_token.clone());
+    match admin {
+        roomcast_signaling::AdminAccess::Token(_) => tracing::info!("admin API and dashboard require the admin token"),
+        roomcast_signaling::AdminAccess::LoopbackOnly => tracing::warn!(
+            "no --admin-token set: the admin API, /metrics and /admin answer only to loopback clients"
+        ),
+    }
+    let app = roomcast_signaling::router(sfu, roomcast_signaling::EdgeOptions { admin });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
 

@@ -8,10 +8,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::negotiation::{ClientOffer, Negotiation};
-use crate::peer::{ConnectionState, Peer, PeerEvent, RemoteTrack};
+use crate::peer::{Peer, PeerEvent, RemoteTrack};
+use crate::presence::Presence;
 use crate::publication::Publication;
 use crate::room::{Room, RoomCommand};
 use crate::sfu::SfuInner;
+use crate::stats::ConnectionState;
 use crate::subscription::Subscription;
 use crate::{
     IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal, SignalError,
@@ -37,10 +39,17 @@ impl ParticipantHandle {
     }
 }
 
+/// What the room and the connection send a participant.
+pub(crate) struct Inboxes {
+    pub(crate) commands: mpsc::UnboundedReceiver<RoomCommand>,
+    pub(crate) peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+}
+
 pub(crate) struct Participant {
     info: ParticipantInfo,
     room: Arc<Room>,
     sfu: Arc<SfuInner>,
+    presence: Arc<Presence>,
     peer: Peer,
     events: mpsc::Sender<ServerEvent>,
     negotiation: Negotiation,
@@ -53,10 +62,10 @@ impl Participant {
         info: ParticipantInfo,
         room: Arc<Room>,
         sfu: Arc<SfuInner>,
+        presence: Arc<Presence>,
         peer: Peer,
         events: mpsc::Sender<ServerEvent>,
-        commands: mpsc::UnboundedReceiver<RoomCommand>,
-        peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+        inboxes: Inboxes,
     ) -> ParticipantHandle {
         let (signals_tx, signals) = mpsc::channel(SIGNAL_QUEUE);
         let handle = ParticipantHandle {
@@ -68,6 +77,7 @@ impl Participant {
             info,
             room,
             sfu,
+            presence,
             peer,
             events,
             negotiation: Negotiation::default(),
@@ -76,7 +86,7 @@ impl Participant {
         };
         tokio::spawn(
             participant
-                .run(signals, commands, peer_events)
+                .run(signals, inboxes.commands, inboxes.peer_events)
                 .instrument(span),
         );
         handle
@@ -95,7 +105,12 @@ impl Participant {
                     None | Some(Signal::Leave) => break LeaveReason::Requested,
                     Some(signal) => self.on_signal(signal).await,
                 },
-                Some(command) = commands.recv() => self.on_room(command).await,
+                Some(command) = commands.recv() => {
+                    if let RoomCommand::Remove(reason) = command {
+                        break reason;
+                    }
+                    self.on_room(command).await;
+                }
                 Some(event) = peer_events.recv() => {
                     if let Some(reason) = self.on_peer(event) {
                         break reason;
@@ -151,14 +166,18 @@ impl Participant {
             RoomCommand::PeerLeft(id) => self.send(ServerEvent::ParticipantLeft(id)).await,
             RoomCommand::Subscribe(publication) => self.subscribe(publication).await,
             RoomCommand::Unsubscribe(publication_id) => self.unsubscribe(&publication_id).await,
+            RoomCommand::Remove(_) => {}
         }
     }
 
     async fn subscribe(&mut self, publication: Arc<Publication>) {
         let id = publication.id.clone();
-        match Subscription::start(&self.peer, publication).await {
+        let counters = Arc::clone(&self.sfu.counters);
+        match Subscription::start(&self.peer, Arc::clone(&publication), counters).await {
             Ok(subscription) => {
                 tracing::debug!(publication = %id, "subscribed");
+                self.presence
+                    .add_forwarded(publication, Arc::clone(&subscription.stats));
                 self.subscriptions.push(subscription);
                 self.negotiation.tracks_changed();
             }
@@ -170,10 +189,11 @@ impl Participant {
         let Some(pos) = self
             .subscriptions
             .iter()
-            .position(|s| s.publication_id() == publication_id)
+            .position(|s| s.publication().id == publication_id)
         else {
             return;
         };
+        self.presence.remove_forwarded(publication_id);
         self.subscriptions.swap_remove(pos).stop(&self.peer).await;
         tracing::debug!(publication = %publication_id, "unsubscribed");
         self.negotiation.tracks_changed();
@@ -186,8 +206,14 @@ impl Participant {
                 self.queue_candidate(candidate);
                 None
             }
+            PeerEvent::SelectedPair(local, remote) => {
+                tracing::info!(local = %local, remote = %remote, "selected candidate pair");
+                self.presence.set_candidate_pair(local, remote);
+                None
+            }
             PeerEvent::Connection(state) => {
-                tracing::info!(?state, "connection state");
+                tracing::info!(state = state.as_str(), "connection state");
+                self.presence.set_connection(state);
                 matches!(state, ConnectionState::Failed | ConnectionState::Closed)
                     .then_some(LeaveReason::PeerFailed)
             }
@@ -208,7 +234,8 @@ impl Participant {
         let id = format!("{}-{}", self.info.id, self.published);
         tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), "publishing");
         let keyframes = self.peer.keyframe_requester(track.ssrc());
-        let publication = Publication::start(id, self.info.id.clone(), track, keyframes);
+        let counters = Arc::clone(&self.sfu.counters);
+        let publication = Publication::start(id, self.info.id.clone(), track, keyframes, counters);
         self.room.publish(&self.info.id, publication);
     }
 

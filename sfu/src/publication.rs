@@ -4,15 +4,16 @@
 //! per-packet path takes no lock: it reads a packet, wraps it in one `Arc`, and offers it to each
 //! subscriber's bounded queue. A full queue drops for that subscriber only.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::ids::ParticipantId;
-use crate::peer::{Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket};
+use crate::peer::{wire_size, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket};
+use crate::stats::{add, Counters, InboundStats, MeterWindow, ReceptionTracker, TrackReport};
 
 /// A subscriber's queue of packets to forward.
 pub(crate) type PacketQueue = mpsc::Sender<Arc<RtpPacket>>;
@@ -33,9 +34,9 @@ pub(crate) struct Publication {
     pub(crate) publisher: ParticipantId,
     pub(crate) kind: MediaKind,
     pub(crate) codec: Codec,
+    pub(crate) stats: Arc<InboundStats>,
     changes: mpsc::UnboundedSender<FanoutChange>,
     keyframes: mpsc::Sender<()>,
-    dropped: Arc<AtomicU64>,
 }
 
 impl Publication {
@@ -45,21 +46,27 @@ impl Publication {
         publisher: ParticipantId,
         track: RemoteTrack,
         keyframe: KeyframeRequester,
+        counters: Arc<Counters>,
     ) -> Arc<Self> {
         let (changes, changes_rx) = mpsc::unbounded_channel();
         let (keyframes, keyframes_rx) = mpsc::channel(1);
-        let dropped = Arc::new(AtomicU64::new(0));
+        let stats = Arc::new(InboundStats::default());
         let publication = Arc::new(Self {
             id,
             publisher,
             kind: track.kind(),
             codec: track.codec(),
+            stats: Arc::clone(&stats),
             changes,
             keyframes,
-            dropped: Arc::clone(&dropped),
         });
         let span = tracing::info_span!("publication", id = %publication.id, kind = publication.kind.as_str());
-        tokio::spawn(fan_out(track, changes_rx, dropped).instrument(span.clone()));
+        let fan_out = FanOut {
+            track,
+            stats,
+            counters,
+        };
+        tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
         tokio::spawn(throttle_keyframes(keyframe, keyframes_rx).instrument(span));
         publication
     }
@@ -79,56 +86,86 @@ impl Publication {
         }
     }
 
-    /// Packets dropped because a subscriber's queue was full.
-    #[allow(dead_code)]
-    pub(crate) fn dropped_packets(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-async fn fan_out(
-    track: RemoteTrack,
-    mut changes: mpsc::UnboundedReceiver<FanoutChange>,
-    dropped: Arc<AtomicU64>,
-) {
-    let track = Arc::new(track);
-    let rtcp = tokio::spawn({
-        let track = Arc::clone(&track);
-        async move { track.drain_rtcp().await }
-    });
-    let mut subscribers: Vec<(SubscriptionId, PacketQueue)> = Vec::new();
-    let mut changes_open = true;
-    loop {
-        tokio::select! {
-            biased;
-            change = changes.recv(), if changes_open => match change {
-                Some(FanoutChange::Add(id, queue)) => subscribers.push((id, queue)),
-                Some(FanoutChange::Remove(id)) => subscribers.retain(|(s, _)| *s != id),
-                None => changes_open = false,
-            },
-            packet = track.read() => {
-                let Some(packet) = packet else { break };
-                forward(Arc::new(packet), &mut subscribers, &dropped);
-            }
+    pub(crate) fn report(&self) -> TrackReport {
+        let s = &self.stats;
+        TrackReport {
+            id: self.id.clone(),
+            publisher: self.publisher.clone(),
+            kind: self.kind.as_str(),
+            codec: self.codec.mime_type().to_owned(),
+            packets: s.meter.packets(),
+            bytes: s.meter.bytes(),
+            bitrate_bps: s.meter.bitrate(),
+            packets_lost: s.lost.load(Ordering::Relaxed),
+            fraction_lost: None,
+            jitter_ms: s.jitter_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+            rtt_ms: None,
+            keyframe_requests: 0,
+            nacks: 0,
         }
     }
-    rtcp.abort();
-    tracing::debug!("publication ended");
 }
 
-fn forward(
-    packet: Arc<RtpPacket>,
-    subscribers: &mut Vec<(SubscriptionId, PacketQueue)>,
-    dropped: &AtomicU64,
-) {
+/// The reader side of a publication: owns the remote track and the subscriber list.
+struct FanOut {
+    track: RemoteTrack,
+    stats: Arc<InboundStats>,
+    counters: Arc<Counters>,
+}
+
+impl FanOut {
+    async fn run(self, mut changes: mpsc::UnboundedReceiver<FanoutChange>) {
+        let track = Arc::new(self.track);
+        let rtcp = tokio::spawn({
+            let track = Arc::clone(&track);
+            async move { track.drain_rtcp().await }
+        });
+        let mut subscribers: Vec<(SubscriptionId, PacketQueue)> = Vec::new();
+        let mut window = MeterWindow::new();
+        let mut reception = ReceptionTracker::new(track.codec().clock_rate());
+        let mut changes_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                change = changes.recv(), if changes_open => match change {
+                    Some(FanoutChange::Add(id, queue)) => subscribers.push((id, queue)),
+                    Some(FanoutChange::Remove(id)) => subscribers.retain(|(s, _)| *s != id),
+                    None => changes_open = false,
+                },
+                packet = track.read() => {
+                    let Some(packet) = packet else { break };
+                    let now = Instant::now();
+                    let size = wire_size(&packet);
+                    self.stats.meter.record(&mut window, size, now, &self.counters.received);
+                    reception.on_packet(packet.header.sequence_number, packet.header.timestamp, now);
+                    self.stats.lost.store(reception.lost(), Ordering::Relaxed);
+                    self.stats.jitter_micros.store(reception.jitter_micros(), Ordering::Relaxed);
+                    let dropped = forward(Arc::new(packet), &mut subscribers);
+                    if dropped > 0 {
+                        add(&self.stats.dropped, dropped);
+                        add(&self.counters.dropped, dropped);
+                    }
+                }
+            }
+        }
+        window.flush(&self.counters.received);
+        rtcp.abort();
+        tracing::debug!("publication ended");
+    }
+}
+
+/// Offers the packet to every subscriber; returns how many queues were full and dropped it.
+fn forward(packet: Arc<RtpPacket>, subscribers: &mut Vec<(SubscriptionId, PacketQueue)>) -> u64 {
+    let mut dropped = 0;
     subscribers.retain(|(_, queue)| match queue.try_send(Arc::clone(&packet)) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            dropped.fetch_add(1, Ordering::Relaxed);
+            dropped += 1;
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     });
+    dropped
 }
 
 async fn throttle_keyframes(requester: KeyframeRequester, mut requests: mpsc::Receiver<()>) {
@@ -155,11 +192,9 @@ mod tests {
         let (a, mut a_rx) = mpsc::channel(4);
         let (b, mut b_rx) = mpsc::channel(4);
         let mut subs = vec![(1, a), (2, b)];
-        let dropped = AtomicU64::new(0);
-        forward(packet(7), &mut subs, &dropped);
+        assert_eq!(forward(packet(7), &mut subs), 0);
         assert_eq!(a_rx.try_recv().unwrap().header.sequence_number, 7);
         assert_eq!(b_rx.try_recv().unwrap().header.sequence_number, 7);
-        assert_eq!(dropped.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -167,10 +202,8 @@ mod tests {
         let (slow, _slow_rx) = mpsc::channel(1);
         let (fast, mut fast_rx) = mpsc::channel(4);
         let mut subs = vec![(1, slow), (2, fast)];
-        let dropped = AtomicU64::new(0);
-        forward(packet(1), &mut subs, &dropped);
-        forward(packet(2), &mut subs, &dropped);
-        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(forward(packet(1), &mut subs), 0);
+        assert_eq!(forward(packet(2), &mut subs), 1);
         assert_eq!(fast_rx.try_recv().unwrap().header.sequence_number, 1);
         assert_eq!(fast_rx.try_recv().unwrap().header.sequence_number, 2);
         assert_eq!(subs.len(), 2);
@@ -181,7 +214,7 @@ mod tests {
         let (gone, gone_rx) = mpsc::channel(4);
         drop(gone_rx);
         let mut subs = vec![(1, gone)];
-        forward(packet(1), &mut subs, &AtomicU64::new(0));
+        forward(packet(1), &mut subs);
         assert!(subs.is_empty());
     }
 }

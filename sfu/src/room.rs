@@ -10,8 +10,10 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use crate::ids::{ParticipantId, RoomId};
+use crate::presence::Presence;
 use crate::publication::Publication;
-use crate::ParticipantInfo;
+use crate::stats::{ParticipantReport, RoomReport, Totals};
+use crate::{LeaveReason, ParticipantInfo};
 
 /// What a room tells one of its members.
 pub(crate) enum RoomCommand {
@@ -19,6 +21,8 @@ pub(crate) enum RoomCommand {
     PeerLeft(ParticipantId),
     Subscribe(Arc<Publication>),
     Unsubscribe(String),
+    /// Leave now, for this reason.
+    Remove(LeaveReason),
 }
 
 pub(crate) enum Admission {
@@ -45,6 +49,7 @@ struct RoomState {
 struct Member {
     info: ParticipantInfo,
     commands: mpsc::UnboundedSender<RoomCommand>,
+    presence: Arc<Presence>,
     publications: Vec<Arc<Publication>>,
 }
 
@@ -67,6 +72,7 @@ impl Room {
         &self,
         info: ParticipantInfo,
         commands: mpsc::UnboundedSender<RoomCommand>,
+        presence: Arc<Presence>,
     ) -> Admission {
         let mut state = self.lock();
         if state.closed {
@@ -85,6 +91,7 @@ impl Room {
         state.members.push(Member {
             info,
             commands,
+            presence,
             publications: Vec::new(),
         });
         Admission::Admitted(others)
@@ -127,6 +134,52 @@ impl Room {
         self.lock().members.iter().map(|m| m.info.clone()).collect()
     }
 
+    /// Asks one member to leave; false if no such member.
+    pub(crate) fn remove_member(&self, id: &ParticipantId, reason: LeaveReason) -> bool {
+        let state = self.lock();
+        let member = state.members.iter().find(|m| &m.info.id == id);
+        member.is_some_and(|m| m.commands.send(RoomCommand::Remove(reason)).is_ok())
+    }
+
+    /// Asks every member to leave.
+    pub(crate) fn remove_all(&self, reason: LeaveReason) {
+        for member in &self.lock().members {
+            let _ = member.commands.send(RoomCommand::Remove(reason));
+        }
+    }
+
+    pub(crate) fn report(&self) -> RoomReport {
+        let state = self.lock();
+        let participants = state
+            .members
+            .iter()
+            .map(|m| ParticipantReport {
+                id: m.info.id.clone(),
+                name: m.info.name.clone(),
+                joined: m.presence.joined,
+                connection: m.presence.connection(),
+                candidate_pair: m.presence.candidate_pair(),
+                published: m.publications.iter().map(|p| p.report()).collect(),
+                forwarded: m.presence.forwarded(),
+            })
+            .collect();
+        RoomReport {
+            id: self.id.clone(),
+            created: self.created,
+            participants,
+        }
+    }
+
+    pub(crate) fn count_into(&self, totals: &mut Totals) {
+        let state = self.lock();
+        totals.rooms += 1;
+        for member in &state.members {
+            totals.participants += 1;
+            totals.published_tracks += member.publications.len() as u64;
+            totals.forwarded_tracks += member.presence.forwarded_count() as u64;
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, RoomState> {
         // No code path panics while holding the lock, but a poisoned room must still be leavable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -151,7 +204,7 @@ mod tests {
 
     fn admit(room: &Room, who: &ParticipantInfo) -> mpsc::UnboundedReceiver<RoomCommand> {
         let (tx, rx) = mpsc::unbounded_channel();
-        match room.admit(who.clone(), tx) {
+        match room.admit(who.clone(), tx, Arc::new(Presence::new())) {
             Admission::Admitted(_) => rx,
             _ => panic!("not admitted"),
         }
@@ -163,7 +216,8 @@ mod tests {
         let (ada, bob) = (person("Ada"), person("Bob"));
         let mut ada_rx = admit(&room, &ada);
         let (tx, _rx) = mpsc::unbounded_channel();
-        let Admission::Admitted(others) = room.admit(bob.clone(), tx) else {
+        let Admission::Admitted(others) = room.admit(bob.clone(), tx, Arc::new(Presence::new()))
+        else {
             panic!()
         };
         assert_eq!(others, vec![ada.clone()]);
@@ -176,7 +230,10 @@ mod tests {
         let _a = admit(&room, &person("a"));
         let _b = admit(&room, &person("b"));
         let (tx, _rx) = mpsc::unbounded_channel();
-        assert!(matches!(room.admit(person("c"), tx), Admission::Full));
+        assert!(matches!(
+            room.admit(person("c"), tx, Arc::new(Presence::new())),
+            Admission::Full
+        ));
     }
 
     #[test]
@@ -189,7 +246,53 @@ mod tests {
         assert!(matches!(bob_rx.try_recv(), Ok(RoomCommand::PeerLeft(id)) if id == ada.id));
         assert!(room.remove(&bob.id));
         let (tx, _rx) = mpsc::unbounded_channel();
-        assert!(matches!(room.admit(person("c"), tx), Admission::Closed));
+        assert!(matches!(
+            room.admit(person("c"), tx, Arc::new(Presence::new())),
+            Admission::Closed
+        ));
+    }
+
+    #[test]
+    fn an_operator_can_ask_one_member_or_all_to_leave() {
+        let room = room(4);
+        let (ada, bob) = (person("Ada"), person("Bob"));
+        let mut ada_rx = admit(&room, &ada);
+        let mut bob_rx = admit(&room, &bob);
+        let _ = ada_rx.try_recv(); // Bob's arrival
+        assert!(room.remove_member(&bob.id, LeaveReason::Kicked));
+        assert!(matches!(
+            bob_rx.try_recv(),
+            Ok(RoomCommand::Remove(LeaveReason::Kicked))
+        ));
+        assert!(ada_rx.try_recv().is_err(), "only Bob is asked");
+        assert!(!room.remove_member(&person("Nobody").id, LeaveReason::Kicked));
+        room.remove_all(LeaveReason::RoomClosed);
+        assert!(matches!(
+            ada_rx.try_recv(),
+            Ok(RoomCommand::Remove(LeaveReason::RoomClosed))
+        ));
+        assert!(matches!(
+            bob_rx.try_recv(),
+            Ok(RoomCommand::Remove(LeaveReason::RoomClosed))
+        ));
+    }
+
+    #[test]
+    fn reports_and_totals_list_every_member() {
+        let room = room(4);
+        let (ada, bob) = (person("Ada"), person("Bob"));
+        let _a = admit(&room, &ada);
+        let _b = admit(&room, &bob);
+        let report = room.report();
+        let names: Vec<_> = report
+            .participants
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(names, ["Ada", "Bob"]);
+        let mut totals = Totals::default();
+        room.count_into(&mut totals);
+        assert_eq!((totals.rooms, totals.participants), (1, 2));
     }
 
     #[test]

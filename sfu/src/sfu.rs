@@ -1,16 +1,17 @@
 //! The registry of rooms and the entry point for joining one.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::ids::{DisplayName, ParticipantId, RoomId};
-use crate::participant::{Participant, ParticipantHandle};
+use crate::participant::{Inboxes, Participant, ParticipantHandle};
 use crate::peer::PeerFactory;
+use crate::presence::Presence;
 use crate::room::{Admission, Room};
-use crate::{IceServer, JoinError, ParticipantInfo, ServerEvent, SfuConfig, SfuError};
+use crate::stats::{Counters, RoomReport, Totals};
+use crate::{IceServer, JoinError, LeaveReason, ParticipantInfo, ServerEvent, SfuConfig, SfuError};
 
 /// The media plane: cheap to clone, shared by every connection.
 #[derive(Clone)]
@@ -22,6 +23,7 @@ pub(crate) struct SfuInner {
     config: SfuConfig,
     factory: PeerFactory,
     rooms: DashMap<RoomId, Arc<Room>>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// A successful join: the handle to signal through and what the client must be told.
@@ -33,14 +35,6 @@ pub struct Joined {
     pub ice_servers: Vec<IceServer>,
 }
 
-/// A room as an observer sees it.
-#[derive(Clone, Debug)]
-pub struct RoomSummary {
-    pub id: RoomId,
-    pub created: SystemTime,
-    pub participants: Vec<ParticipantInfo>,
-}
-
 impl Sfu {
     pub fn new(config: SfuConfig) -> Result<Self, SfuError> {
         let factory = PeerFactory::new(&config)?;
@@ -49,6 +43,7 @@ impl Sfu {
                 config,
                 factory,
                 rooms: DashMap::new(),
+                counters: Arc::default(),
             }),
         })
     }
@@ -74,9 +69,10 @@ impl Sfu {
         let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
         let peer = self.inner.factory.create(peer_events).await?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
+        let presence = Arc::new(Presence::new());
         let (room, participants) = loop {
             let room = self.room_entry(&room_id);
-            match room.admit(info.clone(), commands.clone()) {
+            match room.admit(info.clone(), commands.clone(), Arc::clone(&presence)) {
                 Admission::Admitted(others) => break (room, others),
                 Admission::Full => {
                     peer.close().await;
@@ -92,10 +88,13 @@ impl Sfu {
             info,
             room,
             Arc::clone(&self.inner),
+            presence,
             peer,
             events,
-            commands_rx,
-            peer_events_rx,
+            Inboxes {
+                commands: commands_rx,
+                peer_events: peer_events_rx,
+            },
         );
         Ok(Joined {
             handle,
@@ -107,20 +106,57 @@ impl Sfu {
     }
 
     /// Every room, in id order.
-    pub fn rooms(&self) -> Vec<RoomSummary> {
-        let mut rooms: Vec<_> = self
-            .inner
-            .rooms
-            .iter()
-            .map(|r| summary(r.value()))
-            .collect();
+    pub fn rooms(&self) -> Vec<RoomReport> {
+        let mut rooms: Vec<_> = self.rooms_now().iter().map(|r| r.report()).collect();
         rooms.sort_by(|a, b| a.id.cmp(&b.id));
         rooms
     }
 
-    pub fn room(&self, id: &str) -> Option<RoomSummary> {
+    pub fn room(&self, id: &str) -> Option<RoomReport> {
+        self.find(id).map(|r| r.report())
+    }
+
+    /// Removes one participant, who is told it was kicked. False if no such room or participant.
+    pub fn kick(&self, room: &str, participant: &str) -> bool {
+        let Some(room) = self.find(room) else {
+            return false;
+        };
+        room.participants()
+            .into_iter()
+            .find(|p| p.id.as_str() == participant)
+            .is_some_and(|p| room.remove_member(&p.id, LeaveReason::Kicked))
+    }
+
+    /// Removes everyone from a room, telling them it was closed. False if no such room.
+    pub fn close_room(&self, room: &str) -> bool {
+        let Some(room) = self.find(room) else {
+            return false;
+        };
+        room.remove_all(LeaveReason::RoomClosed);
+        true
+    }
+
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        self.inner.counters.add_to(&mut totals);
+        for room in self.rooms_now() {
+            room.count_into(&mut totals);
+        }
+        totals
+    }
+
+    /// The rooms at this moment, without holding the registry's shards while reading them.
+    fn rooms_now(&self) -> Vec<Arc<Room>> {
+        self.inner
+            .rooms
+            .iter()
+            .map(|r| Arc::clone(r.value()))
+            .collect()
+    }
+
+    fn find(&self, id: &str) -> Option<Arc<Room>> {
         let id = RoomId::parse(id)?;
-        self.inner.rooms.get(&id).map(|r| summary(r.value()))
+        self.inner.rooms.get(&id).map(|r| Arc::clone(r.value()))
     }
 
     fn room_entry(&self, id: &RoomId) -> Arc<Room> {
@@ -139,13 +175,5 @@ impl SfuInner {
     /// Drops a closed room from the registry, unless a fresh room already took its id.
     pub(crate) fn forget_room(&self, room: &Arc<Room>) {
         self.rooms.remove_if(&room.id, |_, r| Arc::ptr_eq(r, room));
-    }
-}
-
-fn summary(room: &Room) -> RoomSummary {
-    RoomSummary {
-        id: room.id.clone(),
-        created: room.created,
-        participants: room.participants(),
     }
 }

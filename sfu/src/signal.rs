@@ -36,6 +36,10 @@ pub enum LeaveReason {
     Requested,
     /// The PeerConnection failed or closed.
     PeerFailed,
+    /// An operator removed the participant.
+    Kicked,
+    /// An operator closed the room.
+    RoomClosed,
 }
 
 /// What the server tells a client.

@@ -1,15 +1,17 @@
 //! One subscriber's copy of one publication: a forwarded track fed from its own bounded queue by
 //! its own task (so a slow subscriber never holds up the others), and the RTCP reader that turns
-//! the subscriber's PLI/FIR into keyframe requests for the publication.
+//! the subscriber's PLI/FIR into keyframe requests for the publication and records its reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::peer::{Feedback, ForwardTrack, Peer};
+use crate::peer::{wire_size, Feedback, ForwardTrack, Peer, RtpPacket};
 use crate::publication::{Publication, SubscriptionId};
+use crate::stats::{add, rtt_from_report, Counters, MeterWindow, OutboundStats, TrackReport};
 use crate::SfuError;
 
 /// Packets a subscription may hold before it drops: about a second of 1.5 Mbit/s video.
@@ -21,6 +23,7 @@ pub(crate) struct Subscription {
     id: SubscriptionId,
     publication: Arc<Publication>,
     track: Arc<ForwardTrack>,
+    pub(crate) stats: Arc<OutboundStats>,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -28,6 +31,7 @@ impl Subscription {
     pub(crate) async fn start(
         peer: &Peer,
         publication: Arc<Publication>,
+        counters: Arc<Counters>,
     ) -> Result<Self, SfuError> {
         let track = Arc::new(
             peer.add_forward_track(
@@ -38,29 +42,38 @@ impl Subscription {
             .await?,
         );
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::new(OutboundStats::default());
         let (queue, packets) = mpsc::channel(QUEUE_PACKETS);
-        let writer = tokio::spawn(write_packets(Arc::clone(&track), packets));
-        let feedback = tokio::spawn(relay_feedback(Arc::clone(&track), Arc::clone(&publication)));
+        let writer = tokio::spawn(write_packets(
+            Arc::clone(&track),
+            packets,
+            Arc::clone(&stats),
+            Arc::clone(&counters),
+        ));
+        let feedback = tokio::spawn(relay_feedback(
+            Arc::clone(&track),
+            Arc::clone(&publication),
+            Arc::clone(&stats),
+            counters,
+        ));
         publication.add_subscriber(id, queue);
         publication.request_keyframe();
         Ok(Self {
             id,
             publication,
             track,
+            stats,
             tasks: [writer, feedback],
         })
     }
 
-    pub(crate) fn publication_id(&self) -> &str {
-        &self.publication.id
+    pub(crate) fn publication(&self) -> &Arc<Publication> {
+        &self.publication
     }
 
     /// Stops forwarding and removes the track from the subscriber's connection.
     pub(crate) async fn stop(self, peer: &Peer) {
         self.publication.remove_subscriber(self.id);
-        for task in &self.tasks {
-            task.abort();
-        }
         peer.remove_forward_track(&self.track).await;
     }
 }
@@ -73,19 +86,94 @@ impl Drop for Subscription {
     }
 }
 
-async fn write_packets(
-    track: Arc<ForwardTrack>,
-    mut packets: mpsc::Receiver<Arc<crate::peer::RtpPacket>>,
-) {
-    while let Some(packet) = packets.recv().await {
-        track.write(&packet).await;
+/// A forwarded track's figures: what was sent, and what the subscriber reported about it.
+pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackReport {
+    let rtt = s.rtt_micros.load(Ordering::Relaxed);
+    TrackReport {
+        id: publication.id.clone(),
+        publisher: publication.publisher.clone(),
+        kind: publication.kind.as_str(),
+        codec: publication.codec.mime_type().to_owned(),
+        packets: s.meter.packets(),
+        bytes: s.meter.bytes(),
+        bitrate_bps: s.meter.bitrate(),
+        packets_lost: s.lost.load(Ordering::Relaxed),
+        fraction_lost: Some(s.fraction_lost.load(Ordering::Relaxed) as f64 / 256.0),
+        jitter_ms: s.jitter_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+        rtt_ms: (rtt > 0).then(|| rtt as f64 / 1000.0),
+        keyframe_requests: s.pli.load(Ordering::Relaxed) + s.fir.load(Ordering::Relaxed),
+        nacks: s.nack.load(Ordering::Relaxed),
     }
 }
 
-async fn relay_feedback(track: Arc<ForwardTrack>, publication: Arc<Publication>) {
+/// Flushes the subscription's counts into the server totals when the task ends, however it ends
+/// (including abort).
+struct FlushOnDrop {
+    window: MeterWindow,
+    counters: Arc<Counters>,
+}
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.window.flush(&self.counters.forwarded);
+    }
+}
+
+async fn write_packets(
+    track: Arc<ForwardTrack>,
+    mut packets: mpsc::Receiver<Arc<RtpPacket>>,
+    stats: Arc<OutboundStats>,
+    counters: Arc<Counters>,
+) {
+    let mut meter = FlushOnDrop {
+        window: MeterWindow::new(),
+        counters,
+    };
+    while let Some(packet) = packets.recv().await {
+        if track.write(&packet).await {
+            let flow = &meter.counters.forwarded;
+            stats
+                .meter
+                .record(&mut meter.window, wire_size(&packet), Instant::now(), flow);
+        }
+    }
+}
+
+async fn relay_feedback(
+    track: Arc<ForwardTrack>,
+    publication: Arc<Publication>,
+    stats: Arc<OutboundStats>,
+    counters: Arc<Counters>,
+) {
+    let clock_rate = f64::from(publication.codec.clock_rate().max(1));
     while let Some(feedback) = track.read_feedback().await {
-        if feedback == Feedback::Keyframe {
+        if feedback.wants_keyframe() {
             publication.request_keyframe();
+        }
+        record_feedback(&feedback, &stats, &counters, clock_rate);
+    }
+}
+
+fn record_feedback(f: &Feedback, stats: &OutboundStats, counters: &Counters, clock_rate: f64) {
+    for (n, mine, total) in [
+        (f.pli, &stats.pli, &counters.pli),
+        (f.fir, &stats.fir, &counters.fir),
+        (f.nack, &stats.nack, &counters.nack),
+    ] {
+        if n > 0 {
+            add(mine, u64::from(n));
+            add(total, u64::from(n));
+        }
+    }
+    if let Some(r) = f.report {
+        stats.lost.store(u64::from(r.total_lost), Ordering::Relaxed);
+        stats
+            .fraction_lost
+            .store(u64::from(r.fraction_lost), Ordering::Relaxed);
+        let jitter = f64::from(r.jitter) / clock_rate * 1e6;
+        stats.jitter_micros.store(jitter as u64, Ordering::Relaxed);
+        if let Some(rtt) = rtt_from_report(r.last_sender_report, r.delay, SystemTime::now()) {
+            stats.rtt_micros.store(rtt, Ordering::Relaxed);
         }
     }
 }

@@ -1,40 +1,57 @@
-//! The browser client, compiled into the binary so it runs from anywhere, offline, with no
-//! separate asset directory to deploy.
+//! The browser client and the operators' dashboard, compiled into the binary so they run from
+//! anywhere, offline, with no separate asset directory to deploy.
 
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use roomcast_sfu::Sfu;
 
-const FILES: [(&str, &str, &str); 3] = [
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../client/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../client/style.css"),
-    ),
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_str!("../../client/index.html"),
-    ),
+use crate::admin::AdminAccess;
+use crate::server::AppState;
+
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+const PUBLIC: [(&str, &str, &str); 5] = [
+    ("/", HTML, include_str!("../../client/index.html")),
+    ("/index.html", HTML, include_str!("../../client/index.html")),
+    ("/app.js", JS, include_str!("../../client/app.js")),
+    ("/style.css", CSS, include_str!("../../client/style.css")),
+    ("/admin.js", JS, include_str!("../../client/admin.js")),
 ];
 
-pub(crate) fn routes() -> Router<Sfu> {
-    let mut router = Router::new();
-    for (path, content_type, body) in FILES {
-        router = router.route(path, get(move || serve(content_type, body)));
+const DASHBOARD: &str = include_str!("../../client/admin.html");
+
+pub(crate) fn routes() -> Router<AppState> {
+    let mut router = Router::new().route("/admin", get(dashboard));
+    for (path, content_type, body) in PUBLIC {
+        router = router.route(path, get(move || async move { file(content_type, body) }));
     }
-    router.route("/index.html", get(|| serve(FILES[2].1, FILES[2].2)))
+    router
 }
 
-async fn serve(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// The dashboard holds no data itself (it reads the admin API, which checks the token), but
+/// without a token it is shown to loopback clients only, like the API.
+async fn dashboard(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    if matches!(*state.admin, AdminAccess::LoopbackOnly) {
+        if let Err(error) = state.admin.check(peer.ip(), None) {
+            return error.into_response();
+        }
+    }
+    file(HTML, DASHBOARD)
+}
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
     (
+        StatusCode::OK,
         [
             (CONTENT_TYPE, content_type),
             (X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -42,4 +59,5 @@ async fn serve(content_type: &'static str, body: &'static str) -> impl IntoRespo
         ],
         body,
     )
+        .into_response()
 }

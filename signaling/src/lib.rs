@@ -2,15 +2,21 @@
 //! signaling endpoint at `/ws`. Translates the JSON protocol (see `docs/protocol.md`) into calls
 //! on [`roomcast_sfu::Sfu`] and the SFU's events back into JSON.
 
+mod admin;
 mod client_files;
+mod edge_metrics;
 mod error;
 mod protocol;
 mod server;
 mod session;
 mod tls;
 
+pub use admin::{AdminAccess, ErrorBody, ParticipantView, RoomView, TrackView};
 pub use axum_server::Handle as HttpsHandle;
+pub use edge_metrics::EdgeMetrics;
 pub use error::SignalingError;
-pub use protocol::{ClientMessage, ErrorCode, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES};
-pub use server::{router, serve_http, serve_https};
+pub use protocol::{
+    ClientMessage, ErrorCode, KickReason, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES,
+};
+pub use server::{router, serve_http, serve_https, EdgeOptions};
 pub use tls::{load_or_generate, TlsFiles};

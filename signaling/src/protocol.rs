@@ -96,6 +96,12 @@ pub enum ServerMessage {
     Left {
         room: String,
     },
+    /// An operator removed you; the connection closes after this message.
+    Kicked {
+        room: String,
+        reason: KickReason,
+        message: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -118,6 +124,14 @@ impl ServerMessage {
     }
 }
 
+/// Why an operator removed a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KickReason {
+    Kicked,
+    RoomClosed,
+}
+
 /// Every error code the server sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,6 +150,52 @@ pub enum ErrorCode {
     WrongState,
     PeerFailed,
     Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 14] = [
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidMessage,
+        ErrorCode::TooLarge,
+        ErrorCode::BinaryFrame,
+        ErrorCode::InvalidRoom,
+        ErrorCode::InvalidName,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::BadSdp,
+        ErrorCode::BadCandidate,
+        ErrorCode::WrongState,
+        ErrorCode::PeerFailed,
+        ErrorCode::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidMessage => "invalid_message",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidName => "invalid_name",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::BadCandidate => "bad_candidate",
+            ErrorCode::WrongState => "wrong_state",
+            ErrorCode::PeerFailed => "peer_failed",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The code a `SignalError` from the SFU maps to.
+    pub fn from_signal(code: &str) -> ErrorCode {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(ErrorCode::Internal)
+    }
 }
 
 /// Why a frame could not be understood.
@@ -297,6 +357,15 @@ mod tests {
             "a".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(code(&huge), ErrorCode::TooLarge);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_their_names() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert_eq!(ErrorCode::from_signal(code.as_str()), code);
+        }
+        assert_eq!(ErrorCode::from_signal("nonsense"), ErrorCode::Internal);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! connection stays usable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
@@ -12,8 +13,10 @@ use roomcast_sfu::{
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::edge_metrics::EdgeMetrics;
 use crate::protocol::{
-    CandidateJson, ClientMessage, ErrorCode, IceServerJson, ParticipantJson, ServerMessage,
+    CandidateJson, ClientMessage, ErrorCode, IceServerJson, KickReason, ParticipantJson,
+    ServerMessage,
 };
 
 /// Events buffered between a participant and its socket.
@@ -30,11 +33,15 @@ struct Membership {
 struct Session {
     socket: WebSocket,
     sfu: Sfu,
+    metrics: Arc<EdgeMetrics>,
     membership: Option<Membership>,
+    /// Set when the server ends the conversation (an operator removed the participant).
+    closing: bool,
 }
 
 /// Serves one connection until the client goes away.
-pub(crate) async fn run(socket: WebSocket, sfu: Sfu) {
+pub(crate) async fn run(socket: WebSocket, sfu: Sfu, metrics: Arc<EdgeMetrics>) {
+    let _open = metrics.connection_opened();
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!(
         "ws",
@@ -45,7 +52,9 @@ pub(crate) async fn run(socket: WebSocket, sfu: Sfu) {
     let session = Session {
         socket,
         sfu,
+        metrics,
         membership: None,
+        closing: false,
     };
     session.serve().instrument(span).await;
 }
@@ -53,7 +62,7 @@ pub(crate) async fn run(socket: WebSocket, sfu: Sfu) {
 impl Session {
     async fn serve(mut self) {
         tracing::debug!("connected");
-        loop {
+        while !self.closing {
             tokio::select! {
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
@@ -72,6 +81,9 @@ impl Session {
         }
         // Dropping the handle is the participant's cue to leave the room.
         self.membership = None;
+        if self.closing {
+            let _ = self.socket.send(Message::Close(None)).await;
+        }
         tracing::debug!("disconnected");
     }
 
@@ -170,7 +182,9 @@ impl Session {
                 candidate: c.map(candidate_to_json),
             },
             ServerEvent::Error(error) => {
-                ServerMessage::error(signal_error_code(error.code()), error.to_string())
+                let code = ErrorCode::from_signal(error.code());
+                self.metrics.error_sent(code);
+                ServerMessage::error(code, error.to_string())
             }
             ServerEvent::Left(reason) => return self.on_left(reason).await,
         };
@@ -181,22 +195,41 @@ impl Session {
         let Some(membership) = self.membership.take() else {
             return;
         };
-        if reason == LeaveReason::PeerFailed {
-            self.send(ServerMessage::error(
-                ErrorCode::PeerFailed,
-                "the media connection failed",
-            ))
-            .await;
+        let room = membership.room.to_string();
+        let (kick, message) = match reason {
+            LeaveReason::Requested => (None, ""),
+            LeaveReason::PeerFailed => {
+                self.refuse(ErrorCode::PeerFailed, "the media connection failed")
+                    .await;
+                (None, "")
+            }
+            LeaveReason::Kicked => (
+                Some(KickReason::Kicked),
+                "An operator removed you from the room.",
+            ),
+            LeaveReason::RoomClosed => {
+                (Some(KickReason::RoomClosed), "An operator closed the room.")
+            }
+        };
+        match kick {
+            Some(reason) => {
+                tracing::info!(?reason, "removed by an operator");
+                self.send(ServerMessage::Kicked {
+                    room,
+                    reason,
+                    message: message.to_owned(),
+                })
+                .await;
+                self.closing = true;
+            }
+            None => self.send(ServerMessage::Left { room }).await,
         }
-        self.send(ServerMessage::Left {
-            room: membership.room.to_string(),
-        })
-        .await;
     }
 
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        tracing::info!(?code, detail = %message, "refused client message");
+        tracing::info!(code = code.as_str(), detail = %message, "refused client message");
+        self.metrics.error_sent(code);
         self.send(ServerMessage::error(code, message)).await;
     }
 
@@ -239,15 +272,6 @@ fn joined_message(joined: &Joined) -> ServerMessage {
                 credential: s.credential.clone(),
             })
             .collect(),
-    }
-}
-
-fn signal_error_code(code: &str) -> ErrorCode {
-    match code {
-        "bad_sdp" => ErrorCode::BadSdp,
-        "bad_candidate" => ErrorCode::BadCandidate,
-        "wrong_state" => ErrorCode::WrongState,
-        _ => ErrorCode::Internal,
     }
 }
 

@@ -31,7 +31,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = roomcast_signaling::router(sfu.clone());
+        let app = roomcast_signaling::router(sfu.clone(), Default::default());
         tokio::spawn(roomcast_signaling::serve_http(listener, app, async {
             let _ = stopped.await;
         }));

@@ -11,6 +11,7 @@ use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
+use webrtc::ice_transport::ice_candidate_pair::RTCIceCandidatePair;
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -20,7 +21,8 @@ use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::track::track_remote::TrackRemote;
 
-use super::{webrtc_error, ConnectionState, Peer, PeerEvent, RemoteTrack};
+use super::{webrtc_error, Peer, PeerEvent, RemoteTrack};
+use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuConfig, SfuError};
 
 /// Shared by every participant: one webrtc-rs API object configured once.
@@ -94,6 +96,17 @@ fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>)
         let _ = tx.send(PeerEvent::LocalCandidate(candidate));
         Box::pin(async {})
     }));
+
+    let tx = events.clone();
+    pc.dtls_transport()
+        .ice_transport()
+        .on_selected_candidate_pair_change(Box::new(move |pair: RTCIceCandidatePair| {
+            let _ = tx.send(PeerEvent::SelectedPair(
+                pair.local.typ.to_string(),
+                pair.remote.typ.to_string(),
+            ));
+            Box::pin(async {})
+        }));
 
     let tx = events.clone();
     pc.on_peer_connection_state_change(Box::new(move |s: RTCPeerConnectionState| {

@@ -12,7 +12,7 @@ mod remote_track;
 
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
-pub(crate) use remote_track::{Codec, MediaKind, RemoteTrack, RtpPacket};
+pub(crate) use remote_track::{wire_size, Codec, MediaKind, RemoteTrack, RtpPacket};
 
 use std::sync::{Arc, Weak};
 
@@ -26,6 +26,7 @@ use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocal;
 
+use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuError, SignalError};
 
 /// What a PeerConnection reports to its owner.
@@ -33,16 +34,8 @@ pub(crate) enum PeerEvent {
     LocalCandidate(Option<IceCandidate>),
     Connection(ConnectionState),
     Track(RemoteTrack),
-}
-
-/// The parts of the connection state its owner acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ConnectionState {
-    Connecting,
-    Connected,
-    Disconnected,
-    Failed,
-    Closed,
+    /// ICE selected a candidate pair: (server side type, client side type).
+    SelectedPair(String, String),
 }
 
 /// One participant's PeerConnection to the server.
@@ -132,7 +125,15 @@ impl Peer {
             )
             .await
             .map_err(webrtc_error)?;
-        Ok(ForwardTrack::new(local, transceiver.sender().await))
+        let sender = transceiver.sender().await;
+        let ssrc = sender
+            .get_parameters()
+            .await
+            .encodings
+            .first()
+            .map(|e| e.ssrc)
+            .unwrap_or_default();
+        Ok(ForwardTrack::new(local, sender, ssrc))
     }
 
     pub(crate) async fn remove_forward_track(&self, track: &ForwardTrack) {

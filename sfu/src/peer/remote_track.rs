@@ -9,6 +9,12 @@ use webrtc::track::track_remote::TrackRemote;
 /// An RTP packet as it travels through the server.
 pub(crate) type RtpPacket = webrtc::rtp::packet::Packet;
 
+/// Bytes of a forwarded packet on the wire before SRTP: fixed header, CSRCs and payload (the
+/// publisher's extensions are stripped on read).
+pub(crate) fn wire_size(packet: &RtpPacket) -> usize {
+    12 + 4 * packet.header.csrc.len() + packet.payload.len()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MediaKind {
     Audio,
@@ -35,6 +41,10 @@ impl Codec {
 
     pub(crate) fn mime_type(&self) -> &str {
         &self.0.mime_type
+    }
+
+    pub(crate) fn clock_rate(&self) -> u32 {
+        self.0.clock_rate
     }
 }
 

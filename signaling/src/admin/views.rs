@@ -1,0 +1,163 @@
+//! The admin API's JSON shapes, documented in the OpenAPI document.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use roomcast_sfu::{ParticipantReport, RoomReport, TrackReport};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A room and everyone in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomView {
+    pub id: String,
+    /// When the room was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    pub participant_count: usize,
+    pub participants: Vec<ParticipantView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ParticipantView {
+    pub id: String,
+    pub name: String,
+    /// When the participant joined, in milliseconds since the Unix epoch.
+    pub joined_ms: u64,
+    /// new, connecting, connected, disconnected, failed or closed.
+    pub connection_state: String,
+    /// The selected ICE candidate pair, once there is one.
+    pub candidate: Option<CandidateView>,
+    /// Tracks this participant sends to the server (bitrate in).
+    pub published: Vec<TrackView>,
+    /// Tracks the server forwards to this participant (bitrate out).
+    pub forwarded: Vec<TrackView>,
+}
+
+/// Candidate types of the selected pair: host, srflx, prflx or relay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CandidateView {
+    /// The server's side.
+    pub local: String,
+    /// The participant's side: `relay` means the participant reaches the server through TURN.
+    pub remote: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrackView {
+    pub id: String,
+    /// The participant who publishes the track.
+    pub publisher: String,
+    /// audio or video.
+    pub kind: String,
+    pub codec: String,
+    pub bitrate_bps: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Published: sequence gaps seen by the server. Forwarded: cumulative loss the subscriber reported.
+    pub packets_lost: u64,
+    /// Forwarded only: fraction lost in the subscriber's last report interval (0 to 1).
+    pub fraction_lost: Option<f64>,
+    /// Interarrival jitter (published: measured by the server; forwarded: reported by the subscriber).
+    pub jitter_ms: f64,
+    /// Forwarded only: round-trip time from the subscriber's receiver reports.
+    pub rtt_ms: Option<f64>,
+    /// Forwarded only: PLI and FIR from the subscriber.
+    pub keyframe_requests: u64,
+    /// Forwarded only: NACKed packets from the subscriber.
+    pub nacks: u64,
+}
+
+/// Liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+/// An error from the admin API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// not_found, unauthorized or forbidden.
+    pub error: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: error.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+impl From<RoomReport> for RoomView {
+    fn from(r: RoomReport) -> Self {
+        Self {
+            id: r.id.to_string(),
+            created_ms: unix_ms(r.created),
+            participant_count: r.participants.len(),
+            participants: r.participants.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<ParticipantReport> for ParticipantView {
+    fn from(p: ParticipantReport) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.as_str().to_owned(),
+            joined_ms: unix_ms(p.joined),
+            connection_state: p.connection.as_str().to_owned(),
+            candidate: p
+                .candidate_pair
+                .map(|(local, remote)| CandidateView { local, remote }),
+            published: p.published.into_iter().map(Into::into).collect(),
+            forwarded: p.forwarded.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<TrackReport> for TrackView {
+    fn from(t: TrackReport) -> Self {
+        Self {
+            id: t.id,
+            publisher: t.publisher.to_string(),
+            kind: t.kind.to_owned(),
+            codec: t.codec,
+            bitrate_bps: t.bitrate_bps,
+            packets: t.packets,
+            bytes: t.bytes,
+            packets_lost: t.packets_lost,
+            fraction_lost: t.fraction_lost,
+            jitter_ms: t.jitter_ms,
+            rtt_ms: t.rtt_ms,
+            keyframe_requests: t.keyframe_requests,
+            nacks: t.nacks,
+        }
+    }
+}

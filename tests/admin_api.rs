@@ -1,0 +1,379 @@
+//! The admin API's contract: every route's shape and status codes, the auth rules (token on and
+//! off, loopback only without one), the OpenAPI document, and the kick and close flows.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use roomcast_sfu::{Sfu, SfuConfig};
+use roomcast_signaling::{AdminAccess, EdgeOptions};
+use serde_json::{json, Value};
+use support::client_peer::ClientPeer;
+use support::{eventually, TestServer};
+use tower::ServiceExt;
+
+const LOOPBACK: &str = "127.0.0.1:50000";
+const REMOTE: &str = "198.51.100.7:50000";
+
+fn app(token: Option<&str>) -> (Router, Sfu) {
+    let sfu = Sfu::new(SfuConfig::default()).unwrap();
+    let options = EdgeOptions {
+        admin: AdminAccess::from_token(token.map(str::to_owned)),
+    };
+    (roomcast_signaling::router(sfu.clone(), options), sfu)
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn call(app: &Router, method: Method, path: &str, from: &str, token: Option<&str>) -> Reply {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let mut request = request.body(Body::empty()).unwrap();
+    let peer: SocketAddr = from.parse().unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(app: &Router, path: &str) -> Reply {
+    call(app, Method::GET, path, LOOPBACK, None).await
+}
+
+const GUARDED: [(&str, &str); 5] = [
+    ("GET", "/api/rooms"),
+    ("GET", "/api/rooms/r1"),
+    ("DELETE", "/api/rooms/r1"),
+    ("DELETE", "/api/rooms/r1/participants/p1"),
+    ("GET", "/metrics"),
+];
+
+#[tokio::test]
+async fn without_a_token_loopback_clients_are_served_and_others_get_403() {
+    let (app, _) = app(None);
+    for (method, path) in GUARDED {
+        let method: Method = method.parse().unwrap();
+        let local = call(&app, method.clone(), path, LOOPBACK, None).await;
+        assert!(
+            local.status != StatusCode::FORBIDDEN && local.status != StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+        let remote = call(&app, method, path, REMOTE, None).await;
+        assert_eq!(remote.status, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(remote.json()["error"], "forbidden");
+    }
+    assert_eq!(
+        call(&app, Method::GET, "/admin", REMOTE, None).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, Method::GET, "/admin", LOOPBACK, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn with_a_token_every_client_needs_it() {
+    let (app, _) = app(Some("s3cret"));
+    for (method, path) in GUARDED {
+        let method: Method = method.parse().unwrap();
+        for (from, token) in [(LOOPBACK, None), (REMOTE, None), (REMOTE, Some("wrong"))] {
+            let reply = call(&app, method.clone(), path, from, token).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} from {from}"
+            );
+            assert_eq!(reply.json()["error"], "unauthorized");
+            assert_eq!(reply.headers[header::WWW_AUTHENTICATE], "Bearer");
+        }
+        let reply = call(&app, method.clone(), path, REMOTE, Some("s3cret")).await;
+        assert!(
+            reply.status != StatusCode::UNAUTHORIZED && reply.status != StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        call(&app, Method::GET, "/admin", REMOTE, None).await.status,
+        StatusCode::OK,
+        "the dashboard shell holds no data; it asks for the token"
+    );
+}
+
+#[tokio::test]
+async fn health_and_the_openapi_document_need_no_auth() {
+    let (app, _) = app(Some("s3cret"));
+    let health = call(&app, Method::GET, "/healthz", REMOTE, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(health.json(), json!({"status": "ok"}));
+    let doc = call(&app, Method::GET, "/api/openapi.json", REMOTE, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.json()["openapi"].as_str().unwrap().starts_with('3'));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_served_routes() {
+    let (app, _) = app(None);
+    let doc = get(&app, "/api/openapi.json").await.json();
+    let mut documented: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "DELETE /api/rooms/{room}",
+            "DELETE /api/rooms/{room}/participants/{id}",
+            "GET /api/openapi.json",
+            "GET /api/rooms",
+            "GET /api/rooms/{room}",
+            "GET /healthz",
+            "GET /metrics",
+        ]
+    );
+    for entry in &documented {
+        let (method, path) = entry.split_once(' ').unwrap();
+        let concrete = path.replace("{room}", "nowhere").replace("{id}", "nobody");
+        let reply = call(&app, method.parse().unwrap(), &concrete, LOOPBACK, None).await;
+        assert_ne!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{entry} is not routed"
+        );
+        if reply.status == StatusCode::NOT_FOUND {
+            assert_eq!(reply.json()["error"], "not_found", "{entry} is not routed");
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    for schema in ["RoomView", "ParticipantView", "TrackView", "ErrorBody"] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_rooms_and_participants_are_404_with_a_json_error() {
+    let (app, _) = app(None);
+    for (method, path) in [
+        (Method::GET, "/api/rooms/nowhere"),
+        (Method::DELETE, "/api/rooms/nowhere"),
+        (Method::DELETE, "/api/rooms/nowhere/participants/p1"),
+        (Method::GET, "/api/rooms/bad%20id"),
+    ] {
+        let reply = call(&app, method, path, LOOPBACK, None).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.json()["error"], "not_found");
+        assert!(reply.json()["message"].as_str().is_some());
+    }
+    assert_eq!(get(&app, "/api/rooms").await.json(), json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_show_participants_tracks_bitrates_and_candidates() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let a = ClientPeer::join(&server, "observed", "Ada").await;
+    let b = ClientPeer::join(&server, "observed", "Bob").await;
+    let app = roomcast_signaling::router(server.sfu.clone(), EdgeOptions::default());
+    eventually("bitrates in both directions", || async {
+        let room = get(&app, "/api/rooms/observed").await.json();
+        room["participants"].as_array().is_some_and(|ps| {
+            ps.len() == 2
+                && ps.iter().all(|p| {
+                    let flowing = |dir: &str| {
+                        p[dir].as_array().is_some_and(|ts| {
+                            ts.len() == 2 && ts.iter().all(|t| t["bitrate_bps"].as_u64() > Some(0))
+                        })
+                    };
+                    flowing("published") && flowing("forwarded")
+                })
+        })
+    })
+    .await;
+    let room = get(&app, "/api/rooms/observed").await.json();
+    assert_eq!(room["id"], "observed");
+    assert_eq!(room["participant_count"], 2);
+    assert!(room["created_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    let ada = &room["participants"][0];
+    assert_eq!(ada["name"], "Ada");
+    assert_eq!(ada["id"], a.id.as_str());
+    assert_eq!(ada["connection_state"], "connected");
+    assert_eq!(ada["candidate"]["local"], "host");
+    // A client's checks may arrive before its trickled candidate: then it is peer-reflexive.
+    let remote = ada["candidate"]["remote"].as_str().unwrap();
+    assert!(["host", "prflx"].contains(&remote), "{remote}");
+    let kinds: Vec<_> = ada["published"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"audio") && kinds.contains(&"video"));
+    for track in ada["forwarded"].as_array().unwrap() {
+        assert_eq!(track["publisher"], b.id.as_str());
+        assert!(track["packets"].as_u64().unwrap() > 0);
+        for field in [
+            "codec",
+            "packets_lost",
+            "jitter_ms",
+            "keyframe_requests",
+            "nacks",
+        ] {
+            assert!(!track[field].is_null(), "{field}");
+        }
+    }
+    let listed = get(&app, "/api/rooms").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    let metrics = get(&app, "/metrics").await;
+    assert!(metrics.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = metrics.text();
+    for line in [
+        "roomcast_rooms 1",
+        "roomcast_participants 2",
+        "roomcast_published_tracks 4",
+        "roomcast_forwarded_tracks 4",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kicking_tells_the_participant_closes_its_connection_and_tells_the_others() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let app = roomcast_signaling::router(server.sfu.clone(), EdgeOptions::default());
+    let mut ada = server.ws().await;
+    ada.join("kick", "Ada").await;
+    let mut bob = server.ws().await;
+    let bob_id = bob.join("kick", "Bob").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ada.recv_type("participant_joined").await;
+
+    let reply = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/rooms/kick/participants/{bob_id}"),
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let kicked = bob.recv_skipping_candidates().await;
+    assert_eq!(kicked["type"], "kicked");
+    assert_eq!(kicked["reason"], "kicked");
+    assert_eq!(kicked["room"], "kick");
+    assert!(
+        bob.recv().await.is_none(),
+        "the connection closes after `kicked`"
+    );
+    assert_eq!(
+        ada.recv_type("participant_left").await["id"],
+        bob_id.as_str()
+    );
+    let again = call(
+        &app,
+        Method::DELETE,
+        &format!("/api/rooms/kick/participants/{bob_id}"),
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_room_removes_everyone_and_the_room() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let app = roomcast_signaling::router(server.sfu.clone(), EdgeOptions::default());
+    let mut people = Vec::new();
+    for name in ["Ada", "Bob", "Cy"] {
+        let mut ws = server.ws().await;
+        ws.join("doomed", name).await;
+        people.push(ws);
+    }
+    let mut bystander = server.ws().await;
+    bystander.join("elsewhere", "Dee").await;
+
+    let reply = call(&app, Method::DELETE, "/api/rooms/doomed", LOOPBACK, None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    for ws in &mut people {
+        let kicked = ws.recv_type("kicked").await;
+        assert_eq!(kicked["reason"], "room_closed");
+        assert!(ws.recv().await.is_none());
+    }
+    eventually("the room to disappear", || async {
+        get(&app, "/api/rooms/doomed").await.status == StatusCode::NOT_FOUND
+    })
+    .await;
+    assert!(
+        server.sfu.room("elsewhere").is_some(),
+        "other rooms are untouched"
+    );
+}
+
+#[tokio::test]
+async fn signaling_errors_and_connections_show_in_metrics() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let mut ws = server.ws().await;
+    ws.send_text("{oops").await;
+    ws.recv_type("error").await;
+    let url = format!("http://{}/metrics", server.addr);
+    let text = http_get(&url).await;
+    assert!(
+        text.contains("roomcast_signaling_errors_total{code=\"bad_json\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("roomcast_websocket_connections 1"), "{text}");
+}
+
+/// A bare HTTP/1.1 GET over TCP, enough for a loopback metrics scrape.
+async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
