@@ -13,6 +13,10 @@ const state = {
   room: null,
   makingOffer: false,
   participants: new Map(), // id -> { name, tile }
+  relayCandidates: 0,
+  iceErrors: [],
+  selectedPair: null,
+  statsTimer: null,
 };
 window.roomcast = state; // for the end-to-end tests and for curious operators
 
@@ -81,16 +85,50 @@ function showDescriptions() {
   $('remote-sdp').value = state.pc?.remoteDescription?.sdp || '';
 }
 
+function relayUnreachable(pc) {
+  const why = state.iceErrors.length ? ` (${state.iceErrors.join('; ')})` : '';
+  notice(iceServersHaveTurn(pc) ? `The TURN relay could not be reached${why}. With "Relay only" no media can flow; try without it.`
+    : 'Relay only was asked for, but the server offers no TURN relay. Try without "Relay only".');
+  setStatus('Relay unreachable', 'error');
+}
+
+function iceServersHaveTurn(pc) {
+  return pc.getConfiguration().iceServers.some((s) => [].concat(s.urls).some((u) => /^turns?:/.test(u)));
+}
+
+async function showSelectedPair(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+  if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = pair || r; });
+  if (!pair) return;
+  const local = stats.get(pair.localCandidateId);
+  const remote = stats.get(pair.remoteCandidateId);
+  state.selectedPair = { local: local?.candidateType, remote: remote?.candidateType, protocol: local?.protocol };
+  $('selected-pair').textContent = `${local?.candidateType} (${local?.protocol} ${local?.address}:${local?.port}) → server ${remote?.candidateType} (${remote?.address}:${remote?.port})`;
+}
+
 function createPeer(iceServers) {
   const config = { iceServers };
-  if (params.get('relay') === '1') config.iceTransportPolicy = 'relay';
+  const relayOnly = $('relay').checked;
+  if (relayOnly) config.iceTransportPolicy = 'relay';
   const pc = new RTCPeerConnection(config);
-  pc.onicecandidate = ({ candidate }) => send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate?.type === 'relay') state.relayCandidates += 1;
+    send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
+  };
+  pc.onicecandidateerror = (e) => {
+    state.iceErrors.push(`${e.url}: ${e.errorCode} ${e.errorText}`.trim().replace(/\.$/, ''));
+    log('ICE candidate error', e.url, e.errorCode, e.errorText);
+  };
+  pc.onicegatheringstatechange = () => {
+    if (pc.iceGatheringState === 'complete' && relayOnly && state.relayCandidates === 0) relayUnreachable(pc);
+  };
   pc.ontrack = onTrack;
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
     log('connection', s);
-    if (s === 'connected') setStatus(`In room ${state.room}`, 'connected');
+    if (s === 'connected') { setStatus(`In room ${state.room}`, 'connected'); showSelectedPair(pc); }
     else if (s === 'failed') setStatus('Media connection failed', 'error');
     else if (s === 'disconnected') setStatus('Media connection interrupted', 'connecting');
   };
@@ -107,6 +145,7 @@ function createPeer(iceServers) {
     }
   };
   for (const track of state.localStream.getTracks()) pc.addTrack(track, state.localStream);
+  state.statsTimer = setInterval(() => showSelectedPair(pc).catch(() => {}), 2000);
   return pc;
 }
 
@@ -189,6 +228,11 @@ function teardown(text, kind) {
   if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
   state.pc?.close();
   state.pc = null;
+  clearInterval(state.statsTimer);
+  state.relayCandidates = 0;
+  state.iceErrors = [];
+  state.selectedPair = null;
+  $('selected-pair').textContent = 'none yet';
   state.localStream?.getTracks().forEach((t) => t.stop());
   state.localStream = null;
   state.participants.clear();
@@ -208,4 +252,5 @@ $('join-form').addEventListener('submit', join);
 $('leave').addEventListener('click', leave);
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || '';
+$('relay').checked = params.get('relay') === '1';
 window.addEventListener('pagehide', () => send({ type: 'leave' }));

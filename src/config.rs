@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use roomcast_sfu::{PortRange, SfuConfig};
+use roomcast_sfu::{IceServers, PortRange, SfuConfig, TurnAuth};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,13 +37,57 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ROOM_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub room_capacity: u32,
 
-    /// UDP ports for media, MIN-MAX (default: any port the OS gives).
-    #[arg(long, env = "ROOMCAST_UDP_PORTS")]
+    /// UDP ports for media, MIN-MAX, one per connection (default: any port the OS gives).
+    #[arg(long, env = "ROOMCAST_UDP_PORTS", conflicts_with = "udp_port")]
     pub udp_ports: Option<PortRange>,
+
+    /// One UDP port (IPv4) for all media connections (UDP mux), instead of a port each.
+    #[arg(long, env = "ROOMCAST_UDP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub udp_port: Option<u16>,
+
+    /// STUN server URL for clients, e.g. stun:stun.example.org:3478 (repeatable; env: comma-separated).
+    #[arg(long = "stun", env = "ROOMCAST_STUN", value_delimiter = ',')]
+    pub stun: Vec<String>,
+
+    /// TURN server URL for clients, e.g. turn:turn.example.org:3478?transport=udp (repeatable;
+    /// env: comma-separated).
+    #[arg(long = "turn", env = "ROOMCAST_TURN", value_delimiter = ',')]
+    pub turn: Vec<String>,
+
+    /// coturn's static-auth-secret (use-auth-secret mode): mint per-participant TURN credentials.
+    #[arg(
+        long,
+        env = "ROOMCAST_TURN_SECRET",
+        hide_env_values = true,
+        conflicts_with = "turn_username"
+    )]
+    pub turn_secret: Option<String>,
+
+    /// Lifetime of minted TURN credentials, in seconds.
+    #[arg(long, env = "ROOMCAST_TURN_TTL", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(60..))]
+    pub turn_ttl: u64,
+
+    /// Static TURN username, for a TURN server not in shared-secret mode.
+    #[arg(long, env = "ROOMCAST_TURN_USERNAME", requires = "turn_password")]
+    pub turn_username: Option<String>,
+
+    /// Static TURN password.
+    #[arg(
+        long,
+        env = "ROOMCAST_TURN_PASSWORD",
+        hide_env_values = true,
+        requires = "turn_username"
+    )]
+    pub turn_password: Option<String>,
 
     /// Public address to announce in ICE candidates when behind NAT 1:1.
     #[arg(long, env = "ROOMCAST_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
+
+    /// Local address to offer media on (repeatable; env: comma-separated). Default: every
+    /// interface's addresses, IPv4 and IPv6.
+    #[arg(long = "media-ip", env = "ROOMCAST_MEDIA_IP", value_delimiter = ',')]
+    pub media_ips: Vec<IpAddr>,
 
     /// Seconds a participant's media connection may stay silent before the participant is removed.
     #[arg(long, env = "ROOMCAST_PEER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=3600))]
@@ -86,11 +130,33 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
 }
 
 impl Config {
+    fn ice_servers(&self) -> IceServers {
+        let turn_auth = match (&self.turn_secret, &self.turn_username, &self.turn_password) {
+            (Some(secret), _, _) => TurnAuth::Secret {
+                secret: secret.clone(),
+                ttl: std::time::Duration::from_secs(self.turn_ttl),
+            },
+            (None, Some(username), Some(password)) => TurnAuth::Static {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            _ => TurnAuth::None,
+        };
+        IceServers {
+            stun: self.stun.clone(),
+            turn: self.turn.clone(),
+            turn_auth,
+        }
+    }
+
     pub fn sfu(&self) -> SfuConfig {
         SfuConfig {
             room_capacity: self.room_capacity as usize,
             udp_ports: self.udp_ports,
+            udp_mux_port: self.udp_port,
             public_ip: self.public_ip,
+            media_ips: self.media_ips.clone(),
+            ice_servers: self.ice_servers(),
             peer_timeout: std::time::Duration::from_secs(self.peer_timeout),
             ..SfuConfig::default()
         }
@@ -128,6 +194,72 @@ mod tests {
     }
 
     #[test]
+    fn ice_servers_are_repeatable_and_a_secret_mints_credentials() {
+        let c = parse(&[
+            "--stun",
+            "stun:a:3478",
+            "--stun",
+            "stun:b:3478",
+            "--turn",
+            "turn:t:3478?transport=udp",
+            "--turn-secret",
+            "s",
+            "--turn-ttl",
+            "600",
+        ])
+        .unwrap();
+        let ice = c.sfu().ice_servers;
+        assert_eq!(ice.stun, ["stun:a:3478", "stun:b:3478"]);
+        assert_eq!(ice.turn, ["turn:t:3478?transport=udp"]);
+        assert_eq!(
+            ice.turn_auth,
+            TurnAuth::Secret {
+                secret: "s".into(),
+                ttl: std::time::Duration::from_secs(600)
+            }
+        );
+    }
+
+    #[test]
+    fn static_turn_credentials_come_in_pairs_and_exclude_a_secret() {
+        assert!(parse(&["--turn-username", "u"]).is_err());
+        assert!(parse(&[
+            "--turn-username",
+            "u",
+            "--turn-password",
+            "p",
+            "--turn-secret",
+            "s"
+        ])
+        .is_err());
+        let c = parse(&[
+            "--turn",
+            "turn:t",
+            "--turn-username",
+            "u",
+            "--turn-password",
+            "p",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.sfu().ice_servers.turn_auth,
+            TurnAuth::Static {
+                username: "u".into(),
+                password: "p".into()
+            }
+        );
+    }
+
+    #[test]
+    fn one_udp_port_or_a_range_but_not_both() {
+        assert_eq!(
+            parse(&["--udp-port", "50000"]).unwrap().sfu().udp_mux_port,
+            Some(50000)
+        );
+        assert!(parse(&["--udp-port", "50000", "--udp-ports", "40000-40100"]).is_err());
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--room-capacity", "0"]).is_err());
         assert!(parse(&["--udp-ports", "9-1"]).is_err());
@@ -144,9 +276,20 @@ mod tests {
             "203.0.113.7",
             "--room-capacity",
             "2",
+            "--media-ip",
+            "127.0.0.1",
+            "--media-ip",
+            "::1",
         ])
         .unwrap();
         let sfu = c.sfu();
+        assert_eq!(
+            sfu.media_ips,
+            [
+                "127.0.0.1".parse::<IpAddr>().unwrap(),
+                "::1".parse().unwrap()
+            ]
+        );
         assert_eq!(sfu.room_capacity, 2);
         assert_eq!(
             sfu.udp_ports,

@@ -16,7 +16,9 @@ use tokio::sync::watch;
 async fn main() -> Result<()> {
     let config = Config::parse();
     logging::init(config.log_format, config.log_file.as_deref())?;
-    let sfu = Sfu::new(config.sfu()).context("starting the media plane")?;
+    let sfu_config = config.sfu();
+    log_ice_servers(&sfu_config.ice_servers);
+    let sfu = Sfu::new(sfu_config).context("starting the media plane")?;
     let admin = roomcast_signaling::AdminAccess::from_token(config.admin_token.clone());
     match admin {
         roomcast_signaling::AdminAccess::Token(_) => tracing::info!("admin API and dashboard require the admin token"),
@@ -68,6 +70,20 @@ async fn main() -> Result<()> {
         result??;
     }
     Ok(())
+}
+
+fn log_ice_servers(servers: &roomcast_sfu::IceServers) {
+    use roomcast_sfu::TurnAuth;
+    let auth = match servers.turn_auth {
+        TurnAuth::None => "none",
+        TurnAuth::Static { .. } => "static",
+        TurnAuth::Secret { .. } => "ephemeral (shared secret)",
+    };
+    if servers.turn.is_empty() {
+        tracing::info!(stun = ?servers.stun, "no TURN relay configured: clients that cannot reach the media ports directly have no fallback");
+    } else {
+        tracing::info!(stun = ?servers.stun, turn = ?servers.turn, credentials = auth, "TURN relay configured");
+    }
 }
 
 fn announce(scheme: &str, addr: SocketAddr) {

@@ -1,6 +1,8 @@
 //! What the media plane needs to know about its deployment.
 
 use std::net::IpAddr;
+
+use crate::IceServers;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,13 +13,17 @@ pub struct SfuConfig {
     pub room_capacity: usize,
     /// UDP ports the PeerConnections may bind; `None` lets the OS choose.
     pub udp_ports: Option<PortRange>,
+    /// One UDP port (IPv4) shared by every PeerConnection, instead of a port per connection.
+    pub udp_mux_port: Option<u16>,
     /// Address announced instead of the host's own (NAT 1:1).
     pub public_ip: Option<IpAddr>,
+    /// Local addresses offered as ICE host candidates; empty offers every interface's.
+    pub media_ips: Vec<IpAddr>,
     /// Whether loopback addresses are offered as ICE candidates (needed when clients run on the
     /// same host, as in tests and development).
     pub include_loopback: bool,
     /// STUN/TURN servers handed to clients in `joined`.
-    pub ice_servers: Vec<IceServer>,
+    pub ice_servers: IceServers,
     /// How long a media connection may go silent before its participant is removed.
     pub peer_timeout: Duration,
 }
@@ -27,9 +33,11 @@ impl Default for SfuConfig {
         Self {
             room_capacity: 16,
             udp_ports: None,
+            udp_mux_port: None,
             public_ip: None,
+            media_ips: Vec::new(),
             include_loopback: true,
-            ice_servers: Vec::new(),
+            ice_servers: IceServers::default(),
             peer_timeout: Duration::from_secs(10),
         }
     }

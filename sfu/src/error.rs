@@ -42,4 +42,6 @@ impl SignalError {
 pub enum SfuError {
     #[error("webrtc: {0}")]
     WebRtc(String),
+    #[error("could not bind UDP port {port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
 }

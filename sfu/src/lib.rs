@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+mod ice_servers;
 mod ids;
 mod negotiation;
 mod participant;
@@ -23,6 +24,7 @@ mod subscription;
 
 pub use config::{IceServer, PortRange, SfuConfig};
 pub use error::{JoinError, SfuError, SignalError};
+pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
 pub use participant::ParticipantHandle;
 pub use sfu::{Joined, Sfu};

@@ -84,6 +84,11 @@ impl Sfu {
             }
         };
         let id = info.id.clone();
+        let ice_servers = self
+            .inner
+            .config
+            .ice_servers
+            .for_participant(&id, std::time::SystemTime::now());
         let handle = Participant::spawn(
             info,
             room,
@@ -101,7 +106,7 @@ impl Sfu {
             room: room_id,
             id,
             participants,
-            ice_servers: self.inner.config.ice_servers.clone(),
+            ice_servers,
         })
     }
 

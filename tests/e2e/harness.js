@@ -13,7 +13,7 @@ const ARTIFACTS = path.join(__dirname, 'artifacts');
 /** Starts roomcast on loopback with free ports; resolves once it prints its URLs. */
 async function startServer(args = [], { logLevel } = {}) {
   const certDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'roomcast-certs-'));
-  const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, ...args], {
+  const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, '--media-ip', '127.0.0.1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: logLevel || process.env.RUST_LOG || 'info,webrtc=warn' },
   });
@@ -38,6 +38,63 @@ async function startServer(args = [], { logLevel } = {}) {
       const code = await exited;
       fs.rmSync(certDir, { recursive: true, force: true });
       return code;
+    },
+  };
+}
+
+async function freeUdpPort() {
+  const dgram = require('node:dgram');
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise((resolve) => socket.close(resolve));
+  return port;
+}
+
+/** Resolves once a STUN Binding request to 127.0.0.1:port gets a response. */
+async function stunAnswers(port) {
+  const dgram = require('node:dgram');
+  const socket = dgram.createSocket('udp4');
+  // Binding request: type 0x0001, length 0, magic cookie, 12-byte transaction id.
+  const request = Buffer.concat([Buffer.from([0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42]), require('node:crypto').randomBytes(12)]);
+  try {
+    return await new Promise((resolve) => {
+      socket.on('message', () => resolve(true));
+      socket.on('error', () => resolve(false));
+      socket.send(request, port, '127.0.0.1');
+      setTimeout(() => resolve(false), 200);
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+/** Starts coturn on loopback in shared-secret mode; resolves once it answers STUN. */
+async function startTurn(secret) {
+  const port = await freeUdpPort();
+  const child = spawn('turnserver', ['--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    '--min-port=49160', '--max-port=49200', '--use-auth-secret', `--static-auth-secret=${secret}`,
+    '--realm=roomcast.test', '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers', '--fingerprint',
+    '--log-file=stdout', '--simple-log'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let logs = '';
+  child.stdout.on('data', (d) => { logs += d; });
+  child.stderr.on('data', (d) => { logs += d; });
+  let exited = null;
+  child.on('exit', (code) => { exited = code; });
+  try {
+    await waitFor('coturn to answer STUN', () => exited === null && stunAnswers(port), { timeout: 10000 });
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${e.message}\ncoturn (exit code ${exited}) said:\n${logs}`);
+  }
+  return {
+    url: `turn:127.0.0.1:${port}?transport=udp`,
+    logs: () => logs,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
     },
   };
 }
@@ -112,4 +169,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { startServer, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
+module.exports = { startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };

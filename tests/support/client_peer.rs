@@ -15,6 +15,7 @@ use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
 use webrtc::ice::mdns::MulticastDnsMode;
+pub use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -50,11 +51,22 @@ pub struct ClientPeer {
 }
 
 impl ClientPeer {
+    /// Joins over IPv4 loopback.
     pub async fn join(server: &TestServer, room: &str, name: &str) -> Self {
+        Self::join_over(server, room, name, NetworkType::Udp4).await
+    }
+
+    /// Joins with media over loopback of one address family only.
+    pub async fn join_over(
+        server: &TestServer,
+        room: &str,
+        name: &str,
+        network: NetworkType,
+    ) -> Self {
         let mut ws = server.ws().await;
         let joined = ws.join(room, name).await;
         let id = joined["id"].as_str().expect("joined.id").to_owned();
-        let pc = Arc::new(new_peer_connection().await);
+        let pc = Arc::new(new_peer_connection(network).await);
         let received = Counts::default();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
         wire_callbacks(&pc, &received, outgoing.clone());
@@ -108,6 +120,16 @@ impl ClientPeer {
             .unwrap()
             .iter()
             .any(|m| m["type"] == "participant_left" && m["id"] == participant)
+    }
+
+    /// The ICE candidates the server trickled to this peer.
+    pub fn server_candidates(&self) -> Vec<String> {
+        let messages = self.messages.lock().unwrap();
+        messages
+            .iter()
+            .filter(|m| m["type"] == "candidate")
+            .filter_map(|m| m["candidate"]["candidate"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Every `error` the server sent this peer.
@@ -164,13 +186,16 @@ impl ClientPeer {
     }
 }
 
-async fn new_peer_connection() -> RTCPeerConnection {
+async fn new_peer_connection(network: NetworkType) -> RTCPeerConnection {
     let mut media = MediaEngine::default();
     media.register_default_codecs().unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
     let mut settings = SettingEngine::default();
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     settings.set_include_loopback_candidate(true);
+    // Test media stays on loopback: no packet of a test leaves the machine.
+    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    settings.set_network_types(vec![network]);
     let api = APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)

@@ -26,7 +26,11 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn start(config: SfuConfig) -> Self {
+    /// Starts a server; unless `config` names media addresses, media stays on IPv4 loopback.
+    pub async fn start(mut config: SfuConfig) -> Self {
+        if config.media_ips.is_empty() {
+            config.media_ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
+        }
         let sfu = Sfu::new(config).expect("sfu");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -9,6 +9,8 @@ use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
 use webrtc::ice::udp_network::{EphemeralUDP, UDPNetwork};
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::ice_transport::ice_candidate_pair::RTCIceCandidatePair;
@@ -73,10 +75,24 @@ fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
         Some(half),
         Some((half / 2).min(Duration::from_secs(2))),
     );
-    if let Some(range) = config.udp_ports {
+    if let Some(port) = config.udp_mux_port {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", port))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .and_then(tokio::net::UdpSocket::from_std)
+            .map_err(|source| SfuError::Bind { port, source })?;
+        s.set_udp_network(UDPNetwork::Muxed(UDPMuxDefault::new(UDPMuxParams::new(
+            socket,
+        ))));
+        // The shared socket is IPv4; IPv6 candidates would point at a port nobody listens on.
+        s.set_network_types(vec![NetworkType::Udp4]);
+    } else if let Some(range) = config.udp_ports {
         let udp = EphemeralUDP::new(range.min, range.max)
             .map_err(|e| SfuError::WebRtc(format!("udp port range: {e}")))?;
         s.set_udp_network(UDPNetwork::Ephemeral(udp));
+    }
+    if !config.media_ips.is_empty() {
+        let allowed = config.media_ips.clone();
+        s.set_ip_filter(Box::new(move |ip| allowed.contains(&ip)));
     }
     if let Some(ip) = config.public_ip {
         s.set_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
