@@ -117,7 +117,8 @@ async function refresh() {
     const rooms = await (await api('GET', '/api/rooms')).json();
     const now = Date.now();
     const people = rooms.reduce((n, r) => n + r.participant_count, 0);
-    $('summary').textContent = `${rooms.length} rooms · ${people} participants`;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+    $('summary').textContent = `${plural(rooms.length, 'room')} · ${plural(people, 'participant')}`;
     $('rooms').replaceChildren(...(rooms.length ? rooms.map((r) => roomCard(r, now)) : [el('p', { className: 'empty', textContent: 'No rooms right now.' })]));
     lastOk = now;
     $('auth').hidden = true;
