@@ -184,12 +184,14 @@ const handlers = {
   left() { teardown('Left the room', 'idle'); },
   kicked(m) {
     notice(m.message);
-    teardown(m.reason === 'room_closed' ? 'Room closed' : 'Removed from the room', 'error');
+    const status = { room_closed: 'Room closed', server_shutdown: 'Server shut down' }[m.reason] || 'Removed from the room';
+    teardown(status, 'error');
   },
   error(m) {
     log('error', m.code, m.message);
     if (m.code === 'peer_failed') notice('The media connection failed. Please join again.');
-    else if (['invalid_room', 'invalid_name'].includes(m.code)) { notice(m.message); teardown('Not connected', 'idle'); }
+    else if (['invalid_room', 'invalid_name', 'unauthorized', 'server_full', 'too_many_rooms'].includes(m.code)) { notice(m.message); teardown('Not connected', 'idle'); }
+    else if (m.code === 'abusive') { notice(m.message); teardown('Disconnected', 'error'); }
   },
 };
 
@@ -211,7 +213,7 @@ async function join(event) {
   history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
-  ws.onopen = () => { send({ type: 'join', room, name }); $('leave').disabled = false; };
+  ws.onopen = () => { send({ type: 'join', room, name, ...(params.get('token') ? { token: params.get('token') } : {}) }); $('leave').disabled = false; };
   // Messages are handled one at a time, in order: a candidate must not overtake its offer.
   let queue = Promise.resolve();
   ws.onmessage = (e) => {

@@ -3,8 +3,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use roomcast_sfu::{IceServers, PortRange, SfuConfig, TurnAuth};
+
+use crate::limits::LimitFlags;
+use crate::token::TokenArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -13,6 +16,9 @@ use roomcast_sfu::{IceServers, PortRange, SfuConfig, TurnAuth};
     about = "A small, fast SFU for multi-party WebRTC rooms"
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Plain HTTP listen address, or "off".
     #[arg(long, env = "ROOMCAST_HTTP", default_value = "0.0.0.0:8080", value_parser = parse_listen)]
     pub http: Listen,
@@ -98,6 +104,23 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Secret for room access tokens (JWT, HS256). With it, joining requires a token naming the
+    /// room; without it, rooms are open to anyone who can reach the server.
+    #[arg(long, env = "ROOMCAST_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Origin whose pages may open the signaling WebSocket, e.g. https://meet.example.org
+    /// (repeatable; env: comma-separated). Default: this server's own origins only.
+    #[arg(
+        long = "allowed-origin",
+        env = "ROOMCAST_ALLOWED_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub limits: LimitFlags,
+
     /// Log format.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -105,6 +128,12 @@ pub struct Config {
     /// Append logs to this file instead of standard error.
     #[arg(long, env = "ROOMCAST_LOG_FILE")]
     pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a room access token signed with --token-secret, then exit.
+    Token(TokenArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -158,6 +187,7 @@ impl Config {
             media_ips: self.media_ips.clone(),
             ice_servers: self.ice_servers(),
             peer_timeout: std::time::Duration::from_secs(self.peer_timeout),
+            limits: self.limits.sfu(),
             ..SfuConfig::default()
         }
     }

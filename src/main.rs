@@ -2,19 +2,31 @@
 //! shuts down cleanly on Ctrl-C or SIGTERM.
 
 mod config;
+mod limits;
 mod logging;
+mod token;
 
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use config::{Config, Listen};
+use config::{Command, Config, Listen};
 use roomcast_sfu::Sfu;
 use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let config = Config::parse();
+    if let Some(Command::Token(args)) = &config.command {
+        match args.mint(config.token_secret.as_deref()) {
+            Ok(token) => println!("{token}"),
+            Err(why) => {
+                eprintln!("roomcast token: {why}");
+                std::process::exit(2);
+            }
+        }
+        return Ok(());
+    }
     logging::init(config.log_format, config.log_file.as_deref())?;
     let sfu_config = config.sfu();
     log_ice_servers(&sfu_config.ice_servers);
@@ -26,7 +38,20 @@ async fn main() -> Result<()> {
             "no --admin-token set: the admin API, /metrics and /admin answer only to loopback clients"
         ),
     }
-    let app = roomcast_signaling::router(sfu, roomcast_signaling::EdgeOptions { admin });
+    let room_tokens = config.token_secret.as_deref().map(|secret| {
+        tracing::info!("rooms require an access token (--token-secret)");
+        roomcast_signaling::RoomTokens::new(secret.as_bytes())
+    });
+    if room_tokens.is_none() {
+        tracing::warn!("no --token-secret set: rooms are open to anyone who can reach this server");
+    }
+    let options = roomcast_signaling::EdgeOptions {
+        admin,
+        limits: config.limits.edge(),
+        room_tokens,
+        allowed_origins: config.allowed_origins.clone(),
+    };
+    let app = roomcast_signaling::router(sfu.clone(), options);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
 
@@ -65,12 +90,18 @@ async fn main() -> Result<()> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         Some(result) = servers.join_next() => result??,
     }
+    // Participants hear why before the listeners close their connections.
+    sfu.shutdown(SHUTDOWN_GRACE).await;
+    tracing::info!(rooms = sfu.rooms().len(), "rooms drained");
     let _ = stop_tx.send(true);
     while let Some(result) = servers.join_next().await {
         result??;
     }
     Ok(())
 }
+
+/// How long shutdown waits for participants to be told and removed.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn log_ice_servers(servers: &roomcast_sfu::IceServers) {
     use roomcast_sfu::TurnAuth;

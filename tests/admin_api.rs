@@ -23,6 +23,7 @@ fn app(token: Option<&str>) -> (Router, Sfu) {
     let sfu = Sfu::new(SfuConfig::default()).unwrap();
     let options = EdgeOptions {
         admin: AdminAccess::from_token(token.map(str::to_owned)),
+        ..EdgeOptions::default()
     };
     (roomcast_signaling::router(sfu.clone(), options), sfu)
 }

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use crate::IceServers;
+use crate::{IceServers, SfuLimits};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -26,6 +26,8 @@ pub struct SfuConfig {
     pub ice_servers: IceServers,
     /// How long a media connection may go silent before its participant is removed.
     pub peer_timeout: Duration,
+    /// Bounds on rooms, participants, candidates and SDP sizes.
+    pub limits: SfuLimits,
 }
 
 impl Default for SfuConfig {
@@ -39,6 +41,7 @@ impl Default for SfuConfig {
             include_loopback: true,
             ice_servers: IceServers::default(),
             peer_timeout: Duration::from_secs(10),
+            limits: SfuLimits::default(),
         }
     }
 }

@@ -11,6 +11,10 @@ pub enum JoinError {
     InvalidName,
     #[error("room is full ({capacity} participants)")]
     Full { capacity: usize },
+    #[error("the server is full ({max} participants)")]
+    ServerFull { max: usize },
+    #[error("the server has as many rooms open as it may ({max})")]
+    TooManyRooms { max: usize },
     #[error("could not create a peer connection: {0}")]
     Peer(#[from] SfuError),
 }
@@ -24,6 +28,10 @@ pub enum SignalError {
     BadCandidate(String),
     #[error("{0}")]
     WrongState(&'static str),
+    #[error("session description of {size} bytes exceeds {max}")]
+    SdpTooLarge { size: usize, max: usize },
+    #[error("more than {0} ICE candidates from one participant")]
+    TooManyCandidates(usize),
 }
 
 impl SignalError {
@@ -33,6 +41,8 @@ impl SignalError {
             SignalError::BadSdp(_) => "bad_sdp",
             SignalError::BadCandidate(_) => "bad_candidate",
             SignalError::WrongState(_) => "wrong_state",
+            SignalError::SdpTooLarge { .. } => "too_large",
+            SignalError::TooManyCandidates(_) => "too_many_candidates",
         }
     }
 }

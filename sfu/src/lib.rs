@@ -9,8 +9,10 @@
 
 mod config;
 mod error;
+mod grants;
 mod ice_servers;
 mod ids;
+mod limits;
 mod negotiation;
 mod participant;
 mod peer;
@@ -24,8 +26,10 @@ mod subscription;
 
 pub use config::{IceServer, PortRange, SfuConfig};
 pub use error::{JoinError, SfuError, SignalError};
+pub use grants::Grants;
 pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
+pub use limits::SfuLimits;
 pub use participant::ParticipantHandle;
 pub use sfu::{Joined, Sfu};
 pub use signal::{IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal};

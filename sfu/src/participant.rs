@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::limits::Seat;
 use crate::negotiation::{ClientOffer, Negotiation};
 use crate::peer::{Peer, PeerEvent, RemoteTrack};
 use crate::presence::Presence;
@@ -16,7 +17,8 @@ use crate::sfu::SfuInner;
 use crate::stats::ConnectionState;
 use crate::subscription::Subscription;
 use crate::{
-    IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal, SignalError,
+    Grants, IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal,
+    SignalError,
 };
 
 /// Signals a client may have in flight before the edge waits.
@@ -39,6 +41,14 @@ impl ParticipantHandle {
     }
 }
 
+/// Where a participant sits and what it may do there.
+pub(crate) struct Membership {
+    pub(crate) room: Arc<Room>,
+    pub(crate) grants: Grants,
+    /// Held for the participant's whole life: the server-wide count drops when it is gone.
+    pub(crate) seat: Seat,
+}
+
 /// What the room and the connection send a participant.
 pub(crate) struct Inboxes {
     pub(crate) commands: mpsc::UnboundedReceiver<RoomCommand>,
@@ -48,6 +58,8 @@ pub(crate) struct Inboxes {
 pub(crate) struct Participant {
     info: ParticipantInfo,
     room: Arc<Room>,
+    grants: Grants,
+    _seat: Seat,
     sfu: Arc<SfuInner>,
     presence: Arc<Presence>,
     peer: Peer,
@@ -55,18 +67,20 @@ pub(crate) struct Participant {
     negotiation: Negotiation,
     subscriptions: Vec<Subscription>,
     published: usize,
+    candidates: usize,
 }
 
 impl Participant {
     pub(crate) fn spawn(
         info: ParticipantInfo,
-        room: Arc<Room>,
+        membership: Membership,
         sfu: Arc<SfuInner>,
         presence: Arc<Presence>,
         peer: Peer,
         events: mpsc::Sender<ServerEvent>,
         inboxes: Inboxes,
     ) -> ParticipantHandle {
+        let Membership { room, grants, seat } = membership;
         let (signals_tx, signals) = mpsc::channel(SIGNAL_QUEUE);
         let handle = ParticipantHandle {
             id: info.id.clone(),
@@ -76,6 +90,8 @@ impl Participant {
         let participant = Participant {
             info,
             room,
+            grants,
+            _seat: seat,
             sfu,
             presence,
             peer,
@@ -83,6 +99,7 @@ impl Participant {
             negotiation: Negotiation::default(),
             subscriptions: Vec::new(),
             published: 0,
+            candidates: 0,
         };
         tokio::spawn(
             participant
@@ -126,7 +143,7 @@ impl Participant {
         let result = match signal {
             Signal::Offer(sdp) => self.on_offer(sdp).await,
             Signal::Answer(sdp) => self.on_answer(sdp).await,
-            Signal::Candidate(Some(candidate)) => self.peer.add_candidate(candidate).await,
+            Signal::Candidate(Some(candidate)) => self.on_candidate(candidate).await,
             Signal::Candidate(None) | Signal::Leave => Ok(()),
         };
         if let Err(error) = result {
@@ -135,7 +152,28 @@ impl Participant {
         }
     }
 
+    async fn on_candidate(&mut self, candidate: IceCandidate) -> Result<(), SignalError> {
+        let max = self.sfu.config.limits.max_candidates;
+        if self.candidates >= max {
+            return Err(SignalError::TooManyCandidates(max));
+        }
+        self.candidates += 1;
+        self.peer.add_candidate(candidate).await
+    }
+
+    fn check_sdp_size(&self, sdp: &str) -> Result<(), SignalError> {
+        let max = self.sfu.config.limits.max_sdp_bytes;
+        if sdp.len() > max {
+            return Err(SignalError::SdpTooLarge {
+                size: sdp.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
     async fn on_offer(&mut self, sdp: String) -> Result<(), SignalError> {
+        self.check_sdp_size(&sdp)?;
         if self.negotiation.on_client_offer() == ClientOffer::IgnoreGlare {
             tracing::debug!("glare: keeping the server's offer, the client rolls back");
             return Ok(());
@@ -147,6 +185,7 @@ impl Participant {
     }
 
     async fn on_answer(&mut self, sdp: String) -> Result<(), SignalError> {
+        self.check_sdp_size(&sdp)?;
         if !self.negotiation.on_client_answer() {
             return Err(SignalError::WrongState(
                 "answer without an outstanding offer",
@@ -171,6 +210,9 @@ impl Participant {
     }
 
     async fn subscribe(&mut self, publication: Arc<Publication>) {
+        if !self.grants.subscribe {
+            return;
+        }
         let id = publication.id.clone();
         let counters = Arc::clone(&self.sfu.counters);
         match Subscription::start(&self.peer, Arc::clone(&publication), counters).await {
@@ -230,6 +272,14 @@ impl Participant {
     }
 
     fn publish(&mut self, track: RemoteTrack) {
+        if !self.grants.publish {
+            // Nothing reads the track, so nothing of it is forwarded or kept.
+            tracing::info!(
+                kind = track.kind().as_str(),
+                "not allowed to publish: track ignored"
+            );
+            return;
+        }
         self.published += 1;
         let id = format!("{}-{}", self.info.id, self.published);
         tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), "publishing");

@@ -6,12 +6,15 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 
 use crate::ids::{DisplayName, ParticipantId, RoomId};
-use crate::participant::{Inboxes, Participant, ParticipantHandle};
+use crate::limits::Seats;
+use crate::participant::{Inboxes, Membership, Participant, ParticipantHandle};
 use crate::peer::PeerFactory;
 use crate::presence::Presence;
 use crate::room::{Admission, Room};
 use crate::stats::{Counters, RoomReport, Totals};
-use crate::{IceServer, JoinError, LeaveReason, ParticipantInfo, ServerEvent, SfuConfig, SfuError};
+use crate::{
+    Grants, IceServer, JoinError, LeaveReason, ParticipantInfo, ServerEvent, SfuConfig, SfuError,
+};
 
 /// The media plane: cheap to clone, shared by every connection.
 #[derive(Clone)]
@@ -20,9 +23,10 @@ pub struct Sfu {
 }
 
 pub(crate) struct SfuInner {
-    config: SfuConfig,
+    pub(crate) config: SfuConfig,
     factory: PeerFactory,
     rooms: DashMap<RoomId, Arc<Room>>,
+    seats: Seats,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -43,6 +47,7 @@ impl Sfu {
                 config,
                 factory,
                 rooms: DashMap::new(),
+                seats: Seats::default(),
                 counters: Arc::default(),
             }),
         })
@@ -52,16 +57,35 @@ impl Sfu {
         &self.inner.config
     }
 
-    /// Joins (creating if need be) a room. Events for the client arrive on `events` until a
-    /// [`ServerEvent::Left`]; dropping the handle leaves the room.
+    /// Joins (creating if need be) a room with every right. Events for the client arrive on
+    /// `events` until a [`ServerEvent::Left`]; dropping the handle leaves the room.
     pub async fn join(
         &self,
         room: &str,
         name: Option<&str>,
         events: mpsc::Sender<ServerEvent>,
     ) -> Result<Joined, JoinError> {
+        self.join_with(room, name, Grants::ALL, events).await
+    }
+
+    /// Joins a room with the given rights (see [`Sfu::join`]).
+    pub async fn join_with(
+        &self,
+        room: &str,
+        name: Option<&str>,
+        grants: Grants,
+        events: mpsc::Sender<ServerEvent>,
+    ) -> Result<Joined, JoinError> {
         let room_id = RoomId::parse(room).ok_or(JoinError::InvalidRoom)?;
         let name = DisplayName::parse(name).ok_or(JoinError::InvalidName)?;
+        let limits = &self.inner.config.limits;
+        let seat = self
+            .inner
+            .seats
+            .take(limits.max_participants)
+            .ok_or(JoinError::ServerFull {
+                max: limits.max_participants,
+            })?;
         let info = ParticipantInfo {
             id: ParticipantId::random(),
             name,
@@ -71,7 +95,12 @@ impl Sfu {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let presence = Arc::new(Presence::new());
         let (room, participants) = loop {
-            let room = self.room_entry(&room_id);
+            let Some(room) = self.room_entry(&room_id) else {
+                peer.close().await;
+                return Err(JoinError::TooManyRooms {
+                    max: limits.max_rooms,
+                });
+            };
             match room.admit(info.clone(), commands.clone(), Arc::clone(&presence)) {
                 Admission::Admitted(others) => break (room, others),
                 Admission::Full => {
@@ -91,7 +120,7 @@ impl Sfu {
             .for_participant(&id, std::time::SystemTime::now());
         let handle = Participant::spawn(
             info,
-            room,
+            Membership { room, grants, seat },
             Arc::clone(&self.inner),
             presence,
             peer,
@@ -164,15 +193,40 @@ impl Sfu {
         self.inner.rooms.get(&id).map(|r| Arc::clone(r.value()))
     }
 
-    fn room_entry(&self, id: &RoomId) -> Arc<Room> {
+    /// The room with this id, opened if need be; `None` when opening it would pass the limit.
+    fn room_entry(&self, id: &RoomId) -> Option<Arc<Room>> {
+        if let Some(room) = self.inner.rooms.get(id) {
+            return Some(Arc::clone(room.value()));
+        }
+        if self.inner.rooms.len() >= self.inner.config.limits.max_rooms {
+            return None;
+        }
         let capacity = self.inner.config.room_capacity;
-        Arc::clone(
+        Some(Arc::clone(
             self.inner
                 .rooms
                 .entry(id.clone())
                 .or_insert_with(|| Arc::new(Room::new(id.clone(), capacity)))
                 .value(),
-        )
+        ))
+    }
+
+    /// Participants on the server now.
+    pub fn participant_count(&self) -> usize {
+        self.inner.seats.taken()
+    }
+
+    /// Tells every participant the server is going away and removes them; resolves once every
+    /// room is gone or `grace` has passed. Joins after this still work (the caller stops
+    /// accepting connections first).
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        for room in self.rooms_now() {
+            room.remove_all(LeaveReason::ServerShutdown);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.seats.taken() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub enum LeaveReason {
     Kicked,
     /// An operator closed the room.
     RoomClosed,
+    /// The server is shutting down.
+    ServerShutdown,
 }
 
 /// What the server tells a client.

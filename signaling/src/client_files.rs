@@ -17,12 +17,13 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-const PUBLIC: [(&str, &str, &str); 5] = [
+const PUBLIC: [(&str, &str, &str); 6] = [
     ("/", HTML, include_str!("../../client/index.html")),
     ("/index.html", HTML, include_str!("../../client/index.html")),
     ("/app.js", JS, include_str!("../../client/app.js")),
     ("/style.css", CSS, include_str!("../../client/style.css")),
     ("/admin.js", JS, include_str!("../../client/admin.js")),
+    ("/admin.css", CSS, include_str!("../../client/admin.css")),
 ];
 
 const DASHBOARD: &str = include_str!("../../client/admin.html");

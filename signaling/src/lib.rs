@@ -6,7 +6,10 @@ mod admin;
 mod client_files;
 mod edge_metrics;
 mod error;
+mod limits;
 mod protocol;
+mod room_tokens;
+mod security_headers;
 mod server;
 mod session;
 mod tls;
@@ -15,8 +18,10 @@ pub use admin::{AdminAccess, ErrorBody, ParticipantView, RoomView, TrackView};
 pub use axum_server::Handle as HttpsHandle;
 pub use edge_metrics::EdgeMetrics;
 pub use error::SignalingError;
+pub use limits::EdgeLimits;
 pub use protocol::{
     ClientMessage, ErrorCode, KickReason, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES,
 };
+pub use room_tokens::{RoomClaims, RoomTokens, TokenError};
 pub use server::{router, serve_http, serve_https, EdgeOptions};
 pub use tls::{load_or_generate, TlsFiles};

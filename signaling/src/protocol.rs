@@ -15,6 +15,9 @@ pub enum ClientMessage {
         room: String,
         #[serde(default)]
         name: Option<String>,
+        /// A room access token; required when the server has a token secret.
+        #[serde(default)]
+        token: Option<String>,
     },
     Offer {
         sdp: String,
@@ -130,6 +133,7 @@ impl ServerMessage {
 pub enum KickReason {
     Kicked,
     RoomClosed,
+    ServerShutdown,
 }
 
 /// Every error code the server sends.
@@ -149,11 +153,17 @@ pub enum ErrorCode {
     BadCandidate,
     WrongState,
     PeerFailed,
+    ServerFull,
+    TooManyRooms,
+    TooManyCandidates,
+    RateLimited,
+    Unauthorized,
+    Abusive,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -167,6 +177,12 @@ impl ErrorCode {
         ErrorCode::BadCandidate,
         ErrorCode::WrongState,
         ErrorCode::PeerFailed,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyRooms,
+        ErrorCode::TooManyCandidates,
+        ErrorCode::RateLimited,
+        ErrorCode::Unauthorized,
+        ErrorCode::Abusive,
         ErrorCode::Internal,
     ];
 
@@ -185,6 +201,12 @@ impl ErrorCode {
             ErrorCode::BadCandidate => "bad_candidate",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::PeerFailed => "peer_failed",
+            ErrorCode::ServerFull => "server_full",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::TooManyCandidates => "too_many_candidates",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Abusive => "abusive",
             ErrorCode::Internal => "internal",
         }
     }
@@ -215,15 +237,17 @@ impl ProtocolError {
 }
 
 impl ClientMessage {
-    /// Parses one text frame.
+    /// Parses one text frame of at most [`MAX_MESSAGE_BYTES`].
     pub fn parse(text: &str) -> Result<Self, ProtocolError> {
-        if text.len() > MAX_MESSAGE_BYTES {
+        Self::parse_limited(text, MAX_MESSAGE_BYTES)
+    }
+
+    /// Parses one text frame of at most `max_bytes`.
+    pub fn parse_limited(text: &str, max_bytes: usize) -> Result<Self, ProtocolError> {
+        if text.len() > max_bytes {
             return Err(ProtocolError::new(
                 ErrorCode::TooLarge,
-                format!(
-                    "message of {} bytes exceeds {MAX_MESSAGE_BYTES}",
-                    text.len()
-                ),
+                format!("message of {} bytes exceeds {max_bytes}", text.len()),
             ));
         }
         let value: serde_json::Value = serde_json::from_str(text)
@@ -267,14 +291,16 @@ mod tests {
             ClientMessage::parse(r#"{"type":"join","room":"r1","name":"Ada"}"#).unwrap(),
             ClientMessage::Join {
                 room: "r1".into(),
-                name: Some("Ada".into())
+                name: Some("Ada".into()),
+                token: None,
             }
         );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"join","room":"r1"}"#).unwrap(),
             ClientMessage::Join {
                 room: "r1".into(),
-                name: None
+                name: None,
+                token: None,
             }
         );
     }

@@ -7,17 +7,19 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
-    IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle, RoomId, ServerEvent, Sfu,
-    Signal,
+    Grants, IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle, RoomId, ServerEvent,
+    Sfu, Signal,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::edge_metrics::EdgeMetrics;
+use crate::limits::{RateLimiter, Strikes};
 use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, IceServerJson, KickReason, ParticipantJson,
     ServerMessage,
 };
+use crate::server::SignalingOptions;
 
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
@@ -34,13 +36,22 @@ struct Session {
     socket: WebSocket,
     sfu: Sfu,
     metrics: Arc<EdgeMetrics>,
+    options: Arc<SignalingOptions>,
     membership: Option<Membership>,
-    /// Set when the server ends the conversation (an operator removed the participant).
+    rate: RateLimiter,
+    strikes: Strikes,
+    /// Set when the server ends the conversation (an operator removed the participant, or the
+    /// client kept sending what it must not).
     closing: bool,
 }
 
 /// Serves one connection until the client goes away.
-pub(crate) async fn run(socket: WebSocket, sfu: Sfu, metrics: Arc<EdgeMetrics>) {
+pub(crate) async fn run(
+    socket: WebSocket,
+    sfu: Sfu,
+    metrics: Arc<EdgeMetrics>,
+    options: Arc<SignalingOptions>,
+) {
     let _open = metrics.connection_opened();
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!(
@@ -49,10 +60,15 @@ pub(crate) async fn run(socket: WebSocket, sfu: Sfu, metrics: Arc<EdgeMetrics>) 
         room = tracing::field::Empty,
         participant = tracing::field::Empty
     );
+    let now = tokio::time::Instant::now();
+    let limits = &options.limits;
     let session = Session {
         socket,
         sfu,
         metrics,
+        rate: RateLimiter::new(limits.messages_per_second, limits.message_burst, now),
+        strikes: Strikes::new(limits.max_strikes, limits.strike_window, now),
+        options,
         membership: None,
         closing: false,
     };
@@ -65,9 +81,15 @@ impl Session {
         while !self.closing {
             tokio::select! {
                 frame = self.socket.recv() => match frame {
-                    Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => {
+                        if self.within_rate().await {
+                            self.on_text(text.as_str()).await;
+                        }
+                    }
                     Some(Ok(Message::Binary(_))) => {
-                        self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
+                        if self.within_rate().await {
+                            self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
+                        }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
@@ -87,13 +109,30 @@ impl Session {
         tracing::debug!("disconnected");
     }
 
+    /// Whether a message may be handled now; past the rate it is dropped with one
+    /// `rate_limited` error.
+    async fn within_rate(&mut self) -> bool {
+        if self.rate.allow(tokio::time::Instant::now()) {
+            return true;
+        }
+        self.refuse(
+            ErrorCode::RateLimited,
+            "too many messages: slow down; this one was dropped",
+        )
+        .await;
+        false
+    }
+
     async fn on_text(&mut self, text: &str) {
-        let message = match ClientMessage::parse(text) {
+        let max = self.options.limits.max_message_bytes;
+        let message = match ClientMessage::parse_limited(text, max) {
             Ok(message) => message,
             Err(error) => return self.refuse(error.code, error.message).await,
         };
         match message {
-            ClientMessage::Join { room, name } => self.join(&room, name.as_deref()).await,
+            ClientMessage::Join { room, name, token } => {
+                self.join(&room, name.as_deref(), token.as_deref()).await
+            }
             ClientMessage::Leave {} => self.leave().await,
             ClientMessage::Offer { sdp } => self.signal(Signal::Offer(sdp)).await,
             ClientMessage::Answer { sdp } => self.signal(Signal::Answer(sdp)).await,
@@ -104,14 +143,37 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, room: &str, name: Option<&str>) {
+    /// The name and rights a join gets: the token's, when the server requires tokens.
+    fn admission<'a>(
+        &self,
+        room: &str,
+        name: Option<&'a str>,
+        token: Option<&str>,
+    ) -> Result<(Option<std::borrow::Cow<'a, str>>, Grants), String> {
+        let Some(tokens) = &self.options.room_tokens else {
+            return Ok((name.map(Into::into), Grants::ALL));
+        };
+        let claims = tokens.verify(token, room).map_err(|e| e.to_string())?;
+        let grants = claims.grants();
+        Ok((Some(claims.sub.into()), grants))
+    }
+
+    async fn join(&mut self, room: &str, name: Option<&str>, token: Option<&str>) {
         if self.membership.is_some() {
             return self
                 .refuse(ErrorCode::AlreadyJoined, "leave the current room first")
                 .await;
         }
+        let (name, grants) = match self.admission(room, name, token) {
+            Ok(admission) => admission,
+            Err(why) => return self.refuse(ErrorCode::Unauthorized, why).await,
+        };
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        match self.sfu.join(room, name, events_tx).await {
+        match self
+            .sfu
+            .join_with(room, name.as_deref(), grants, events_tx)
+            .await
+        {
             Ok(joined) => {
                 let span = tracing::Span::current();
                 span.record("room", joined.room.as_str());
@@ -136,6 +198,13 @@ impl Session {
             }
             Err(error @ JoinError::InvalidName) => {
                 self.refuse(ErrorCode::InvalidName, error.to_string()).await
+            }
+            Err(error @ JoinError::ServerFull { .. }) => {
+                self.refuse(ErrorCode::ServerFull, error.to_string()).await
+            }
+            Err(error @ JoinError::TooManyRooms { .. }) => {
+                self.refuse(ErrorCode::TooManyRooms, error.to_string())
+                    .await
             }
             Err(error @ JoinError::Peer(_)) => {
                 tracing::error!(%error, "join failed");
@@ -183,8 +252,7 @@ impl Session {
             },
             ServerEvent::Error(error) => {
                 let code = ErrorCode::from_signal(error.code());
-                self.metrics.error_sent(code);
-                ServerMessage::error(code, error.to_string())
+                return self.refuse(code, error.to_string()).await;
             }
             ServerEvent::Left(reason) => return self.on_left(reason).await,
         };
@@ -210,10 +278,14 @@ impl Session {
             LeaveReason::RoomClosed => {
                 (Some(KickReason::RoomClosed), "An operator closed the room.")
             }
+            LeaveReason::ServerShutdown => (
+                Some(KickReason::ServerShutdown),
+                "The server is shutting down.",
+            ),
         };
         match kick {
             Some(reason) => {
-                tracing::info!(?reason, "removed by an operator");
+                tracing::info!(?reason, "removed by the server");
                 self.send(ServerMessage::Kicked {
                     room,
                     reason,
@@ -226,11 +298,23 @@ impl Session {
         }
     }
 
+    /// Tells the client what was refused and why; a client that keeps earning refusals is
+    /// told once more and disconnected, so it cannot keep the server busy.
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
         tracing::info!(code = code.as_str(), detail = %message, "refused client message");
         self.metrics.error_sent(code);
         self.send(ServerMessage::error(code, message)).await;
+        if !self.closing && self.strikes.add(tokio::time::Instant::now()) {
+            tracing::warn!("closing an abusive connection");
+            self.metrics.error_sent(ErrorCode::Abusive);
+            self.send(ServerMessage::error(
+                ErrorCode::Abusive,
+                "too many refused messages: closing the connection",
+            ))
+            .await;
+            self.closing = true;
+        }
     }
 
     async fn send(&mut self, message: ServerMessage) {

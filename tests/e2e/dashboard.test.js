@@ -36,6 +36,7 @@ test('the dashboard shows a live room with bitrates, and kicking removes a parti
     assert.deepEqual(rows.map((r) => r.name).sort(), ['Ada', 'Bob']);
     await h.sleep(3000); // a few seconds of history in the plots
     await h.screenshot(admin.page, 'dashboard');
+    assert.deepEqual(h.cspViolations, [], 'the dashboard needs nothing its security policy blocks');
 
     const bobId = rows.find((r) => r.name === 'Bob').id;
     admin.page.once('dialog', (dialog) => dialog.accept());

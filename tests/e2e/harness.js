@@ -114,9 +114,13 @@ async function openParticipant(browser, baseUrl, { ignoreHTTPSErrors = false } =
   const context = await browser.newContext({ ignoreHTTPSErrors, viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e.message));
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(`${page.url()}: ${m.text()}`); });
   await page.goto(baseUrl);
   return { context, page };
 }
+
+/** Everything the pages' Content-Security-Policy blocked so far: a page that works must need none of it. */
+const cspViolations = [];
 
 async function join(page, room, name) {
   await page.fill('#room', room);
@@ -169,4 +173,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
+module.exports = { cspViolations, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };

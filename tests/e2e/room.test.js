@@ -37,6 +37,7 @@ test('three people in one room each see and hear the other two; leavers vanish; 
     const names = (await h.remoteTiles(people[0].page)).map((t) => t.name).sort();
     assert.deepEqual(names, ['Bob', 'Cy']);
     await h.screenshot(people[0].page, 'three-person-room');
+    assert.deepEqual(h.cspViolations, [], 'the page needs nothing its security policy blocks');
 
     await people[2].page.click('#leave');
     await people[2].context.close();

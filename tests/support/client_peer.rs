@@ -63,8 +63,21 @@ impl ClientPeer {
         name: &str,
         network: NetworkType,
     ) -> Self {
+        let join = json!({"type": "join", "room": room, "name": name});
+        Self::join_with(server, join, network).await
+    }
+
+    /// Joins with a room access token.
+    pub async fn join_with_token(server: &TestServer, room: &str, token: &str) -> Self {
+        let join = json!({"type": "join", "room": room, "token": token});
+        Self::join_with(server, join, NetworkType::Udp4).await
+    }
+
+    /// Sends this `join` message, then publishes and receives media.
+    pub async fn join_with(server: &TestServer, join: Value, network: NetworkType) -> Self {
         let mut ws = server.ws().await;
-        let joined = ws.join(room, name).await;
+        ws.send(join).await;
+        let joined = ws.recv_type("joined").await;
         let id = joined["id"].as_str().expect("joined.id").to_owned();
         let pc = Arc::new(new_peer_connection(network).await);
         let received = Counts::default();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use roomcast_sfu::{Sfu, SfuConfig};
+use roomcast_signaling::EdgeOptions;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -27,7 +28,12 @@ pub struct TestServer {
 
 impl TestServer {
     /// Starts a server; unless `config` names media addresses, media stays on IPv4 loopback.
-    pub async fn start(mut config: SfuConfig) -> Self {
+    pub async fn start(config: SfuConfig) -> Self {
+        Self::start_with(config, EdgeOptions::default()).await
+    }
+
+    /// Starts a server with these edge options (limits, tokens, origins).
+    pub async fn start_with(mut config: SfuConfig, options: EdgeOptions) -> Self {
         if config.media_ips.is_empty() {
             config.media_ips = vec![std::net::Ipv4Addr::LOCALHOST.into()];
         }
@@ -35,7 +41,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = roomcast_signaling::router(sfu.clone(), Default::default());
+        let app = roomcast_signaling::router(sfu.clone(), options);
         tokio::spawn(roomcast_signaling::serve_http(listener, app, async {
             let _ = stopped.await;
         }));

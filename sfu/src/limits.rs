@@ -1,0 +1,84 @@
+//! Bounds on what clients may make the media plane hold: rooms, participants, candidates and
+//! session descriptions. Each one is configurable; hitting one is a clear error for that client
+//! alone.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// How much the media plane takes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SfuLimits {
+    /// Rooms open at once; a join that would open one more gets `TooManyRooms`.
+    pub max_rooms: usize,
+    /// Participants on the server at once, across rooms; one more gets `ServerFull`.
+    pub max_participants: usize,
+    /// Remote ICE candidates one participant may send over its whole session.
+    pub max_candidates: usize,
+    /// Largest offer or answer SDP accepted, in bytes.
+    pub max_sdp_bytes: usize,
+}
+
+impl Default for SfuLimits {
+    fn default() -> Self {
+        Self {
+            max_rooms: 1_000,
+            max_participants: 2_000,
+            max_candidates: 64,
+            // A 16-person room's offer is about 40 KB.
+            max_sdp_bytes: 128 * 1024,
+        }
+    }
+}
+
+/// Counts participants on the server; each admitted one holds a [`Seat`] until it is gone.
+#[derive(Debug, Default)]
+pub(crate) struct Seats {
+    taken: Arc<AtomicUsize>,
+}
+
+/// One participant's place in the server-wide count, given back when dropped, however the
+/// participant ends.
+#[derive(Debug)]
+pub(crate) struct Seat {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Seats {
+    /// A seat, unless `max` are taken.
+    pub(crate) fn take(&self, max: usize) -> Option<Seat> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Seat {
+                taken: Arc::clone(&self.taken),
+            })
+    }
+
+    pub(crate) fn taken(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seats_run_out_at_the_maximum_and_come_back_when_dropped() {
+        let seats = Seats::default();
+        let a = seats.take(2).unwrap();
+        let _b = seats.take(2).unwrap();
+        assert!(seats.take(2).is_none());
+        drop(a);
+        assert_eq!(seats.taken(), 1);
+        assert!(seats.take(2).is_some());
+    }
+}

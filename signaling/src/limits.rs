@@ -1,0 +1,146 @@
+//! Bounds on what one signaling connection may send: message size, message rate, and how many
+//! refusals it may earn before the server stops listening to it.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Per-connection and per-server bounds of the edge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EdgeLimits {
+    /// Largest text message parsed; larger ones get `too_large` (and count as a refusal).
+    pub max_message_bytes: usize,
+    /// Sustained messages per second one connection may send.
+    pub messages_per_second: f64,
+    /// Messages a connection may send at once before the rate applies.
+    pub message_burst: f64,
+    /// Refused messages (bad input, over the rate) a connection may send within
+    /// `strike_window` before it is closed.
+    pub max_strikes: u32,
+    pub strike_window: Duration,
+    /// Open WebSocket connections at once; more are turned away with 503.
+    pub max_connections: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            // An offer for a full 16-person room is about 40 KB.
+            max_message_bytes: 256 * 1024,
+            // Trickle ICE sends a few dozen candidates in the first second.
+            messages_per_second: 20.0,
+            message_burst: 60.0,
+            max_strikes: 20,
+            strike_window: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// A token bucket: `burst` messages at once, refilled at `rate` per second.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(rate: f64, burst: f64, now: Instant) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Whether one more message may pass at `now`.
+    pub(crate) fn allow(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Counts a connection's refusals in a sliding window.
+#[derive(Debug)]
+pub(crate) struct Strikes {
+    max: u32,
+    window: Duration,
+    started: Instant,
+    count: u32,
+}
+
+impl Strikes {
+    pub(crate) fn new(max: u32, window: Duration, now: Instant) -> Self {
+        Self {
+            max,
+            window,
+            started: now,
+            count: 0,
+        }
+    }
+
+    /// Records one refusal; true when the connection has now earned more than it may.
+    pub(crate) fn add(&mut self, now: Instant) -> bool {
+        if now.saturating_duration_since(self.started) > self.window {
+            self.started = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count > self.max
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_the_rate_applies() {
+        let t0 = Instant::now();
+        let mut limiter = RateLimiter::new(10.0, 3.0, t0);
+        assert!((0..3).all(|_| limiter.allow(t0)));
+        assert!(!limiter.allow(t0), "the burst is spent");
+        assert!(
+            limiter.allow(t0 + Duration::from_millis(100)),
+            "one token per 100 ms"
+        );
+        assert!(!limiter.allow(t0 + Duration::from_millis(150)));
+    }
+
+    #[test]
+    fn an_idle_connection_regains_only_its_burst() {
+        let t0 = Instant::now();
+        let mut limiter = RateLimiter::new(10.0, 3.0, t0);
+        let later = t0 + Duration::from_secs(60);
+        assert!((0..3).all(|_| limiter.allow(later)));
+        assert!(!limiter.allow(later));
+    }
+
+    #[test]
+    fn strikes_past_the_maximum_within_the_window_mean_out() {
+        let t0 = Instant::now();
+        let mut strikes = Strikes::new(2, Duration::from_secs(10), t0);
+        assert!(!strikes.add(t0));
+        assert!(!strikes.add(t0));
+        assert!(strikes.add(t0));
+    }
+
+    #[test]
+    fn strikes_are_forgiven_after_the_window() {
+        let t0 = Instant::now();
+        let mut strikes = Strikes::new(2, Duration::from_secs(10), t0);
+        strikes.add(t0);
+        strikes.add(t0);
+        assert!(!strikes.add(t0 + Duration::from_secs(11)));
+    }
+}

@@ -1,0 +1,147 @@
+//! The `roomcast` binary as an operator runs it: security headers on what it serves, no way out
+//! of the embedded client files, and a graceful shutdown that tells participants why.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Ws;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    _certs: std::path::PathBuf,
+}
+
+impl Server {
+    fn start() -> Self {
+        let certs = std::env::temp_dir().join(format!("roomcast-binary-{}", std::process::id()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--https",
+                "off",
+                "--media-ip",
+                "127.0.0.1",
+            ])
+            .arg("--cert-dir")
+            .arg(&certs)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start roomcast");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next().expect("a line").expect("stdout");
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self {
+            child,
+            addr,
+            _certs: certs,
+        }
+    }
+
+    /// The raw HTTP/1.1 response to `GET path`.
+    fn get(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "roomcast did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn pages_carry_security_headers() {
+    let server = Server::start();
+    for path in ["/", "/app.js", "/api/rooms"] {
+        let response = server.get(path).to_ascii_lowercase();
+        assert!(response.starts_with("http/1.1 200"), "{path}: {response}");
+        for header in [
+            "content-security-policy: default-src 'none'; script-src 'self'",
+            "frame-ancestors 'none'",
+            "x-content-type-options: nosniff",
+            "x-frame-options: deny",
+            "referrer-policy: no-referrer",
+        ] {
+            assert!(response.contains(header), "{path} lacks {header}");
+        }
+    }
+}
+
+#[test]
+fn no_path_reaches_outside_the_client_files() {
+    let server = Server::start();
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/client/../Cargo.toml",
+        "/app.js/../../src/main.rs",
+        "//etc/passwd",
+        "/%00",
+    ] {
+        let response = server.get(path);
+        let status = response.split_whitespace().nth(1).unwrap_or_default();
+        assert!(status == "404" || status == "400", "{path}: {status}");
+        assert!(!response.contains("[workspace]") && !response.contains("root:"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_participants_drains_rooms_and_exits_cleanly() {
+    let mut server = Server::start();
+    let mut ada = Ws::connect(server.addr).await;
+    ada.join("evening", "Ada").await;
+    let mut bob = Ws::connect(server.addr).await;
+    bob.join("evening", "Bob").await;
+
+    server.terminate();
+    for ws in [&mut ada, &mut bob] {
+        let kicked = ws.recv_type("kicked").await;
+        assert_eq!(kicked["reason"], "server_shutdown");
+        assert_eq!(kicked["room"], "evening");
+        assert!(ws.recv().await.is_none(), "then the connection closes");
+    }
+    let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
+    assert!(status.success(), "{status:?}");
+}
