@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: Chromium (browser tests), coturn
-# (the TURN relay tests) and the end-to-end test tools from npm. Skips whatever is already there.
+# (the TURN relay tests), iptables (network faults) and the end-to-end test tools from npm. Skips whatever is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -8,6 +8,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 if ((${#need_apt[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

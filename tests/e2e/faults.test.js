@@ -1,0 +1,122 @@
+// End-to-end: network faults between real Chromium participants and the SFU, made with iptables
+// on loopback (this kernel has no netem). A participant whose network is cut is reported gone
+// within the default peer timeout; 5 % loss on a publisher's uplink is repaired by NACKs and
+// retransmissions, and subscribers keep decoding.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const h = require('./harness');
+
+let browser;
+before(async () => { browser = await h.launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** Adds an iptables rule on loopback input; returns a function that removes it. */
+function dropOnLoopback(match) {
+  const rule = ['INPUT', '-i', 'lo', '-p', 'udp', ...match, '-j', 'DROP'];
+  execFileSync('iptables', ['-I', ...rule]);
+  return () => execFileSync('iptables', ['-D', ...rule]);
+}
+
+/** The UDP port this page's media leaves from: the local side of the selected candidate pair. */
+async function mediaPort(page) {
+  return h.waitFor('a selected candidate pair', () => page.evaluate(async () => {
+    const stats = await window.roomcast.pc.getStats();
+    let port = null;
+    stats.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) {
+        port = stats.get(stats.get(r.selectedCandidatePairId).localCandidateId).port;
+      }
+    });
+    return port;
+  }));
+}
+
+async function videoFrames(page) {
+  const stats = await h.inboundStats(page);
+  return Object.values(stats).filter((s) => s.kind === 'video').reduce((n, s) => n + s.framesDecoded, 0);
+}
+
+/** What the publisher's video sender was asked to resend, and resent. */
+async function senderRepairs(page) {
+  return page.evaluate(async () => {
+    let nacks = 0; let resent = 0;
+    (await window.roomcast.pc.getStats()).forEach((r) => {
+      if (r.type === 'outbound-rtp' && r.kind === 'video') { nacks += r.nackCount || 0; resent += r.retransmittedPacketsSent || 0; }
+    });
+    return { nacks, resent };
+  });
+}
+
+async function twoInARoom(server, room) {
+  const ada = await h.openParticipant(browser, server.http);
+  await h.join(ada.page, room, 'Ada');
+  const bob = await h.openParticipant(browser, server.http);
+  await h.join(bob.page, room, 'Bob');
+  for (const { page } of [ada, bob]) {
+    await h.waitFor('a remote video playing', async () => (await h.remoteTiles(page)).some((t) => t.videoWidth > 0));
+  }
+  return { ada, bob };
+}
+
+test('a participant whose network is cut is reported gone within the default timeout', async () => {
+  const server = await h.startServer();
+  let restore = () => {};
+  try {
+    const { ada, bob } = await twoInARoom(server, 'cut');
+    const port = await mediaPort(bob.page);
+    const undoIn = dropOnLoopback(['--dport', String(port)]);
+    const undoOut = dropOnLoopback(['--sport', String(port)]);
+    restore = () => { undoIn(); undoOut(); };
+    const cutAt = Date.now();
+    // Bob's signaling stays up: only his media vanished, as when a network path dies.
+    await h.waitFor('Ada to see Bob leave', async () => (await h.remoteTiles(ada.page)).length === 0, { timeout: 20000 });
+    const seconds = (Date.now() - cutAt) / 1000;
+    console.log(`media cut reported after ${seconds.toFixed(1)} s`);
+    assert.ok(seconds <= 15, `reported after ${seconds} s; the default peer timeout is 10 s`);
+    const status = await h.waitFor('Bob to be told', () => bob.page.$eval('#status', (e) => e.textContent !== 'In room cut' && e.textContent));
+    assert.match(status, /failed|Left|Not connected/i);
+    for (const { context } of [ada, bob]) await context.close();
+  } finally {
+    restore();
+    await server.stop();
+  }
+});
+
+test('with 5 % loss on the publisher\'s uplink, NACKs repair it and the subscriber keeps decoding', async () => {
+  const port = await h.freeUdpPort();
+  const server = await h.startServer(['--udp-port', String(port)]);
+  let restore = () => {};
+  try {
+    const { ada, bob } = await twoInARoom(server, 'lossy');
+    const window = 5000;
+    const clean0 = await videoFrames(bob.page);
+    await h.sleep(window);
+    const clean = (await videoFrames(bob.page)) - clean0;
+
+    const adaPort = await mediaPort(ada.page);
+    const repairs0 = await senderRepairs(ada.page);
+    restore = dropOnLoopback(['--sport', String(adaPort), '--dport', String(port),
+      '-m', 'statistic', '--mode', 'random', '--probability', '0.05']);
+    const lossy0 = await videoFrames(bob.page);
+    await h.sleep(window);
+    const lossy = (await videoFrames(bob.page)) - lossy0;
+    restore();
+    restore = () => {};
+    const repairs = await senderRepairs(ada.page);
+    const nacks = repairs.nacks - repairs0.nacks;
+    const resent = repairs.resent - repairs0.resent;
+    console.log(`frames decoded in ${window / 1000} s: ${clean} clean, ${lossy} at 5 % loss; NACKs to the publisher ${nacks}, packets resent ${resent}`);
+    assert.ok(clean > 20, `unimpaired video decodes (${clean} frames)`);
+    assert.ok(lossy >= clean * 0.5, `video keeps decoding under loss: ${lossy} vs ${clean} frames`);
+    assert.ok(nacks > 0, 'the SFU asked the publisher to resend lost packets');
+    assert.ok(resent > 0, 'and the publisher resent them');
+    await h.screenshot(bob.page, 'lossy-uplink');
+    for (const { context } of [ada, bob]) await context.close();
+  } finally {
+    restore();
+    await server.stop();
+  }
+});
