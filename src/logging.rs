@@ -15,7 +15,11 @@ pub fn init(format: LogFormat, file: Option<&Path>) -> Result<()> {
             "info,webrtc=warn,webrtc_ice=warn,webrtc_srtp=error,webrtc_dtls=warn,webrtc_mdns=warn",
         )
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour codes only where a person reads a terminal, never in a file or a pipe.
+    let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match file {
         Some(path) => {
             let file = OpenOptions::new()

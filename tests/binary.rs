@@ -18,8 +18,19 @@ struct Server {
 
 impl Server {
     fn start() -> Self {
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_roomcast")).env("RUST_LOG", "warn"))
+    }
+
+    /// Starts with info-level logs appended to `log`.
+    fn start_logging_to(log: &std::path::Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        command.env("RUST_LOG", "info").arg("--log-file").arg(log);
+        Self::spawn(&mut command)
+    }
+
+    fn spawn(command: &mut Command) -> Self {
         let certs = std::env::temp_dir().join(format!("roomcast-binary-{}", std::process::id()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
+        let mut child = command
             .args([
                 "--http",
                 "127.0.0.1:0",
@@ -30,7 +41,6 @@ impl Server {
             ])
             .arg("--cert-dir")
             .arg(&certs)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -144,4 +154,101 @@ async fn sigterm_tells_participants_drains_rooms_and_exits_cleanly() {
     }
     let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
     assert!(status.success(), "{status:?}");
+}
+
+/// Every kind of bad input, in every state, on one connection: each gets its own error code.
+const TORTURE: &[(&str, &str)] = &[
+    ("{not json", "bad_json"),
+    ("\u{0}\u{1}", "bad_json"),
+    ("[]", "invalid_message"),
+    (r#"{"type":null}"#, "invalid_message"),
+    (r#"{"type":"JOIN","room":"r"}"#, "unknown_type"),
+    (r#"{"type":"join","room":["r"]}"#, "invalid_message"),
+    (r#"{"type":"join","room":"r","name":7}"#, "invalid_message"),
+    (r#"{"type":"join","room":"../etc"}"#, "invalid_room"),
+    (r#"{"type":"offer","sdp":"v=0"}"#, "not_joined"),
+    (r#"{"type":"answer","sdp":"v=0"}"#, "not_joined"),
+    (r#"{"type":"candidate","candidate":null}"#, "not_joined"),
+    (r#"{"type":"leave"}"#, "not_joined"),
+];
+
+/// The same, once in a room.
+const TORTURE_IN_ROOM: &[(&str, &str)] = &[
+    (r#"{"type":"join","room":"again"}"#, "already_joined"),
+    (r#"{"type":"answer","sdp":"v=0"}"#, "wrong_state"),
+    (
+        r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 9 typ host","sdpMid":"0"}}"#,
+        "wrong_state",
+    ),
+    (r#"{"type":"offer","sdp":"\u0000garbage"}"#, "bad_sdp"),
+    (
+        r#"{"type":"offer","sdp":"v=0\r\nm=audio 9 RTP/AVP 0\r\n"}"#,
+        "bad_sdp",
+    ),
+];
+
+async fn expect(ws: &mut Ws, code: &str, frame: &str) {
+    let reply = ws.recv_skipping_candidates().await;
+    assert_eq!(reply["code"], code, "{frame:?} got {reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_torture_of_bad_input_the_same_connection_joins_and_gets_media() {
+    use serde_json::json;
+    use support::client_peer::{ClientPeer, NetworkType};
+
+    let log = std::env::temp_dir().join(format!("roomcast-torture-{}.log", std::process::id()));
+    let mut server = Server::start_logging_to(&log);
+    let mut ws = Ws::connect(server.addr).await;
+    for (frame, code) in TORTURE {
+        ws.send_text(frame).await;
+        expect(&mut ws, code, frame).await;
+    }
+    ws.send_binary(vec![0; 16]).await;
+    expect(&mut ws, "binary_frame", "binary").await;
+    ws.send_text(&format!(
+        r#"{{"type":"join","room":"{}"}}"#,
+        "r".repeat(100_000)
+    ))
+    .await;
+    expect(&mut ws, "invalid_room", "huge room").await;
+
+    ws.join("torture", "Patient").await;
+    for (frame, code) in TORTURE_IN_ROOM {
+        ws.send_text(frame).await;
+        expect(&mut ws, code, frame).await;
+    }
+    ws.send_text(r#"{"type":"leave"}"#).await;
+    ws.recv_type("left").await;
+    ws.send_text(r#"{"type":"leave"}"#).await;
+    expect(&mut ws, "not_joined", "leave twice").await;
+
+    let join = |name: &str| json!({"type": "join", "room": "torture", "name": name});
+    let patient = ClientPeer::join_on(ws, join("Patient"), NetworkType::Udp4).await;
+    let fresh = ClientPeer::join_on(
+        Ws::connect(server.addr).await,
+        join("Fresh"),
+        NetworkType::Udp4,
+    )
+    .await;
+    support::eventually("media both ways", || async {
+        patient.received_from(&fresh.id).video > 10 && fresh.received_from(&patient.id).video > 10
+    })
+    .await;
+    patient.close().await;
+    fresh.close().await;
+
+    server.terminate();
+    let status = tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
+    assert!(status.success());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(!logged.contains("panicked"), "{logged}");
+    for (_, code) in TORTURE.iter().chain(TORTURE_IN_ROOM) {
+        assert!(
+            logged.contains(&format!("code=\"{code}\""))
+                || logged.contains(&format!("code={code}")),
+            "no log line for {code}"
+        );
+    }
 }

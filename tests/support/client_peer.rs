@@ -75,7 +75,11 @@ impl ClientPeer {
 
     /// Sends this `join` message, then publishes and receives media.
     pub async fn join_with(server: &TestServer, join: Value, network: NetworkType) -> Self {
-        let mut ws = server.ws().await;
+        Self::join_on(server.ws().await, join, network).await
+    }
+
+    /// Joins over an already open signaling connection.
+    pub async fn join_on(mut ws: Ws, join: Value, network: NetworkType) -> Self {
         ws.send(join).await;
         let joined = ws.recv_type("joined").await;
         let id = joined["id"].as_str().expect("joined.id").to_owned();
