@@ -31,7 +31,8 @@ function setStatus(text, kind) {
 }
 
 function notice(text) {
-  $('notice').textContent = text || '';
+  // Server messages are lower-case sentence fragments; the banner shows a sentence.
+  $('notice').textContent = text ? text[0].toUpperCase() + text.slice(1) : '';
   $('notice').hidden = !text;
 }
 

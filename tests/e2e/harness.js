@@ -173,4 +173,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { cspViolations, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
+module.exports = { BINARY, cspViolations, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
