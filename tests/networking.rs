@@ -22,6 +22,28 @@ fn candidate_port(candidate: &str) -> u16 {
         .unwrap()
 }
 
+async fn receives_media(receiver: &ClientPeer, publisher: &ClientPeer) {
+    eventually("audio and video from the publisher", || async {
+        let got = receiver.received_from(&publisher.id);
+        got.audio >= 10 && got.video >= 10
+    })
+    .await;
+}
+
+/// (address, port) of every candidate the server trickled; there is at least one.
+fn server_candidates(peer: &ClientPeer) -> Vec<(String, u16)> {
+    let candidates: Vec<_> = peer
+        .server_candidates()
+        .iter()
+        .map(|c| {
+            let address = c.split_whitespace().nth(4).unwrap().to_owned();
+            (address, candidate_port(c))
+        })
+        .collect();
+    assert!(!candidates.is_empty(), "the server sent no candidates");
+    candidates
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_udp_mux_every_participant_uses_the_one_server_port() {
     let port = free_udp_port();
@@ -37,20 +59,13 @@ async fn with_udp_mux_every_participant_uses_the_one_server_port() {
     ];
     for receiver in &peers {
         for publisher in peers.iter().filter(|p| p.id != receiver.id) {
-            eventually("media through the shared port", || async {
-                let got = receiver.received_from(&publisher.id);
-                got.audio >= 10 && got.video >= 10
-            })
-            .await;
+            receives_media(receiver, publisher).await;
         }
-        let candidates = receiver.server_candidates();
-        assert!(!candidates.is_empty());
-        for candidate in &candidates {
-            assert_eq!(candidate_port(candidate), port, "{candidate}");
-            let address = candidate.split_whitespace().nth(4).unwrap();
+        for (address, candidate_port) in server_candidates(receiver) {
+            assert_eq!(candidate_port, port);
             assert!(
                 address.parse::<std::net::Ipv4Addr>().is_ok(),
-                "IPv4 only: {candidate}"
+                "IPv4 only: {address}"
             );
         }
     }
@@ -70,16 +85,9 @@ async fn participants_exchange_media_over_ipv6() {
     let a = ClientPeer::join_over(&server, "six", "A", NetworkType::Udp6).await;
     let b = ClientPeer::join_over(&server, "six", "B", NetworkType::Udp6).await;
     for (receiver, publisher) in [(&a, &b), (&b, &a)] {
-        eventually("media over IPv6", || async {
-            let got = receiver.received_from(&publisher.id);
-            got.audio >= 10 && got.video >= 10
-        })
-        .await;
-        let candidates = receiver.server_candidates();
-        assert!(!candidates.is_empty());
-        for candidate in &candidates {
-            let address = candidate.split_whitespace().nth(4).unwrap();
-            assert_eq!(address, "::1", "{candidate}");
+        receives_media(receiver, publisher).await;
+        for (address, _) in server_candidates(receiver) {
+            assert_eq!(address, "::1");
         }
     }
     a.close().await;
@@ -100,9 +108,8 @@ async fn behind_nat_the_public_address_is_announced_instead_of_the_local_one() {
         !peer.server_candidates().is_empty()
     })
     .await;
-    for candidate in peer.server_candidates() {
-        let address = candidate.split_whitespace().nth(4).unwrap();
-        assert_eq!(address, "127.0.0.2", "{candidate}");
+    for (address, _) in server_candidates(&peer) {
+        assert_eq!(address, "127.0.0.2");
     }
     peer.close().await;
     server.wait_until_empty().await;
