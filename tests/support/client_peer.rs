@@ -19,6 +19,7 @@ pub use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp::header::Header;
@@ -63,7 +64,17 @@ impl ClientPeer {
         name: &str,
         network: NetworkType,
     ) -> Self {
-        let mut ws = server.ws().await;
+        Self::join_at(server.addr, room, name, network).await
+    }
+
+    /// Joins the server listening at `addr` (which may be in another process).
+    pub async fn join_at(
+        addr: std::net::SocketAddr,
+        room: &str,
+        name: &str,
+        network: NetworkType,
+    ) -> Self {
+        let mut ws = Ws::connect(addr).await;
         let joined = ws.join(room, name).await;
         let id = joined["id"].as_str().expect("joined.id").to_owned();
         let pc = Arc::new(new_peer_connection(network).await);
@@ -103,6 +114,14 @@ impl ClientPeer {
             leave,
             tasks: vec![signaling, media],
         }
+    }
+
+    /// Waits until ICE and DTLS are up (panics after [`super::TIMEOUT`]).
+    pub async fn wait_connected(&self) {
+        super::eventually("the client's media connection to connect", || async {
+            self.pc.connection_state() == RTCPeerConnectionState::Connected
+        })
+        .await;
     }
 
     pub fn received_from(&self, publisher: &str) -> Received {
