@@ -167,6 +167,76 @@ async fn offers_abandoned_while_the_server_gathers_candidates_release_their_sock
     );
 }
 
+/// What the fd baseline relies on: a connected room really holds UDP sockets (the server's and
+/// the clients'), and everyone leaving releases every one of them and zeroes the gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_that_empties_releases_its_udp_sockets_and_zeroes_the_gauges() {
+    let _alone = MEASURING.lock().await;
+    let server = TestServer::start(SfuConfig::default()).await;
+    run_cycles(server.addr, 0..1, |_| Cycle::PeerLeaves).await;
+    let baseline = settled(&server, None).await;
+    let udp_baseline = udp_socket_count();
+
+    let mut peers = Vec::new();
+    for name in ["ada", "bob", "cy"] {
+        let peer = ClientPeer::join(&server, "sockets", name).await;
+        peer.wait_connected().await;
+        peers.push(peer);
+    }
+    let udp_sockets = udp_socket_count();
+    assert!(
+        udp_sockets >= udp_baseline + 6,
+        "three connected peers and their server side hold at least six UDP sockets, saw {udp_sockets} over {udp_baseline}"
+    );
+    let (_, metrics) = server.http_get("/metrics").await;
+    assert!(metrics.contains("\nroomcast_rooms 1\n"), "{metrics}");
+    assert!(metrics.contains("\nroomcast_participants 3\n"), "{metrics}");
+
+    for peer in peers {
+        peer.leave().await;
+    }
+    let after = settled(&server, Some(baseline)).await;
+    assert!(
+        after.fds <= baseline.fds + TOLERANCE,
+        "open fds went from {} to {}",
+        baseline.fds,
+        after.fds
+    );
+    support::eventually("every UDP socket of the room to be closed", || async {
+        udp_socket_count() <= udp_baseline
+    })
+    .await;
+}
+
+/// UDP sockets among this process's open fds.
+fn udp_socket_count() -> usize {
+    let inodes: std::collections::HashSet<String> = ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| line.split_whitespace().nth(9).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .filter(|inode| inodes.contains(inode))
+        .count()
+}
+
 /// Waits for the server to empty and the process to settle, checks that the admin API and the
 /// metrics agree the server is empty, and returns what the process holds.
 async fn settled(server: &TestServer, baseline: Option<Resources>) -> Resources {
@@ -191,8 +261,12 @@ async fn settled(server: &TestServer, baseline: Option<Resources>) -> Resources 
         );
     }
     // Sockets being torn down, the metrics scrape's own connection, webrtc-rs's closing tasks.
-    let baseline = baseline.unwrap_or_else(Resources::now);
-    Resources::settle_towards(baseline, TOLERANCE, Duration::from_secs(30)).await
+    match baseline {
+        None => Resources::quiescent(Duration::from_secs(30)).await,
+        Some(baseline) => {
+            Resources::settle_towards(baseline, TOLERANCE, Duration::from_secs(30)).await
+        }
+    }
 }
 
 /// Runs `cycles`, [`CONCURRENCY`] at a time, the kind of each chosen by `kind`.

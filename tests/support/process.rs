@@ -26,6 +26,22 @@ impl Resources {
         }
     }
 
+    /// Polls until tasks and fds have not changed for two seconds (connections closed a moment
+    /// ago finish closing), for at most `patience`; returns the last reading either way.
+    pub async fn quiescent(patience: Duration) -> Self {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut last = Self::now();
+        let mut unchanged = 0;
+        while unchanged < 8 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = Self::now();
+            let same = (now.tasks, now.fds) == (last.tasks, last.fds);
+            unchanged = if same { unchanged + 1 } else { 0 };
+            last = now;
+        }
+        last
+    }
+
     /// Polls until tasks and fds are within `tolerance` of `baseline`, for at most `patience`;
     /// returns the last reading either way.
     pub async fn settle_towards(baseline: Self, tolerance: usize, patience: Duration) -> Self {
