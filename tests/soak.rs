@@ -24,10 +24,10 @@
 //! client PeerConnection holds UDP sockets) within [`TOLERANCE`] after a settling wait of at most
 //! 30 s, and RSS growth under [`RSS_GROWTH_BOUND_KIB`].
 //!
-//! Measured on the 2-core development machine (debug build, dependencies at opt-level 2), four
+//! Measured on the 2-core development machine (debug build, dependencies at opt-level 2), six
 //! runs: the 1,000 cycles took 13.2–14.7 s of wall time (the whole test about 16 s, 6 s of CPU);
 //! baseline 2–3 alive tasks and 13–18 open fds, after settling 2–4 tasks and 13–18 fds (never
-//! more than one fd over the baseline); RSS from about 25 MB to 47–65 MB, a growth of 18–38 MiB.
+//! more than one fd over the baseline); RSS from 25–33 MB to 47–66 MB, a growth of 16–38 MiB.
 //! That growth is the allocator's high-water mark, not a leak: 3,000 cycles grew RSS by the same
 //! 35 MiB. The bound, 64 MiB, is well under twice the worst run. A PeerConnection leaked per
 //! cycle would show in the fds long before RSS.
@@ -107,6 +107,7 @@ impl Cycle {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_joins_and_leaves_a_third_abrupt_leave_no_rooms_tasks_sockets_or_memory_behind()
 {
+    let _alone = MEASURING.lock().await;
     let server = TestServer::start(SfuConfig {
         peer_timeout: Duration::from_secs(2),
         ..SfuConfig::default()
@@ -118,8 +119,8 @@ async fn a_thousand_joins_and_leaves_a_third_abrupt_leave_no_rooms_tasks_sockets
         .count();
     assert!(abrupt >= CYCLES / 3, "a third of the cycles are abrupt");
 
-    // Warm up every kind of cycle once, so lazily created runtime machinery (the blocking pool,
-    // the child-process reaper, DNS-free socket setup) is in the baseline.
+    // Warm up every kind of cycle once, so what is created lazily on first use (the blocking
+    // pool's threads, the child-process reaper's signal pipe) is in the baseline.
     run_cycles(addr, 0..30, Cycle::of).await;
     let baseline = settled(&server, None).await;
     eprintln!("soak baseline: {baseline:?}");
