@@ -29,7 +29,7 @@
 //! baseline 2–3 alive tasks and 13–18 open fds, after settling 2–4 tasks and 13–18 fds (never
 //! more than one fd over the baseline); RSS from 25–33 MB to 47–66 MB, a growth of 16–38 MiB.
 //! That growth is the allocator's high-water mark, not a leak: 3,000 cycles grew RSS by the same
-//! 35 MiB. The bound, 64 MiB, is well under twice the worst run. A PeerConnection leaked per
+//! 35 MiB. The bound, 64 MiB, leaves about 1.7 times the worst run. A PeerConnection leaked per
 //! cycle would show in the fds long before RSS.
 //!
 //! The first run of this test found a leak: an offer abandoned right after the server's answer
