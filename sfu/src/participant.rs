@@ -36,6 +36,9 @@ impl ParticipantHandle {
     }
 
     /// Hands the participant a client signal. Returns false once the participant is gone.
+    ///
+    /// The participant answers signals on its bounded event queue and waits for room there, so a
+    /// caller that hands it signals must keep taking its events meanwhile, or both wait forever.
     pub async fn signal(&self, signal: Signal) -> bool {
         self.signals.send(signal).await.is_ok()
     }

@@ -226,11 +226,28 @@ impl Session {
     }
 
     async fn signal(&mut self, signal: Signal) {
-        let Some(membership) = &self.membership else {
+        let Some(membership) = &mut self.membership else {
             return self.refuse(ErrorCode::NotJoined, "join a room first").await;
         };
-        if !membership.handle.signal(signal).await {
+        // The participant answers on its bounded event queue and waits for room there: keep taking
+        // its events while waiting to hand it this signal, or a client flooding signals leaves
+        // both waiting for each other forever (and the session deaf even to the socket closing).
+        let mut taken = Vec::new();
+        let delivered = {
+            let deliver = membership.handle.signal(signal);
+            tokio::pin!(deliver);
+            loop {
+                tokio::select! {
+                    delivered = &mut deliver => break delivered,
+                    Some(event) = membership.events.recv() => taken.push(event),
+                }
+            }
+        };
+        if !delivered {
             tracing::debug!("signal after the participant ended");
+        }
+        for event in taken {
+            self.on_event(event).await;
         }
     }
 

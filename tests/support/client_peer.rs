@@ -19,6 +19,7 @@ pub use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp::header::Header;
@@ -65,6 +66,17 @@ impl ClientPeer {
     ) -> Self {
         let join = json!({"type": "join", "room": room, "name": name});
         Self::join_with(server, join, network).await
+    }
+
+    /// Joins the server listening at `addr` (which may be in another process).
+    pub async fn join_at(
+        addr: std::net::SocketAddr,
+        room: &str,
+        name: &str,
+        network: NetworkType,
+    ) -> Self {
+        let join = json!({"type": "join", "room": room, "name": name});
+        Self::join_on(Ws::connect(addr).await, join, network).await
     }
 
     /// Joins with a room access token.
@@ -120,6 +132,14 @@ impl ClientPeer {
             leave,
             tasks: vec![signaling, media],
         }
+    }
+
+    /// Waits until ICE and DTLS are up (panics after [`super::TIMEOUT`]).
+    pub async fn wait_connected(&self) {
+        super::eventually("the client's media connection to connect", || async {
+            self.pc.connection_state() == RTCPeerConnectionState::Connected
+        })
+        .await;
     }
 
     pub fn received_from(&self, publisher: &str) -> Received {

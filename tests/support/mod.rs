@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client_peer;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -50,6 +51,30 @@ impl TestServer {
             sfu,
             stop: Some(stop),
         }
+    }
+
+    /// A bare HTTP/1.1 GET from loopback (so the admin API answers without a token): the status
+    /// code and the body.
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut response = String::new();
+        tokio::time::timeout(TIMEOUT, stream.read_to_string(&mut response))
+            .await
+            .expect("timed out reading an HTTP response")
+            .expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_owned())
     }
 
     pub async fn ws(&self) -> Ws {
