@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 
@@ -222,9 +223,23 @@ pub async fn join_publisher(
             true,
         )
         .await?;
-    pc.set_remote_description(RTCSessionDescription::answer(sdp_of(&configured)?)?)
+    let answer = sdp_of(&configured)?;
+    if std::env::var_os("ROOMCAST_BENCH_JANUS_LOG").is_some() {
+        eprintln!("Janus answer to the publisher:\n{answer}\nour offer:\n{sdp}");
+    }
+    pc.set_remote_description(RTCSessionDescription::answer(answer)?)
         .await?;
     tasks.push(tokio::spawn(background(ws, candidates_rx)));
+    // Janus lists a feed to subscribers only once its media connection is up.
+    let up = async {
+        while pc.connection_state() != RTCPeerConnectionState::Connected {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(REPLY_TIMEOUT, up)
+        .await
+        .map_err(|_| anyhow!("the publisher's connection to Janus did not come up"))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     Ok(Participant::from_parts(
         feed.to_string(),
         Some(sent),

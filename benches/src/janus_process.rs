@@ -1,6 +1,6 @@
 //! A Janus gateway under test (Debian's `janus` package): a configuration written for the run
-//! (videoroom plugin and WebSocket transport only, ICE on loopback only), pinned to one core with
-//! `taskset`, killed when stopped.
+//! (videoroom plugin and WebSocket transport only, ICE only on the namespace's loopback-addressed
+//! dummy interface, see [`crate::netns`]), pinned to one core with `taskset`, killed when stopped.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ fn free_port() -> Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn write_config(dir: &Path, ws_port: u16) -> Result<()> {
+fn write_config(dir: &Path, ws_port: u16, debug_level: u8) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let janus = format!(
         r#"general: {{
@@ -40,7 +40,7 @@ fn write_config(dir: &Path, ws_port: u16) -> Result<()> {
 	transports_folder = "{LIB}/transports"
 	events_folder = "{LIB}/events"
 	loggers_folder = "{LIB}/loggers"
-	debug_level = 2
+	debug_level = {debug_level}
 	session_timeout = 120
 }}
 certificates: {{}}
@@ -49,7 +49,7 @@ media: {{
 	no_media_timer = 0
 }}
 nat: {{
-	ice_enforce_list = "lo"
+	ice_enforce_list = "{iface}"
 	nice_debug = false
 }}
 plugins: {{
@@ -66,7 +66,8 @@ events: {{
 	disable = "libjanus_gelfevh.so,libjanus_mqttevh.so,libjanus_nanomsgevh.so,libjanus_rabbitmqevh.so,libjanus_sampleevh.so,libjanus_wsevh.so"
 }}
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        iface = crate::netns::IFACE,
     );
     std::fs::write(dir.join("janus.jcfg"), janus)?;
     let ws = format!(
@@ -82,12 +83,17 @@ impl JanusProcess {
         if !installed() {
             bail!("janus is not installed (apt-get install -y janus)");
         }
+        if !crate::netns::inside() {
+            bail!("Janus runs only inside the benchmark's network namespace (see netns.rs)");
+        }
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!(
             "roomcast-bench-janus-{}-{port}",
             std::process::id()
         ));
-        write_config(&dir, port)?;
+        // ROOMCAST_BENCH_JANUS_LOG=FILE keeps Janus's log (at debug level 4) for diagnosis.
+        let log = std::env::var_os("ROOMCAST_BENCH_JANUS_LOG").map(PathBuf::from);
+        write_config(&dir, port, if log.is_some() { 4 } else { 2 })?;
         let mut cmd = match core {
             Some(core) => {
                 let mut c = Command::new("taskset");
@@ -100,9 +106,14 @@ impl JanusProcess {
             .arg(&dir)
             .arg("-o")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);
+        match &log {
+            Some(path) => {
+                cmd.stdout(std::fs::File::create(path).context("creating the Janus log")?)
+            }
+            None => cmd.stdout(Stdio::null()),
+        };
         let child = cmd.spawn().context("starting janus")?;
         let pid = child.id().ok_or_else(|| anyhow!("janus exited at once"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();

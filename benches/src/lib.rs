@@ -13,6 +13,7 @@ pub mod histogram;
 pub mod janus;
 pub mod janus_process;
 pub mod media;
+pub mod netns;
 pub mod peer;
 pub mod plot;
 pub mod proc_stats;

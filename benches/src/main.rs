@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use roomcast_bench::floor::{self, FloorResult, SendMode};
 use roomcast_bench::janus_process;
+use roomcast_bench::netns;
 use roomcast_bench::plot::{self, Series};
 use roomcast_bench::report;
 use roomcast_bench::scenario::{self, Bench, Shape, StepResult, System};
@@ -77,10 +78,16 @@ const GENERATOR_CORE: usize = 1;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.janus && janus_process::installed() && !netns::inside() {
+        // Janus must gather on a loopback-addressed interface of its own: see netns.rs.
+        std::process::exit(netns::rerun_inside()?);
+    }
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let pin = !args.no_pin && cores >= 2 && sfu_process::have_taskset();
+    // Before pinning: a pinned process may see only its own CPU in /proc/cpuinfo.
+    let _ = report::machine();
     if pin {
         // Before any other thread exists, so every thread of the generator inherits it.
         floor::pin_thread(GENERATOR_CORE);

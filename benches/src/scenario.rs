@@ -111,10 +111,14 @@ pub struct StepResult {
     pub window_secs: f64,
     /// Packets received in the window, over every forwarded track.
     pub delivered: u64,
+    /// Of `expected`, the packets meant for tracks that came up (excludes failed joins).
+    pub expected_live: u64,
     /// Packets the publishers sent in the window times the tracks that should carry them.
     pub expected: u64,
     pub latency: Histogram,
     pub sfu_cpu_micros: u64,
+    /// Time the server's threads were runnable but not running (another process had its core).
+    pub sfu_wait_micros: u64,
     pub generator_cpu_micros: u64,
     pub sfu_rss_base: u64,
     pub sfu_rss: u64,
@@ -129,6 +133,19 @@ impl StepResult {
         1.0 - (self.delivered as f64 / self.expected as f64).min(1.0)
     }
 
+    /// Loss on the forwarded tracks that came up: forwarding loss, without failed connections.
+    pub fn live_loss(&self) -> f64 {
+        if self.expected_live == 0 {
+            return 1.0;
+        }
+        1.0 - (self.delivered as f64 / self.expected_live as f64).min(1.0)
+    }
+
+    /// Share of expected forwarded tracks that never delivered a packet.
+    pub fn failed_track_share(&self) -> f64 {
+        1.0 - self.live_tracks as f64 / self.expected_tracks.max(1) as f64
+    }
+
     pub fn delivered_per_sec(&self) -> f64 {
         self.delivered as f64 / self.window_secs
     }
@@ -140,6 +157,11 @@ impl StepResult {
     /// Share of one core the SFU used during the window.
     pub fn sfu_core_share(&self) -> f64 {
         self.sfu_cpu_micros as f64 / 1e6 / self.window_secs
+    }
+
+    /// Share of the window the server spent runnable but waiting for its core.
+    pub fn sfu_wait_share(&self) -> f64 {
+        self.sfu_wait_micros as f64 / 1e6 / self.window_secs
     }
 
     pub fn generator_core_share(&self) -> f64 {
@@ -282,10 +304,15 @@ impl Bench {
             .sum::<u64>()
             / (2 * sent.len().max(1)) as u64;
         expected += missing * per_track_sent;
+        let mut expected_live = 0;
         for r in &receptions {
             let summary = r.summary();
             delivered += summary.in_window;
-            expected += sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
+            let should = sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
+            expected += should;
+            if summary.total > 0 {
+                expected_live += should;
+            }
             latency.merge(&summary.latency);
         }
         close_all(participants).await;
@@ -296,8 +323,12 @@ impl Bench {
             window_secs: (t1 - t0) as f64 / 1e6,
             delivered,
             expected,
+            expected_live,
             latency,
             sfu_cpu_micros: s1.cpu_micros - s0.cpu_micros,
+            sfu_wait_micros: s1
+                .runqueue_wait_micros
+                .saturating_sub(s0.runqueue_wait_micros),
             generator_cpu_micros: g1.cpu_micros - g0.cpu_micros,
             sfu_rss_base: base.rss_bytes,
             sfu_rss: s1.rss_bytes,
@@ -317,8 +348,17 @@ async fn close_all(participants: Vec<Participant>) {
 
 /// Where a step stopped a scenario, if it did.
 pub fn stop_reason(r: &StepResult) -> Option<String> {
-    if r.loss() > 0.01 {
-        return Some(format!("loss {:.2} % > 1 %", r.loss() * 100.0));
+    if r.live_loss() > 0.01 {
+        return Some(format!(
+            "loss on connected tracks {:.2} % > 1 %",
+            r.live_loss() * 100.0
+        ));
+    }
+    if r.failed_track_share() > 0.05 {
+        return Some(format!(
+            "{:.1} % of forwarded tracks never came up",
+            r.failed_track_share() * 100.0
+        ));
     }
     if r.sfu_core_share() > 0.9 {
         return Some(format!("SFU core {:.0} % busy", r.sfu_core_share() * 100.0));
