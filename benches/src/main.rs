@@ -324,15 +324,27 @@ fn draw(
         .iter()
         .map(|&s| of(s, &|r: &StepResult| r.loss() * 100.0))
         .collect();
+    let x_label = if results.iter().all(|(_, r)| r.shape.subscribers > 0) {
+        "subscribers"
+    } else {
+        "participants"
+    };
     let cpu_path = dir.join(format!("bench-{name}-cpu.png"));
     plot::chart(
         &cpu_path,
         &format!("{name}: server CPU per forwarded packet"),
+        x_label,
         "CPU µs per packet",
         &cpu,
     )?;
     let loss_path = dir.join(format!("bench-{name}-loss.png"));
-    plot::chart(&loss_path, &format!("{name}: packet loss"), "loss %", &loss)?;
+    plot::chart(
+        &loss_path,
+        &format!("{name}: packet loss"),
+        x_label,
+        "loss %",
+        &loss,
+    )?;
     println!("wrote {} and {}", cpu_path.display(), loss_path.display());
     Ok(())
 }

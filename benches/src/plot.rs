@@ -44,8 +44,14 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(0xff, 0x7f, 0x0e),
 ];
 
-/// Draws `series` against subscribers on a log x axis into `path`.
-pub fn chart(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
+/// Draws `series` against `x_label` (subscribers or participants) on a log x axis into `path`.
+pub fn chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
     let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
     let x_max = xs.fold(1.0f64, f64::max).max(2.0) * 1.2;
     let y_max = series
@@ -64,14 +70,14 @@ pub fn chart(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Resu
         .build_cartesian_2d((0.8f64..x_max).log_scale(), 0.0f64..y_max)
         .map_err(|e| anyhow!("{e}"))?;
     c.configure_mesh()
-        .x_desc("subscribers (log scale)")
+        .x_desc(format!("{x_label} (log scale)"))
         .y_desc(y_label)
         .label_style(("sans-serif", 16))
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let style = ShapeStyle::from(&color).stroke_width(if s.dashed { 1 } else { 3 });
+        let style = ShapeStyle::from(&color).stroke_width(if s.dashed { 2 } else { 3 });
         c.draw_series(LineSeries::new(s.points.iter().copied(), style))
             .map_err(|e| anyhow!("{e}"))?
             .label(s.label.clone())
