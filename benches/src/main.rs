@@ -47,6 +47,9 @@ struct Args {
     /// Also measure Janus's videoroom (Debian package `janus`) with the same load, step by step.
     #[arg(long, global = true)]
     janus: bool,
+    /// Pace publishers' video at 2.5 × its bitrate, as browsers do, instead of one burst a frame.
+    #[arg(long, global = true)]
+    paced: bool,
 }
 
 #[derive(Subcommand)]
@@ -111,6 +114,17 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         sfu_core: pin.then_some(SFU_CORE),
         warmup: Duration::from_secs(args.warmup.unwrap_or(if quick { 2 } else { 5 })),
         measure: Duration::from_secs(args.measure.unwrap_or(if quick { 5 } else { 10 })),
+        // 2.5 × the video bitrate: the pacing factor browsers use.
+        pacing_bytes_per_sec: args
+            .paced
+            .then_some(2.5 * f64::from(roomcast_bench::media::VIDEO_BITRATE) / 8.0),
+    };
+    let label = |system: System| {
+        if args.paced {
+            format!("{} (paced)", system.label())
+        } else {
+            system.label().to_owned()
+        }
     };
     println!("machine: {}", report::machine());
     println!(
@@ -159,6 +173,12 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         ),
         Cmd::Floor => unreachable!("returned above"),
     };
+    // A paced run writes its own tables and charts beside the unpaced ones.
+    let name = if args.paced {
+        format!("{name}-paced")
+    } else {
+        name.to_owned()
+    };
     let mut systems = vec![System::Roomcast];
     if args.janus {
         if janus_process::installed() {
@@ -196,7 +216,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             };
             println!(
                 "{}",
-                report::steps_table(system.label(), std::slice::from_ref(&r), floor_mmsg)
+                report::steps_table(&label(system), std::slice::from_ref(&r), floor_mmsg)
             );
             let stop = scenario::stop_reason(&r);
             results.push((system, r));
@@ -221,7 +241,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             if i > 0 {
                 table.push('\n');
             }
-            table.push_str(&report::steps_table(system.label(), &rows, floor_mmsg));
+            table.push_str(&report::steps_table(&label(system), &rows, floor_mmsg));
         }
     }
     let doc = format!(
@@ -241,7 +261,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         println!("quick: every step delivered packets");
         return Ok(());
     }
-    draw(&args.plots, name, &results, floor_mmsg, floor_gso)
+    draw(&args.plots, &name, &results, floor_mmsg, floor_gso)
 }
 
 fn fanout_shapes(steps: &[usize]) -> Vec<Shape> {

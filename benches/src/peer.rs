@@ -55,6 +55,9 @@ pub enum Role {
 pub struct Shared {
     pub window: Window,
     pub receptions: Mutex<Vec<Arc<Reception>>>,
+    /// If set, publishers pace video at this many bytes per second, as a browser's pacer does,
+    /// instead of sending each frame as one burst.
+    pub pacing_bytes_per_sec: Option<f64>,
 }
 
 impl Shared {
@@ -394,9 +397,14 @@ async fn send_video(track: Arc<TrackLocalStaticRTP>, shared: Arc<Shared>, sent: 
             if track.write_rtp(&packet).await.is_ok() && shared.window.contains(stamp) {
                 sent.count(Kind::Video);
             }
-            // The generator runs on one thread: let receivers run between the packets of a
-            // burst, so a keyframe's send loop does not show up as SFU latency.
-            tokio::task::yield_now().await;
+            match shared.pacing_bytes_per_sec {
+                Some(rate) if i != last => {
+                    tokio::time::sleep(Duration::from_secs_f64(len as f64 / rate)).await
+                }
+                // The generator runs on one thread: let receivers run between the packets of
+                // a burst, so a keyframe's send loop does not show up as SFU latency.
+                _ => tokio::task::yield_now().await,
+            }
         }
     }
 }

@@ -78,6 +78,8 @@ pub struct Bench {
     pub sfu_core: Option<usize>,
     pub warmup: Duration,
     pub measure: Duration,
+    /// Pace publishers' video at this many bytes per second (see [`Shared`]).
+    pub pacing_bytes_per_sec: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -204,7 +206,10 @@ impl Bench {
         let base = server.sample()?;
         let addr = server.addr();
         let factory = Arc::new(PeerFactory::new()?);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            pacing_bytes_per_sec: self.pacing_bytes_per_sec,
+            ..Shared::default()
+        });
         let joined_at = Instant::now();
         let mut participants = Vec::new();
         // Per room, the id subscribers attach to (Janus needs the publisher's feed).
