@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
 cargo build --locked --bin roomcast
 cargo test --locked --workspace
+# The fan-out benchmark's smoke run (1 and 5 subscribers, 5 s each): fails if nothing is delivered.
+cargo run --locked -p roomcast-bench -- quick --out target/bench-quick
 node --test --test-concurrency=1 tests/e2e/

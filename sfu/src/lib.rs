@@ -31,6 +31,9 @@ pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
 pub use limits::SfuLimits;
 pub use participant::ParticipantHandle;
+/// The fan-out step of the per-packet path, exposed for the microbenchmarks in `benches/`.
+#[doc(hidden)]
+pub use publication::forward;
 pub use sfu::{Joined, Sfu};
 pub use signal::{IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal};
 pub use stats::{ConnectionState, ParticipantReport, RoomReport, Totals, TrackReport};

@@ -155,7 +155,12 @@ impl FanOut {
 }
 
 /// Offers the packet to every subscriber; returns how many queues were full and dropped it.
-fn forward(packet: Arc<RtpPacket>, subscribers: &mut Vec<(SubscriptionId, PacketQueue)>) -> u64 {
+/// Closed queues are removed from the list. Public (hidden) only for the microbenchmarks in
+/// `benches/`; the SFU itself calls it from a publication's reader task.
+pub fn forward(
+    packet: Arc<RtpPacket>,
+    subscribers: &mut Vec<(SubscriptionId, PacketQueue)>,
+) -> u64 {
     let mut dropped = 0;
     subscribers.retain(|(_, queue)| match queue.try_send(Arc::clone(&packet)) {
         Ok(()) => true,

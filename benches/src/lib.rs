@@ -1,0 +1,24 @@
+//! roomcast's fan-out benchmark: a load generator that joins real WebRTC peers (webrtc-rs,
+//! ICE/DTLS/SRTP) to a roomcast process over its own signaling protocol, measures what every
+//! subscriber receives, samples the SFU's CPU time and memory, and compares the cost per
+//! forwarded packet with the physical floor (SRTP protect + batched UDP send) measured in the
+//! same run.
+//!
+//! The binary (`src/main.rs`) drives the scenarios; the modules are usable from the criterion
+//! microbenchmarks too.
+
+pub mod clock;
+pub mod floor;
+pub mod histogram;
+pub mod janus;
+pub mod janus_process;
+pub mod media;
+pub mod netns;
+pub mod peer;
+pub mod plot;
+pub mod proc_stats;
+pub mod report;
+pub mod scenario;
+pub mod sfu_process;
+pub mod signaling;
+pub mod window;

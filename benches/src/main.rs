@@ -1,0 +1,370 @@
+//! `roomcast-bench`: runs the fan-out benchmark and writes its tables and charts.
+//!
+//! ```text
+//! roomcast-bench quick              # CI smoke run: 1 and 5 subscribers, 5 s each; fails on no delivery
+//! roomcast-bench fanout             # 1 publisher → S subscribers, S stepping up until loss or saturation
+//! roomcast-bench rooms              # R rooms of 4 participants, all publishing
+//! roomcast-bench floor              # only the physical floor
+//! ```
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use roomcast_bench::floor::{self, FloorResult, SendMode};
+use roomcast_bench::janus_process;
+use roomcast_bench::netns;
+use roomcast_bench::plot::{self, Series};
+use roomcast_bench::report;
+use roomcast_bench::scenario::{self, Bench, Shape, StepResult, System};
+use roomcast_bench::sfu_process;
+
+#[derive(Parser)]
+#[command(about = "roomcast fan-out benchmark: real WebRTC peers against the roomcast binary")]
+struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+    /// The roomcast binary (default: next to this executable).
+    #[arg(long, global = true)]
+    roomcast: Option<PathBuf>,
+    /// Do not pin roomcast to core 0 and the generator to core 1.
+    #[arg(long, global = true)]
+    no_pin: bool,
+    /// Seconds of traffic before each measurement window.
+    #[arg(long, global = true)]
+    warmup: Option<u64>,
+    /// Seconds in each measurement window.
+    #[arg(long, global = true)]
+    measure: Option<u64>,
+    /// Where the markdown tables go.
+    #[arg(long, global = true, default_value = "benches/results")]
+    out: PathBuf,
+    /// Where the PNG charts go.
+    #[arg(long, global = true, default_value = "docs")]
+    plots: PathBuf,
+    /// Also measure Janus's videoroom (Debian package `janus`) with the same load, step by step.
+    #[arg(long, global = true)]
+    janus: bool,
+    /// Pace publishers' video at 2.5 × its bitrate, as browsers do, instead of one burst a frame.
+    #[arg(long, global = true)]
+    paced: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A short smoke run for CI: fails if no packet is delivered.
+    Quick,
+    /// 1 publisher → S subscribers, S stepping up.
+    Fanout {
+        /// Subscriber counts to try, in order.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 25, 50, 100, 200, 300, 500, 750, 1000])]
+        steps: Vec<usize>,
+        /// Stop stepping after this many minutes.
+        #[arg(long, default_value_t = 15)]
+        max_minutes: u64,
+    },
+    /// R rooms of 4 participants, all publishing.
+    Rooms {
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 5, 10, 20, 40])]
+        steps: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        max_minutes: u64,
+    },
+    /// The physical floor only.
+    Floor,
+}
+
+const SFU_CORE: usize = 0;
+const GENERATOR_CORE: usize = 1;
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.janus && janus_process::installed() && !netns::inside() {
+        // Janus must gather on a loopback-addressed interface of its own: see netns.rs.
+        std::process::exit(netns::rerun_inside()?);
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pin = !args.no_pin && cores >= 2 && sfu_process::have_taskset();
+    // Before pinning: a pinned process may see only its own CPU in /proc/cpuinfo.
+    let _ = report::machine();
+    if pin {
+        // Before any other thread exists, so every thread of the generator inherits it.
+        floor::pin_thread(GENERATOR_CORE);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args, pin))
+}
+
+async fn run(args: Args, pin: bool) -> Result<()> {
+    let binary = match &args.roomcast {
+        Some(b) => b.clone(),
+        None => sfu_process::default_binary()?,
+    };
+    scenario::check_binary(&binary)?;
+    let quick = matches!(args.command, Cmd::Quick);
+    let bench = Bench {
+        binary: binary.clone(),
+        sfu_core: pin.then_some(SFU_CORE),
+        warmup: Duration::from_secs(args.warmup.unwrap_or(if quick { 2 } else { 5 })),
+        measure: Duration::from_secs(args.measure.unwrap_or(if quick { 5 } else { 10 })),
+        // 2.5 × the video bitrate: the pacing factor browsers use.
+        pacing_bytes_per_sec: args
+            .paced
+            .then_some(2.5 * f64::from(roomcast_bench::media::VIDEO_BITRATE) / 8.0),
+    };
+    let label = |system: System| {
+        if args.paced {
+            format!("{} (paced)", system.label())
+        } else {
+            system.label().to_owned()
+        }
+    };
+    println!("machine: {}", report::machine());
+    println!(
+        "roomcast: {} ({}), warm-up {:?}, window {:?}",
+        binary.display(),
+        if pin {
+            "pinned to core 0, generator on core 1"
+        } else {
+            "not pinned"
+        },
+        bench.warmup,
+        bench.measure
+    );
+
+    let floor_secs = if quick { 0.3 } else { 2.0 };
+    let floors = measure_floor(pin, floor_secs)?;
+    let floor_table = report::floor_table(&floors);
+    println!("\n{floor_table}");
+    let floor_of = |mode| {
+        floors
+            .iter()
+            .find(|f| f.mode == mode)
+            .map(FloorResult::micros_per_packet)
+            .unwrap_or(f64::NAN)
+    };
+    let floor_mmsg = floor_of(SendMode::Sendmmsg);
+    let floor_gso = floor_of(SendMode::Gso);
+    if matches!(args.command, Cmd::Floor) {
+        return Ok(());
+    }
+
+    let (name, shapes, max_minutes): (&str, Vec<Shape>, u64) = match &args.command {
+        Cmd::Quick => ("quick", fanout_shapes(&[1, 5]), 2),
+        Cmd::Fanout { steps, max_minutes } => ("fanout", fanout_shapes(steps), *max_minutes),
+        Cmd::Rooms { steps, max_minutes } => (
+            "rooms",
+            steps
+                .iter()
+                .map(|&rooms| Shape {
+                    rooms,
+                    publishers: 4,
+                    subscribers: 0,
+                })
+                .collect(),
+            *max_minutes,
+        ),
+        Cmd::Floor => unreachable!("returned above"),
+    };
+    // A paced run writes its own tables and charts beside the unpaced ones.
+    let name = if args.paced {
+        format!("{name}-paced")
+    } else {
+        name.to_owned()
+    };
+    let mut systems = vec![System::Roomcast];
+    if args.janus {
+        if janus_process::installed() {
+            systems.push(System::Janus);
+        } else {
+            println!("no Janus: /usr/bin/janus is not installed (apt-get install -y janus)");
+        }
+    }
+    let started = Instant::now();
+    let mut results: Vec<(System, StepResult)> = Vec::new();
+    'steps: for shape in shapes {
+        for system in systems.clone() {
+            if started.elapsed() > Duration::from_secs(max_minutes * 60) {
+                println!("stopping: the run's {max_minutes}-minute budget is spent");
+                break 'steps;
+            }
+            if system == System::Janus && shape.publishers != 1 {
+                continue;
+            }
+            println!(
+                "step: {} — {} room(s) × ({} publishers + {} subscribers)",
+                system.label(),
+                shape.rooms,
+                shape.publishers,
+                shape.subscribers
+            );
+            let r = match bench.step(system, shape).await {
+                Ok(r) => r,
+                Err(e) if system == System::Janus => {
+                    println!("Janus step failed, Janus left out from here on: {e:#}");
+                    systems.retain(|s| *s != System::Janus);
+                    continue;
+                }
+                Err(e) => return Err(e.context(format!("step {shape:?}"))),
+            };
+            println!(
+                "{}",
+                report::steps_table(&label(system), std::slice::from_ref(&r), floor_mmsg)
+            );
+            let stop = scenario::stop_reason(&r);
+            results.push((system, r));
+            if let Some(why) = stop {
+                println!("{}: stopping: {why}", system.label());
+                systems.retain(|s| *s != system);
+            }
+        }
+        if systems.is_empty() {
+            break;
+        }
+    }
+
+    let mut table = String::new();
+    for (i, system) in [System::Roomcast, System::Janus].into_iter().enumerate() {
+        let rows: Vec<StepResult> = results
+            .iter()
+            .filter(|(s, _)| *s == system)
+            .map(|(_, r)| r.clone())
+            .collect();
+        if !rows.is_empty() {
+            if i > 0 {
+                table.push('\n');
+            }
+            table.push_str(&report::steps_table(&label(system), &rows, floor_mmsg));
+        }
+    }
+    let doc = format!(
+        "# {name}\n\nmachine: {}\n\n{floor_table}\n{table}\nratio column: roomcast's CPU per forwarded packet over the sendmmsg floor ({floor_mmsg:.2} µs); the GSO floor is {floor_gso:.2} µs.\n",
+        report::machine()
+    );
+    println!("\n{table}");
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.join(format!("{name}.md"));
+    std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+
+    if quick {
+        if let Some((_, r)) = results.iter().find(|(_, r)| r.delivered == 0) {
+            bail!("no packets delivered at {:?}", r.shape);
+        }
+        println!("quick: every step delivered packets");
+        return Ok(());
+    }
+    draw(&args.plots, &name, &results, floor_mmsg, floor_gso)
+}
+
+fn fanout_shapes(steps: &[usize]) -> Vec<Shape> {
+    steps
+        .iter()
+        .map(|&subscribers| Shape {
+            rooms: 1,
+            publishers: 1,
+            subscribers,
+        })
+        .collect()
+}
+
+/// The floor, with as many destinations as a mid-size step, on the SFU's core.
+fn measure_floor(pin: bool, secs: f64) -> Result<Vec<FloorResult>> {
+    let d = Duration::from_secs_f64(secs);
+    let (core, drain) = if pin {
+        (Some(SFU_CORE), Some(GENERATOR_CORE))
+    } else {
+        (None, None)
+    };
+    [SendMode::ProtectOnly, SendMode::Sendmmsg, SendMode::Gso]
+        .into_iter()
+        .map(|mode| floor::measure(mode, 100, d, core, drain))
+        .collect()
+}
+
+/// x for a step: subscribers in fan-out, participants in rooms.
+fn x_of(r: &StepResult) -> f64 {
+    if r.shape.subscribers > 0 {
+        r.shape.subscribers as f64
+    } else {
+        r.shape.participants() as f64
+    }
+}
+
+fn draw(
+    dir: &std::path::Path,
+    name: &str,
+    results: &[(System, StepResult)],
+    mmsg: f64,
+    gso: f64,
+) -> Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = plot::load_font() {
+        println!("no charts: {e}");
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut xs: Vec<f64> = results.iter().map(|(_, r)| x_of(r)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let flat = |label: &str, v: f64| Series {
+        label: label.to_owned(),
+        points: xs.iter().map(|&x| (x, v)).collect(),
+        dashed: true,
+    };
+    let of = |system: System, value: &dyn Fn(&StepResult) -> f64| Series {
+        label: system.label().to_owned(),
+        points: results
+            .iter()
+            .filter(|(s, _)| *s == system)
+            .map(|(_, r)| (x_of(r), value(r)))
+            .collect(),
+        dashed: false,
+    };
+    let systems: Vec<System> = [System::Roomcast, System::Janus]
+        .into_iter()
+        .filter(|s| results.iter().any(|(r, _)| r == s))
+        .collect();
+    let mut cpu: Vec<Series> = systems
+        .iter()
+        .map(|&s| of(s, &StepResult::cpu_micros_per_packet))
+        .collect();
+    cpu.push(flat("floor: SRTP + sendmmsg", mmsg));
+    cpu.push(flat("floor: SRTP + UDP GSO", gso));
+    let loss: Vec<Series> = systems
+        .iter()
+        .map(|&s| of(s, &|r: &StepResult| r.loss() * 100.0))
+        .collect();
+    let x_label = if results.iter().all(|(_, r)| r.shape.subscribers > 0) {
+        "subscribers"
+    } else {
+        "participants"
+    };
+    let cpu_path = dir.join(format!("bench-{name}-cpu.png"));
+    plot::chart(
+        &cpu_path,
+        &format!("{name}: server CPU per forwarded packet"),
+        x_label,
+        "CPU µs per packet",
+        &cpu,
+    )?;
+    let loss_path = dir.join(format!("bench-{name}-loss.png"));
+    plot::chart(
+        &loss_path,
+        &format!("{name}: packet loss"),
+        x_label,
+        "loss %",
+        &loss,
+    )?;
+    println!("wrote {} and {}", cpu_path.display(), loss_path.display());
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! A load-generator participant: one webrtc-rs PeerConnection (ICE, DTLS, SRTP: the SFU's normal
+//! path, nothing bypassed) joined over roomcast's signaling protocol.
+//!
+//! It is made cheaper than a browser-like client on purpose, so the generator is not what
+//! saturates: no interceptors at all (no NACK generator, no receiver reports, no TWCC), a
+//! subscriber offers two receive-only transceivers instead of publishing, and a receiver reads
+//! raw RTP into one reused buffer and looks only at the 16-byte probe of each payload.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{APIBuilder, API};
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
+use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
+use webrtc::track::track_remote::TrackRemote;
+
+use crate::clock::now_micros;
+use crate::media::{self, Probe};
+use crate::signaling::Signaling;
+use crate::window::{Kind, Reception, Sent, Window};
+
+/// A publisher stops sending after this long even if nobody stops it.
+const MAX_SEND: Duration = Duration::from_secs(30 * 60);
+
+/// What a participant does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends audio and video, and receives whatever the room forwards.
+    Publisher,
+    /// Receives only.
+    Subscriber,
+}
+
+/// Shared by every participant of a step: the window and everything received.
+#[derive(Default)]
+pub struct Shared {
+    pub window: Window,
+    pub receptions: Mutex<Vec<Arc<Reception>>>,
+    /// If set, publishers pace video at this many bytes per second, as a browser's pacer does,
+    /// instead of sending each frame as one burst.
+    pub pacing_bytes_per_sec: Option<f64>,
+}
+
+impl Shared {
+    /// Receptions that have seen at least one packet.
+    pub fn live_tracks(&self) -> usize {
+        self.receptions
+            .lock()
+            .map(|r| r.iter().filter(|r| r.total() > 0).count())
+            .unwrap_or(0)
+    }
+}
+
+/// Builds PeerConnections: one webrtc-rs `API` for all of them.
+pub struct PeerFactory {
+    api: API,
+}
+
+impl PeerFactory {
+    pub fn new() -> Result<Self> {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs()?;
+        let mut settings = SettingEngine::default();
+        settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        settings.set_include_loopback_candidate(true);
+        // The benchmark's media never leaves loopback.
+        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+        settings.set_network_types(vec![NetworkType::Udp4]);
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(Registry::new())
+            .with_setting_engine(settings)
+            .build();
+        Ok(Self { api })
+    }
+
+    pub(crate) async fn peer_connection(&self) -> Result<Arc<RTCPeerConnection>> {
+        let pc = self
+            .api
+            .new_peer_connection(RTCConfiguration::default())
+            .await?;
+        Ok(Arc::new(pc))
+    }
+}
+
+/// A joined participant. Dropping it stops its tasks; [`Participant::close`] also closes the
+/// connection.
+pub struct Participant {
+    pub id: String,
+    pub sent: Option<Arc<Sent>>,
+    pc: Arc<RTCPeerConnection>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Participant {
+    /// A participant assembled by another signaling front end (e.g. Janus's API).
+    pub(crate) fn from_parts(
+        id: String,
+        sent: Option<Arc<Sent>>,
+        pc: Arc<RTCPeerConnection>,
+        tasks: Vec<JoinHandle<()>>,
+    ) -> Self {
+        Self {
+            id,
+            sent,
+            pc,
+            tasks,
+        }
+    }
+
+    /// Joins `room` on the server at `addr`, offers, and starts sending (a publisher).
+    pub async fn join(
+        factory: &PeerFactory,
+        addr: SocketAddr,
+        room: &str,
+        role: Role,
+        shared: &Arc<Shared>,
+    ) -> Result<Self> {
+        let mut ws = Signaling::connect(addr).await?;
+        let name = match role {
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+        };
+        let joined = ws.join(room, name).await?;
+        let pc = factory.peer_connection().await?;
+        let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
+        wire_callbacks(&pc, outgoing, shared, None);
+
+        let mut tasks = Vec::new();
+        let mut sent = None;
+        match role {
+            Role::Publisher => {
+                let (senders, counts) = start_publishing(&pc, shared).await?;
+                tasks.extend(senders);
+                sent = Some(counts);
+            }
+            Role::Subscriber => add_receive_only(&pc).await?,
+        }
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer).await?;
+        let sdp = pc
+            .local_description()
+            .await
+            .context("no local description")?
+            .sdp;
+        ws.send(json!({"type": "offer", "sdp": sdp})).await?;
+        tasks.push(tokio::spawn(signal_loop(ws, Arc::clone(&pc), outgoing_rx)));
+        Ok(Self {
+            id: joined.id,
+            sent,
+            pc,
+            tasks,
+        })
+    }
+
+    /// Stops sending and closes the connection.
+    pub async fn close(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.pc.close()).await;
+    }
+}
+
+impl Drop for Participant {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Adds the audio and video tracks and starts the send loops.
+pub(crate) async fn start_publishing(
+    pc: &RTCPeerConnection,
+    shared: &Arc<Shared>,
+) -> Result<(Vec<JoinHandle<()>>, Arc<Sent>)> {
+    let audio = local_track(MIME_TYPE_OPUS, media::AUDIO_CLOCK, 2, "audio");
+    let video = local_track(MIME_TYPE_VP8, media::VIDEO_CLOCK, 0, "video");
+    for track in [&audio, &video] {
+        pc.add_track(Arc::clone(track) as Arc<dyn TrackLocal + Send + Sync>)
+            .await?;
+    }
+    let counts = Arc::new(Sent::default());
+    let tasks = vec![
+        tokio::spawn(send_audio(audio, Arc::clone(shared), Arc::clone(&counts))),
+        tokio::spawn(send_video(video, Arc::clone(shared), Arc::clone(&counts))),
+    ];
+    Ok((tasks, counts))
+}
+
+/// Two receive-only transceivers, so a subscriber's first offer has media sections.
+pub(crate) async fn add_receive_only(pc: &RTCPeerConnection) -> Result<()> {
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            send_encodings: Vec::new(),
+        };
+        pc.add_transceiver_from_kind(kind, Some(init)).await?;
+    }
+    Ok(())
+}
+
+fn local_track(mime: &str, clock_rate: u32, channels: u16, id: &str) -> Arc<TrackLocalStaticRTP> {
+    let codec = RTCRtpCodecCapability {
+        mime_type: mime.to_owned(),
+        clock_rate,
+        channels,
+        ..Default::default()
+    };
+    Arc::new(TrackLocalStaticRTP::new(
+        codec,
+        id.to_owned(),
+        "bench".to_owned(),
+    ))
+}
+
+/// Sends local candidates into `outgoing` (`null` at the end) and starts a reader per track.
+/// Received packets are attributed to `publisher` if given, else to the track's stream id
+/// (roomcast names it after the publishing participant).
+pub(crate) fn wire_callbacks(
+    pc: &RTCPeerConnection,
+    outgoing: mpsc::UnboundedSender<Value>,
+    shared: &Arc<Shared>,
+    publisher: Option<String>,
+) {
+    pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+        let candidate = c
+            .and_then(|c| c.to_json().ok())
+            .and_then(|c| serde_json::to_value(c).ok())
+            .unwrap_or(Value::Null);
+        let _ = outgoing.send(json!({"type": "candidate", "candidate": candidate}));
+        Box::pin(async {})
+    }));
+    // The callback holds the shared counters, never the connection (no reference cycle).
+    let shared = Arc::clone(shared);
+    pc.on_track(Box::new(move |track, _, _| {
+        tokio::spawn(receive(track, Arc::clone(&shared), publisher.clone()));
+        Box::pin(async {})
+    }));
+}
+
+/// Reads one forwarded track until it ends, recording each packet's probe.
+async fn receive(track: Arc<TrackRemote>, shared: Arc<Shared>, publisher: Option<String>) {
+    let kind = match track.kind() {
+        RTPCodecType::Audio => Kind::Audio,
+        _ => Kind::Video,
+    };
+    let publisher = publisher.unwrap_or_else(|| track.stream_id());
+    let reception = Arc::new(Reception::new(publisher, kind));
+    if let Ok(mut all) = shared.receptions.lock() {
+        all.push(Arc::clone(&reception));
+    }
+    let mut buf = vec![0u8; 1_500];
+    while let Ok((packet, _)) = track.read(&mut buf).await {
+        if let Some(probe) = media::read_probe(&packet.payload) {
+            reception.record(probe, now_micros(), &shared.window);
+        }
+    }
+}
+
+async fn signal_loop(
+    mut ws: Signaling,
+    pc: Arc<RTCPeerConnection>,
+    mut outgoing: mpsc::UnboundedReceiver<Value>,
+) {
+    loop {
+        tokio::select! {
+            Some(message) = outgoing.recv() => {
+                if ws.send(message).await.is_err() {
+                    return;
+                }
+            }
+            message = ws.recv() => {
+                let Ok(Some(message)) = message else { return };
+                match handle(&pc, &message).await {
+                    Ok(Some(reply)) => {
+                        if ws.send(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => eprintln!("bench peer could not handle {}: {e}", message["type"]),
+                }
+            }
+        }
+    }
+}
+
+async fn handle(pc: &RTCPeerConnection, message: &Value) -> Result<Option<Value>> {
+    let sdp = || message["sdp"].as_str().unwrap_or_default().to_owned();
+    match message["type"].as_str().unwrap_or_default() {
+        "answer" => {
+            pc.set_remote_description(RTCSessionDescription::answer(sdp())?)
+                .await?;
+        }
+        "offer" => {
+            pc.set_remote_description(RTCSessionDescription::offer(sdp())?)
+                .await?;
+            let answer = pc.create_answer(None).await?;
+            pc.set_local_description(answer).await?;
+            let sdp = pc.local_description().await.map(|d| d.sdp);
+            return Ok(Some(json!({"type": "answer", "sdp": sdp})));
+        }
+        "candidate" if !message["candidate"].is_null() => {
+            let init: RTCIceCandidateInit = serde_json::from_value(message["candidate"].clone())?;
+            pc.add_ice_candidate(init).await?;
+        }
+        "error" => eprintln!("server error: {message}"),
+        _ => {}
+    }
+    Ok(None)
+}
+
+fn rtp(seq: u16, timestamp: u32, marker: bool, payload: bytes::Bytes) -> Packet {
+    Packet {
+        header: Header {
+            version: 2,
+            sequence_number: seq,
+            timestamp,
+            marker,
+            ..Default::default()
+        },
+        payload,
+    }
+}
+
+/// Opus-sized audio: one packet every 20 ms.
+async fn send_audio(track: Arc<TrackLocalStaticRTP>, shared: Arc<Shared>, sent: Arc<Sent>) {
+    let period = Duration::from_secs(1) / media::AUDIO_PPS;
+    let mut tick = tokio::time::interval(period);
+    let ticks = media::AUDIO_CLOCK / media::AUDIO_PPS;
+    let max = MAX_SEND.as_millis() as u32 / period.as_millis() as u32;
+    for n in 0..max {
+        tick.tick().await;
+        let stamp = now_micros();
+        let probe = Probe {
+            counter: n,
+            sent_micros: stamp,
+        };
+        // 0x78: an Opus TOC byte (CELT, 20 ms, mono).
+        let payload = media::payload(0x78, probe, media::AUDIO_PAYLOAD);
+        let packet = rtp(n as u16, n.wrapping_mul(ticks), true, payload);
+        if track.write_rtp(&packet).await.is_ok() && shared.window.contains(stamp) {
+            sent.count(Kind::Audio);
+        }
+    }
+}
+
+/// VP8-sized video: a frame every 1/30 s, split into packets of at most 1,200 bytes and sent in
+/// one burst, as an encoder without a pacer would.
+async fn send_video(track: Arc<TrackLocalStaticRTP>, shared: Arc<Shared>, sent: Arc<Sent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / media::VIDEO_FPS);
+    let ticks = media::VIDEO_CLOCK / media::VIDEO_FPS;
+    let max = MAX_SEND.as_secs() as u32 * media::VIDEO_FPS;
+    let mut seq = 0u16;
+    let mut counter = 0u32;
+    for frame in 0..max {
+        tick.tick().await;
+        let parts = media::split_frame(media::video_frame_bytes(frame));
+        let last = parts.len() - 1;
+        for (i, len) in parts.into_iter().enumerate() {
+            let stamp = now_micros();
+            let probe = Probe {
+                counter,
+                sent_micros: stamp,
+            };
+            // VP8 payload descriptor: the start-of-partition bit on a frame's first packet.
+            let first = if i == 0 { 0x10 } else { 0x00 };
+            let packet = rtp(
+                seq,
+                frame.wrapping_mul(ticks),
+                i == last,
+                media::payload(first, probe, len),
+            );
+            seq = seq.wrapping_add(1);
+            counter = counter.wrapping_add(1);
+            if track.write_rtp(&packet).await.is_ok() && shared.window.contains(stamp) {
+                sent.count(Kind::Video);
+            }
+            match shared.pacing_bytes_per_sec {
+                Some(rate) if i != last => {
+                    tokio::time::sleep(Duration::from_secs_f64(len as f64 / rate)).await
+                }
+                // The generator runs on one thread: let receivers run between the packets of
+                // a burst, so a keyframe's send loop does not show up as SFU latency.
+                _ => tokio::task::yield_now().await,
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Markdown tables of a run: the machine, the floor, and one table per scenario.
+
+use std::fmt::Write;
+
+use crate::floor::FloorResult;
+use crate::scenario::StepResult;
+
+/// CPU model, cores and kernel, as the run saw them.
+pub fn machine() -> String {
+    // Read once, before the generator pins itself: a pinned process may see only its own CPU.
+    static MACHINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    MACHINE.get_or_init(read_machine).clone()
+}
+
+fn read_machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{model}, {cores} cores online, {:.0} GiB RAM, Linux {}",
+        mem_kb as f64 / 1_048_576.0,
+        kernel.trim()
+    )
+}
+
+pub fn floor_table(results: &[FloorResult]) -> String {
+    let mut s = String::from(
+        "| floor path | destinations | datagrams | thread CPU µs per datagram |\n| --- | ---: | ---: | ---: |\n",
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2} |",
+            r.mode.label(),
+            r.destinations,
+            r.packets,
+            r.micros_per_packet()
+        );
+    }
+    s
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+}
+
+/// One row per step; `floor` is the floor's µs per datagram the ratio column divides by.
+pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
+    let mut s = String::from(
+        "| system | rooms × (pub + sub) | forwarded tracks live | delivered pkt/s | loss % | loss on live tracks % | p50 ms | p99 ms | SFU CPU µs/pkt | × floor | SFU core % | SFU run-queue wait % | RSS/participant MB | generator core % |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    );
+    for r in steps {
+        let _ = writeln!(
+            s,
+            "| {system} | {} × ({} + {}) | {}/{} | {:.0} | {:.3} | {:.3} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            r.shape.rooms,
+            r.shape.publishers,
+            r.shape.subscribers,
+            r.live_tracks,
+            r.expected_tracks,
+            r.delivered_per_sec(),
+            r.loss() * 100.0,
+            r.live_loss() * 100.0,
+            ms(r.p(0.5)),
+            ms(r.p(0.99)),
+            r.cpu_micros_per_packet(),
+            r.cpu_micros_per_packet() / floor.max(1e-9),
+            r.sfu_core_share() * 100.0,
+            r.sfu_wait_share() * 100.0,
+            r.rss_per_participant() / 1_048_576.0,
+            r.generator_core_share() * 100.0,
+        );
+    }
+    s
+}

@@ -1,0 +1,388 @@
+//! One measured step: start a fresh roomcast, join R rooms of P publishers and S subscribers,
+//! wait until every forwarded track delivers, warm up, measure a bounded window, tear down.
+//! Scenarios (`fanout`, `rooms`) are sequences of steps.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use futures_util::stream::{self, StreamExt};
+
+use crate::clock::now_micros;
+use crate::histogram::Histogram;
+use crate::janus;
+use crate::janus_process::JanusProcess;
+use crate::peer::{Participant, PeerFactory, Role, Shared};
+use crate::proc_stats;
+use crate::proc_stats::ProcSample;
+use crate::sfu_process::SfuProcess;
+use crate::window::Sent;
+
+/// Joins in flight at once: enough to fill a step quickly, few enough not to look like a storm.
+const JOIN_PARALLELISM: usize = 8;
+/// Time after the window closes for the last packets stamped in it to arrive.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// Which server a step measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    Roomcast,
+    /// Janus's videoroom plugin; fan-out shapes (one publisher per room) only.
+    Janus,
+}
+
+impl System {
+    pub fn label(self) -> &'static str {
+        match self {
+            System::Roomcast => "roomcast",
+            System::Janus => "Janus",
+        }
+    }
+}
+
+enum Server {
+    Roomcast(SfuProcess),
+    Janus(JanusProcess),
+}
+
+impl Server {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Server::Roomcast(s) => s.addr,
+            Server::Janus(j) => j.addr,
+        }
+    }
+
+    fn sample(&self) -> Result<ProcSample> {
+        match self {
+            Server::Roomcast(s) => s.sample(),
+            Server::Janus(j) => j.sample(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Server::Roomcast(s) => s.stop().await,
+            Server::Janus(j) => j.stop().await,
+        }
+    }
+}
+
+/// How to run steps.
+#[derive(Clone, Debug)]
+pub struct Bench {
+    pub binary: PathBuf,
+    /// Pin roomcast to this core (the generator pins itself to another).
+    pub sfu_core: Option<usize>,
+    pub warmup: Duration,
+    pub measure: Duration,
+    /// Pace publishers' video at this many bytes per second (see [`Shared`]).
+    pub pacing_bytes_per_sec: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub rooms: usize,
+    pub publishers: usize,
+    /// Receive-only participants per room.
+    pub subscribers: usize,
+}
+
+impl Shape {
+    pub fn participants(&self) -> usize {
+        self.rooms * (self.publishers + self.subscribers)
+    }
+
+    /// Forwarded tracks: each participant receives audio and video of every other publisher.
+    pub fn forwarded_tracks(&self) -> usize {
+        let per_room = self.subscribers * self.publishers * 2
+            + self.publishers * self.publishers.saturating_sub(1) * 2;
+        per_room * self.rooms
+    }
+}
+
+/// What one step measured.
+#[derive(Clone, Debug)]
+pub struct StepResult {
+    pub shape: Shape,
+    /// Forwarded tracks that delivered at least one packet before the window, of those expected.
+    pub live_tracks: usize,
+    pub expected_tracks: usize,
+    pub window_secs: f64,
+    /// Packets received in the window, over every forwarded track.
+    pub delivered: u64,
+    /// Of `expected`, the packets meant for tracks that came up (excludes failed joins).
+    pub expected_live: u64,
+    /// Packets the publishers sent in the window times the tracks that should carry them.
+    pub expected: u64,
+    pub latency: Histogram,
+    pub sfu_cpu_micros: u64,
+    /// Time the server's threads were runnable but not running (another process had its core).
+    pub sfu_wait_micros: u64,
+    pub generator_cpu_micros: u64,
+    pub sfu_rss_base: u64,
+    pub sfu_rss: u64,
+    pub join_secs: f64,
+}
+
+impl StepResult {
+    pub fn loss(&self) -> f64 {
+        if self.expected == 0 {
+            return 1.0;
+        }
+        1.0 - (self.delivered as f64 / self.expected as f64).min(1.0)
+    }
+
+    /// Loss on the forwarded tracks that came up: forwarding loss, without failed connections.
+    pub fn live_loss(&self) -> f64 {
+        if self.expected_live == 0 {
+            return 1.0;
+        }
+        1.0 - (self.delivered as f64 / self.expected_live as f64).min(1.0)
+    }
+
+    /// Share of expected forwarded tracks that never delivered a packet.
+    pub fn failed_track_share(&self) -> f64 {
+        1.0 - self.live_tracks as f64 / self.expected_tracks.max(1) as f64
+    }
+
+    pub fn delivered_per_sec(&self) -> f64 {
+        self.delivered as f64 / self.window_secs
+    }
+
+    pub fn cpu_micros_per_packet(&self) -> f64 {
+        self.sfu_cpu_micros as f64 / self.delivered.max(1) as f64
+    }
+
+    /// Share of one core the SFU used during the window.
+    pub fn sfu_core_share(&self) -> f64 {
+        self.sfu_cpu_micros as f64 / 1e6 / self.window_secs
+    }
+
+    /// Share of the window the server spent runnable but waiting for its core.
+    pub fn sfu_wait_share(&self) -> f64 {
+        self.sfu_wait_micros as f64 / 1e6 / self.window_secs
+    }
+
+    pub fn generator_core_share(&self) -> f64 {
+        self.generator_cpu_micros as f64 / 1e6 / self.window_secs
+    }
+
+    pub fn rss_per_participant(&self) -> f64 {
+        self.sfu_rss.saturating_sub(self.sfu_rss_base) as f64
+            / self.shape.participants().max(1) as f64
+    }
+
+    pub fn p(&self, q: f64) -> Option<f64> {
+        self.latency.quantile(q).map(|v| v as f64 / 1000.0)
+    }
+}
+
+impl Bench {
+    /// Runs one step against a fresh server process.
+    pub async fn step(&self, system: System, shape: Shape) -> Result<StepResult> {
+        let server = match system {
+            System::Roomcast => {
+                let capacity = shape.publishers + shape.subscribers;
+                Server::Roomcast(SfuProcess::start(&self.binary, self.sfu_core, capacity).await?)
+            }
+            System::Janus => {
+                anyhow::ensure!(
+                    shape.publishers == 1,
+                    "the Janus driver does fan-out shapes only (one publisher per room)"
+                );
+                Server::Janus(JanusProcess::start(self.sfu_core).await?)
+            }
+        };
+        let result = self.step_on(&server, shape).await;
+        server.stop().await;
+        result
+    }
+
+    async fn step_on(&self, server: &Server, shape: Shape) -> Result<StepResult> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let base = server.sample()?;
+        let addr = server.addr();
+        let factory = Arc::new(PeerFactory::new()?);
+        let shared = Arc::new(Shared {
+            pacing_bytes_per_sec: self.pacing_bytes_per_sec,
+            ..Shared::default()
+        });
+        let joined_at = Instant::now();
+        let mut participants = Vec::new();
+        // Per room, the id subscribers attach to (Janus needs the publisher's feed).
+        let mut feeds = Vec::new();
+        for room in 0..shape.rooms {
+            for i in 0..shape.publishers {
+                let p = match server {
+                    Server::Roomcast(_) => {
+                        Participant::join(
+                            &factory,
+                            addr,
+                            &format!("bench-{room}"),
+                            Role::Publisher,
+                            &shared,
+                        )
+                        .await
+                    }
+                    Server::Janus(_) => {
+                        janus::join_publisher(&factory, addr, janus::room_id(room), i == 0, &shared)
+                            .await
+                    }
+                }
+                .context("joining a publisher")?;
+                if i == 0 {
+                    feeds.push(p.id.clone());
+                }
+                participants.push(p);
+            }
+        }
+        let is_janus = matches!(server, Server::Janus(_));
+        let subscribers = (0..shape.rooms).flat_map(|r| (0..shape.subscribers).map(move |_| r));
+        let joins: Vec<Result<Participant>> = stream::iter(subscribers)
+            .map(|room| {
+                let factory = Arc::clone(&factory);
+                let shared = Arc::clone(&shared);
+                let feed = feeds.get(room).cloned().unwrap_or_default();
+                async move {
+                    if is_janus {
+                        janus::join_subscriber(&factory, addr, janus::room_id(room), &feed, &shared)
+                            .await
+                    } else {
+                        Participant::join(
+                            &factory,
+                            addr,
+                            &format!("bench-{room}"),
+                            Role::Subscriber,
+                            &shared,
+                        )
+                        .await
+                    }
+                }
+            })
+            .buffer_unordered(JOIN_PARALLELISM)
+            .collect()
+            .await;
+        for j in joins {
+            participants.push(j.context("joining a subscriber")?);
+        }
+        let expected_tracks = shape.forwarded_tracks();
+        let deadline = Instant::now()
+            + Duration::from_secs(30)
+            + Duration::from_millis(50) * shape.participants() as u32;
+        while shared.live_tracks() < expected_tracks && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let join_secs = joined_at.elapsed().as_secs_f64();
+        let live_tracks = shared.live_tracks();
+        tokio::time::sleep(self.warmup).await;
+
+        let me = std::process::id();
+        let (s0, g0) = (server.sample()?, proc_stats::sample(me)?);
+        let t0 = now_micros();
+        shared.window.open(t0);
+        tokio::time::sleep(self.measure).await;
+        let t1 = now_micros();
+        shared.window.close(t1);
+        let (s1, g1) = (server.sample()?, proc_stats::sample(me)?);
+        tokio::time::sleep(GRACE).await;
+
+        let sent: HashMap<String, Arc<Sent>> = participants
+            .iter()
+            .filter_map(|p| p.sent.as_ref().map(|s| (p.id.clone(), Arc::clone(s))))
+            .collect();
+        let mut delivered = 0;
+        let mut expected = 0;
+        let mut latency = Histogram::default();
+        let receptions = shared
+            .receptions
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
+        // Tracks that never appeared count as fully lost.
+        let missing = expected_tracks.saturating_sub(receptions.len()) as u64;
+        let per_track_sent: u64 = sent
+            .values()
+            .map(|s| s.get(crate::window::Kind::Audio) + s.get(crate::window::Kind::Video))
+            .sum::<u64>()
+            / (2 * sent.len().max(1)) as u64;
+        expected += missing * per_track_sent;
+        let mut expected_live = 0;
+        for r in &receptions {
+            let summary = r.summary();
+            delivered += summary.in_window;
+            let should = sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
+            expected += should;
+            if summary.total > 0 {
+                expected_live += should;
+            }
+            latency.merge(&summary.latency);
+        }
+        close_all(participants).await;
+        Ok(StepResult {
+            shape,
+            live_tracks,
+            expected_tracks,
+            window_secs: (t1 - t0) as f64 / 1e6,
+            delivered,
+            expected,
+            expected_live,
+            latency,
+            sfu_cpu_micros: s1.cpu_micros - s0.cpu_micros,
+            sfu_wait_micros: s1
+                .runqueue_wait_micros
+                .saturating_sub(s0.runqueue_wait_micros),
+            generator_cpu_micros: g1.cpu_micros - g0.cpu_micros,
+            sfu_rss_base: base.rss_bytes,
+            sfu_rss: s1.rss_bytes,
+            join_secs,
+        })
+    }
+}
+
+/// Closes every participant, a few at a time, within a bounded time.
+async fn close_all(participants: Vec<Participant>) {
+    let closing = stream::iter(participants)
+        .map(|p| p.close())
+        .buffer_unordered(32)
+        .collect::<Vec<()>>();
+    let _ = tokio::time::timeout(Duration::from_secs(20), closing).await;
+}
+
+/// Where a step stopped a scenario, if it did.
+pub fn stop_reason(r: &StepResult) -> Option<String> {
+    if r.live_loss() > 0.01 {
+        return Some(format!(
+            "loss on connected tracks {:.2} % > 1 %",
+            r.live_loss() * 100.0
+        ));
+    }
+    if r.failed_track_share() > 0.05 {
+        return Some(format!(
+            "{:.1} % of forwarded tracks never came up",
+            r.failed_track_share() * 100.0
+        ));
+    }
+    if r.sfu_core_share() > 0.9 {
+        return Some(format!("SFU core {:.0} % busy", r.sfu_core_share() * 100.0));
+    }
+    if r.generator_core_share() > 0.9 {
+        return Some(format!(
+            "load generator's core {:.0} % busy: the generator, not the SFU, is the limit",
+            r.generator_core_share() * 100.0
+        ));
+    }
+    None
+}
+
+/// Checks the binary is where we expect it before any step starts.
+pub fn check_binary(binary: &Path) -> Result<()> {
+    anyhow::ensure!(
+        binary.exists(),
+        "no roomcast binary at {} (cargo build --release --bin roomcast)",
+        binary.display()
+    );
+    Ok(())
+}
