@@ -121,6 +121,16 @@ async fn a_flooding_connection_is_slowed_then_closed_while_others_carry_on() {
     );
     assert!(codes.len() < 40, "the server stopped answering: {codes:?}");
 
+    let mut pinger = server.ws().await;
+    for _ in 0..200 {
+        pinger.send_ping().await;
+    }
+    let mut last = Value::Null;
+    while let Some(message) = pinger.recv().await {
+        last = message;
+    }
+    assert_eq!(last["code"], "abusive", "a ping flood is closed too");
+
     let before = calm.received_from(&other.id);
     eventually("media to keep flowing", || async {
         calm.received_from(&other.id).video > before.video + 10

@@ -91,7 +91,11 @@ impl Session {
                             self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
                         }
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    // The socket answers pings itself; a ping flood still spends the rate.
+                    Some(Ok(Message::Ping(_))) => {
+                        self.within_rate().await;
+                    }
+                    Some(Ok(Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(error)) => {
                         tracing::info!(%error, "websocket error");
@@ -109,8 +113,8 @@ impl Session {
         tracing::debug!("disconnected");
     }
 
-    /// Whether a message may be handled now; past the rate it is dropped with one
-    /// `rate_limited` error.
+    /// Whether a message may be handled now; past the rate each message is dropped with a
+    /// `rate_limited` error, which counts as a strike.
     async fn within_rate(&mut self) -> bool {
         if self.rate.allow(tokio::time::Instant::now()) {
             return true;

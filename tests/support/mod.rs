@@ -129,6 +129,11 @@ impl Ws {
             .expect("ws send");
     }
 
+    /// Sends a ping; the server may already have closed the connection, which is no error here.
+    pub async fn send_ping(&mut self) {
+        let _ = self.stream.send(Message::Ping(Vec::new().into())).await;
+    }
+
     /// The next JSON message, or `None` when the connection closed.
     pub async fn recv(&mut self) -> Option<Value> {
         loop {
