@@ -150,7 +150,7 @@ impl Participant {
             Signal::Candidate(None) | Signal::Leave => Ok(()),
         };
         if let Err(error) = result {
-            tracing::warn!(code = error.code(), %error, "signal refused");
+            // The edge logs the refusal when it tells the client.
             self.send(ServerEvent::Error(error)).await;
         }
     }

@@ -42,8 +42,8 @@ async fn dashboard(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    if matches!(*state.admin, AdminAccess::LoopbackOnly) {
-        if let Err(error) = state.admin.check(peer.ip(), None) {
+    if matches!(state.options.admin, AdminAccess::LoopbackOnly) {
+        if let Err(error) = state.options.admin.check(peer.ip(), None) {
             return error.into_response();
         }
     }

@@ -25,17 +25,8 @@ use crate::{client_files, security_headers, session, SignalingError};
 pub(crate) struct AppState {
     pub(crate) sfu: Sfu,
     pub(crate) edge: Arc<EdgeMetrics>,
-    pub(crate) admin: Arc<AdminAccess>,
     pub(crate) openapi: Arc<OnceLock<String>>,
-    pub(crate) signaling: Arc<SignalingOptions>,
-}
-
-/// What a signaling session needs to know of the edge's configuration.
-#[derive(Debug)]
-pub(crate) struct SignalingOptions {
-    pub(crate) limits: EdgeLimits,
-    pub(crate) room_tokens: Option<RoomTokens>,
-    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) options: Arc<EdgeOptions>,
 }
 
 /// Options of the edge.
@@ -68,13 +59,8 @@ pub fn router(sfu: Sfu, options: EdgeOptions) -> Router {
     let state = AppState {
         sfu,
         edge: Arc::default(),
-        admin: Arc::new(options.admin),
         openapi: Arc::default(),
-        signaling: Arc::new(SignalingOptions {
-            limits: options.limits,
-            room_tokens: options.room_tokens,
-            allowed_origins: options.allowed_origins,
-        }),
+        options: Arc::new(options),
     };
     let (admin_routes, openapi) = admin::routes(state.clone());
     let document = openapi.to_pretty_json().unwrap_or_default();
@@ -92,7 +78,7 @@ async fn websocket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let options = &state.signaling;
+    let options = &state.options;
     if !origin_allowed(&headers, &options.allowed_origins) {
         tracing::warn!(origin = ?headers.get(ORIGIN), "websocket from a foreign origin refused");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -108,7 +94,7 @@ async fn websocket(
     upgrade
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
-        .on_upgrade(move |socket| session::run(socket, state.sfu, state.edge, state.signaling))
+        .on_upgrade(move |socket| session::run(socket, state.sfu, state.edge, state.options))
 }
 
 /// Browsers always send `Origin` on a WebSocket handshake; other clients may not, and can forge

@@ -19,7 +19,7 @@ use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, IceServerJson, KickReason, ParticipantJson,
     ServerMessage,
 };
-use crate::server::SignalingOptions;
+use crate::server::EdgeOptions;
 
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
@@ -36,7 +36,7 @@ struct Session {
     socket: WebSocket,
     sfu: Sfu,
     metrics: Arc<EdgeMetrics>,
-    options: Arc<SignalingOptions>,
+    options: Arc<EdgeOptions>,
     membership: Option<Membership>,
     rate: RateLimiter,
     strikes: Strikes,
@@ -50,7 +50,7 @@ pub(crate) async fn run(
     socket: WebSocket,
     sfu: Sfu,
     metrics: Arc<EdgeMetrics>,
-    options: Arc<SignalingOptions>,
+    options: Arc<EdgeOptions>,
 ) {
     let _open = metrics.connection_opened();
     let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);

@@ -82,7 +82,7 @@ pub(crate) async fn require_admin(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.admin.check(peer.ip(), authorization) {
+    match state.options.admin.check(peer.ip(), authorization) {
         Ok(()) => next.run(request).await,
         Err(error) => {
             tracing::info!(%peer, status = error.status.as_u16(), "admin request refused");
