@@ -182,7 +182,8 @@ const handlers = {
   async candidate(m) {
     try { await state.pc?.addIceCandidate(m.candidate || undefined); } catch (e) { log('candidate', e); }
   },
-  left() { teardown('Left the room', 'idle'); },
+  // After peer_failed the page has already said why it is out; `left` only confirms it.
+  left() { if (state.ws) teardown('Left the room', 'idle'); },
   kicked(m) {
     notice(m.message);
     const status = { room_closed: 'Room closed', server_shutdown: 'Server shut down' }[m.reason] || 'Removed from the room';
@@ -190,7 +191,7 @@ const handlers = {
   },
   error(m) {
     log('error', m.code, m.message);
-    if (m.code === 'peer_failed') notice('The media connection failed. Please join again.');
+    if (m.code === 'peer_failed') { notice('The media connection failed. Please join again.'); teardown('Media connection failed', 'error'); }
     else if (['invalid_room', 'invalid_name', 'unauthorized', 'server_full', 'too_many_rooms'].includes(m.code)) { notice(m.message); teardown('Not connected', 'idle'); }
     else if (m.code === 'abusive') { notice(m.message); teardown('Disconnected', 'error'); }
   },
