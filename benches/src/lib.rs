@@ -12,6 +12,7 @@ pub mod floor;
 pub mod histogram;
 pub mod janus;
 pub mod janus_process;
+pub mod join_storm;
 pub mod media;
 pub mod netns;
 pub mod peer;

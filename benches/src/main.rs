@@ -4,6 +4,7 @@
 //! roomcast-bench quick              # CI smoke run: 1 and 5 subscribers, 5 s each; fails on no delivery
 //! roomcast-bench fanout             # 1 publisher → S subscribers, S stepping up until loss or saturation
 //! roomcast-bench rooms              # R rooms of 4 participants, all publishing
+//! roomcast-bench join-storm         # joins/s accepted while background rooms stay healthy
 //! roomcast-bench floor              # only the physical floor
 //! ```
 
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 use roomcast_bench::floor::{self, FloorResult, SendMode};
 use roomcast_bench::janus_process;
+use roomcast_bench::join_storm::{self, Storm, StormResult};
 use roomcast_bench::netns;
 use roomcast_bench::plot::{self, Series};
 use roomcast_bench::report;
@@ -69,6 +71,20 @@ enum Cmd {
     Rooms {
         #[arg(long, value_delimiter = ',', default_values_t = [1usize, 5, 10, 20, 40])]
         steps: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        max_minutes: u64,
+    },
+    /// Joins per second the server accepts while background rooms stay healthy.
+    JoinStorm {
+        /// Offered join rates (joins per second) to try, in order.
+        #[arg(long, value_delimiter = ',', default_values_t = [10.0f64, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0])]
+        rates: Vec<f64>,
+        /// Seconds each storm lasts.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Rooms of 4 publishing participants that must stay healthy meanwhile.
+        #[arg(long, default_value_t = 4)]
+        background_rooms: usize,
         #[arg(long, default_value_t = 10)]
         max_minutes: u64,
     },
@@ -155,6 +171,25 @@ async fn run(args: Args, pin: bool) -> Result<()> {
     if matches!(args.command, Cmd::Floor) {
         return Ok(());
     }
+    if let Cmd::JoinStorm {
+        rates,
+        seconds,
+        background_rooms,
+        max_minutes,
+    } = &args.command
+    {
+        let storms: Vec<Storm> = rates
+            .iter()
+            .map(|&rate| Storm {
+                rate,
+                duration: Duration::from_secs(*seconds),
+                background_rooms: *background_rooms,
+            })
+            .collect();
+        let results = run_storms(&bench, storms, *max_minutes).await?;
+        write_storms(&args, &results)?;
+        return draw_storms(&args.plots, &results);
+    }
 
     let (name, shapes, max_minutes): (&str, Vec<Shape>, u64) = match &args.command {
         Cmd::Quick => ("quick", fanout_shapes(&[1, 5]), 2),
@@ -171,7 +206,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
                 .collect(),
             *max_minutes,
         ),
-        Cmd::Floor => unreachable!("returned above"),
+        Cmd::Floor | Cmd::JoinStorm { .. } => unreachable!("returned above"),
     };
     // A paced run writes its own tables and charts beside the unpaced ones.
     let name = if args.paced {
@@ -259,9 +294,108 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             bail!("no packets delivered at {:?}", r.shape);
         }
         println!("quick: every step delivered packets");
+        let storm = Storm {
+            rate: 5.0,
+            duration: Duration::from_secs(2),
+            background_rooms: 1,
+        };
+        let storms = run_storms(&bench, vec![storm], max_minutes).await?;
+        write_storms(&args, &storms)?;
+        if storms.iter().any(|r| r.connected == 0) {
+            bail!("no joiner connected in the quick join storm");
+        }
+        println!("quick: the join storm connected joiners");
         return Ok(());
     }
     draw(&args.plots, &name, &results, floor_mmsg, floor_gso)
+}
+
+/// Runs storms in order until one stops the scenario or the time budget is spent.
+async fn run_storms(
+    bench: &Bench,
+    storms: Vec<Storm>,
+    max_minutes: u64,
+) -> Result<Vec<StormResult>> {
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for storm in storms {
+        if started.elapsed() > Duration::from_secs(max_minutes * 60) {
+            println!("stopping: the run's {max_minutes}-minute budget is spent");
+            break;
+        }
+        println!(
+            "storm: {} joins/s for {:?}, {} background room(s) of 4 publishing",
+            storm.rate, storm.duration, storm.background_rooms
+        );
+        let r = bench
+            .storm(storm)
+            .await
+            .with_context(|| format!("storm {storm:?}"))?;
+        println!("{}", report::storm_table(std::slice::from_ref(&r)));
+        for reason in &r.reasons {
+            println!("  a join that did not connect: {reason}");
+        }
+        let stop = join_storm::stop_reason(&r);
+        results.push(r);
+        if let Some(why) = stop {
+            println!("join-storm: stopping: {why}");
+            break;
+        }
+    }
+    Ok(results)
+}
+
+fn write_storms(args: &Args, results: &[StormResult]) -> Result<()> {
+    let table = report::storm_table(results);
+    let doc = format!(
+        "# join-storm\n\nmachine: {}\n\njoiners fill rooms of {} and stay; a join is accepted when its PeerConnection is connected within {:?}.\n\n{table}",
+        report::machine(),
+        join_storm::STORM_ROOM_SIZE,
+        join_storm::CONNECT_TIMEOUT,
+    );
+    println!("\n{table}");
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.join("join-storm.md");
+    std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Join time and the background rooms' latency against the offered rate: where they bend is
+/// where the server stops keeping up (every offered join was accepted in the runs so far).
+fn draw_storms(dir: &std::path::Path, results: &[StormResult]) -> Result<()> {
+    if results.is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = plot::load_font() {
+        println!("no charts: {e}");
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let series = |label: &str, y: &dyn Fn(&StormResult) -> Option<f64>| Series {
+        label: label.to_owned(),
+        points: results
+            .iter()
+            .filter_map(|r| y(r).map(|y| (r.storm.rate, y)))
+            .collect(),
+        dashed: false,
+    };
+    let path = dir.join("bench-join-storm.png");
+    plot::chart(
+        &path,
+        "join-storm: time to connect, and the background rooms' latency",
+        "offered joins/s",
+        "ms",
+        &[
+            series("join → connected, p50", &|r| r.connected_ms(0.5)),
+            series("join → connected, p99", &|r| r.connected_ms(0.99)),
+            series("background rooms' media, p99 one-way", &|r| {
+                r.background_ms(0.99)
+            }),
+        ],
+    )?;
+    println!("wrote {}", path.display());
+    Ok(())
 }
 
 fn fanout_shapes(steps: &[usize]) -> Vec<Shape> {

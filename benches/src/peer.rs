@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
@@ -20,8 +20,10 @@ use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp::header::Header;
@@ -38,6 +40,8 @@ use crate::media::{self, Probe};
 use crate::signaling::Signaling;
 use crate::window::{Kind, Reception, Sent, Window};
 
+/// How long a renegotiation offer waits for ICE to start (see [`wait_for_ice_start`]).
+const ICE_START_GRACE: Duration = Duration::from_secs(5);
 /// A publisher stops sending after this long even if nobody stops it.
 const MAX_SEND: Duration = Duration::from_secs(30 * 60);
 
@@ -85,6 +89,11 @@ impl PeerFactory {
         // The benchmark's media never leaves loopback.
         settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
         settings.set_network_types(vec![NetworkType::Udp4]);
+        // The server's first connectivity check often arrives before its candidate does, so the
+        // generator (the controlling agent) first knows the server as peer-reflexive, and
+        // webrtc-rs waits a full second before nominating such a pair. Browsers do not wait:
+        // left in, that second would be the generator's, not roomcast's join time.
+        settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
         let api = APIBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(Registry::new())
@@ -109,6 +118,8 @@ pub struct Participant {
     pub sent: Option<Arc<Sent>>,
     pc: Arc<RTCPeerConnection>,
     tasks: Vec<JoinHandle<()>>,
+    /// The connection's state, where the participant was joined by [`Participant::join`].
+    state: Option<watch::Receiver<RTCPeerConnectionState>>,
 }
 
 impl Participant {
@@ -124,6 +135,7 @@ impl Participant {
             sent,
             pc,
             tasks,
+            state: None,
         }
     }
 
@@ -144,6 +156,11 @@ impl Participant {
         let pc = factory.peer_connection().await?;
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
         wire_callbacks(&pc, outgoing, shared, None);
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            let _ = state_tx.send(s);
+            Box::pin(async {})
+        }));
 
         let mut tasks = Vec::new();
         let mut sent = None;
@@ -169,7 +186,36 @@ impl Participant {
             sent,
             pc,
             tasks,
+            state: Some(state),
         })
+    }
+
+    /// Waits until ICE and DTLS are up; an error if the connection fails or `timeout` passes.
+    pub async fn connected(&self, timeout: Duration) -> Result<()> {
+        let mut state = self
+            .state
+            .clone()
+            .context("this participant's connection state is not watched")?;
+        let settled = tokio::time::timeout(
+            timeout,
+            state.wait_for(|s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            }),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("not connected within {timeout:?}"))?
+        .map(|s| *s)
+        .context("connection state no longer reported")?;
+        anyhow::ensure!(
+            settled == RTCPeerConnectionState::Connected,
+            "connection {settled}"
+        );
+        Ok(())
     }
 
     /// Stops sending and closes the connection.
@@ -314,6 +360,7 @@ async fn handle(pc: &RTCPeerConnection, message: &Value) -> Result<Option<Value>
                 .await?;
         }
         "offer" => {
+            wait_for_ice_start(pc).await;
             pc.set_remote_description(RTCSessionDescription::offer(sdp())?)
                 .await?;
             let answer = pc.create_answer(None).await?;
@@ -329,6 +376,24 @@ async fn handle(pc: &RTCPeerConnection, message: &Value) -> Result<Option<Value>
         _ => {}
     }
     Ok(None)
+}
+
+/// webrtc-rs starts ICE in the background after the first remote description, and compares a
+/// later offer's ICE credentials with the ones ICE started with. A renegotiation offer that
+/// arrives before ICE started (the server offers its forwarded tracks right after its answer,
+/// and a busy generator may not have started ICE yet) therefore looks like an ICE restart: the
+/// peer restarts ICE with credentials the server never learns, and the join never connects
+/// (the server logs `ErrMismatchUsername`, then `peer_failed`). Browsers do not do this.
+async fn wait_for_ice_start(pc: &RTCPeerConnection) {
+    if pc.remote_description().await.is_none() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + ICE_START_GRACE;
+    while pc.ice_connection_state() == RTCIceConnectionState::New
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn rtp(seq: u16, timestamp: u32, marker: bool, payload: bytes::Bytes) -> Packet {

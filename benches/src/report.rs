@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::floor::FloorResult;
+use crate::join_storm::StormResult;
 use crate::scenario::StepResult;
 
 /// CPU model, cores and kernel, as the run saw them.
@@ -82,6 +83,37 @@ pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
             r.sfu_core_share() * 100.0,
             r.sfu_wait_share() * 100.0,
             r.rss_per_participant() / 1_048_576.0,
+            r.generator_core_share() * 100.0,
+        );
+    }
+    s
+}
+
+/// One row per storm.
+pub fn storm_table(storms: &[StormResult]) -> String {
+    let mut s = String::from(
+        "| offered joins/s | joins | connected | refused | failed | accepted joins/s | to `joined` p50 / p99 ms | to connected p50 / p90 / p99 ms | background rooms: loss % | background p99 ms | SFU core % | RSS/joiner MB | generator core % |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in storms {
+        let _ = writeln!(
+            s,
+            "| {:.0} | {} | {} | {} | {} | {:.1} | {} / {} | {} / {} / {} | {:.3} | {} | {:.0} | {:.2} | {:.0} |",
+            r.storm.rate,
+            r.attempts,
+            r.connected,
+            r.refused,
+            r.failed,
+            r.accepted_per_sec(),
+            ms(r.joined_ms(0.5)),
+            ms(r.joined_ms(0.99)),
+            ms(r.connected_ms(0.5)),
+            ms(r.connected_ms(0.9)),
+            ms(r.connected_ms(0.99)),
+            r.background_loss() * 100.0,
+            ms(r.background_ms(0.99)),
+            r.sfu_core_share() * 100.0,
+            r.rss_per_joiner() / 1_048_576.0,
             r.generator_core_share() * 100.0,
         );
     }

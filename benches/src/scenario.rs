@@ -18,7 +18,7 @@ use crate::peer::{Participant, PeerFactory, Role, Shared};
 use crate::proc_stats;
 use crate::proc_stats::ProcSample;
 use crate::sfu_process::SfuProcess;
-use crate::window::Sent;
+use crate::window::{Kind, Sent};
 
 /// Joins in flight at once: enough to fill a step quickly, few enough not to look like a storm.
 const JOIN_PARALLELISM: usize = 8;
@@ -289,47 +289,17 @@ impl Bench {
         let (s1, g1) = (server.sample()?, proc_stats::sample(me)?);
         tokio::time::sleep(GRACE).await;
 
-        let sent: HashMap<String, Arc<Sent>> = participants
-            .iter()
-            .filter_map(|p| p.sent.as_ref().map(|s| (p.id.clone(), Arc::clone(s))))
-            .collect();
-        let mut delivered = 0;
-        let mut expected = 0;
-        let mut latency = Histogram::default();
-        let receptions = shared
-            .receptions
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
-        // Tracks that never appeared count as fully lost.
-        let missing = expected_tracks.saturating_sub(receptions.len()) as u64;
-        let per_track_sent: u64 = sent
-            .values()
-            .map(|s| s.get(crate::window::Kind::Audio) + s.get(crate::window::Kind::Video))
-            .sum::<u64>()
-            / (2 * sent.len().max(1)) as u64;
-        expected += missing * per_track_sent;
-        let mut expected_live = 0;
-        for r in &receptions {
-            let summary = r.summary();
-            delivered += summary.in_window;
-            let should = sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
-            expected += should;
-            if summary.total > 0 {
-                expected_live += should;
-            }
-            latency.merge(&summary.latency);
-        }
+        let tally = tally(&participants, &shared, expected_tracks);
         close_all(participants).await;
         Ok(StepResult {
             shape,
             live_tracks,
             expected_tracks,
             window_secs: (t1 - t0) as f64 / 1e6,
-            delivered,
-            expected,
-            expected_live,
-            latency,
+            delivered: tally.delivered,
+            expected: tally.expected,
+            expected_live: tally.expected_live,
+            latency: tally.latency,
             sfu_cpu_micros: s1.cpu_micros - s0.cpu_micros,
             sfu_wait_micros: s1
                 .runqueue_wait_micros
@@ -342,8 +312,57 @@ impl Bench {
     }
 }
 
+/// What the forwarded tracks delivered of what was sent in the window.
+pub(crate) struct Tally {
+    pub delivered: u64,
+    /// Tracks that never appeared count as fully lost.
+    pub expected: u64,
+    /// Of `expected`, the packets meant for tracks that delivered anything.
+    pub expected_live: u64,
+    pub latency: Histogram,
+}
+
+pub(crate) fn tally(
+    participants: &[Participant],
+    shared: &Shared,
+    expected_tracks: usize,
+) -> Tally {
+    let sent: HashMap<String, Arc<Sent>> = participants
+        .iter()
+        .filter_map(|p| p.sent.as_ref().map(|s| (p.id.clone(), Arc::clone(s))))
+        .collect();
+    let receptions = shared
+        .receptions
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let missing = expected_tracks.saturating_sub(receptions.len()) as u64;
+    let per_track_sent: u64 = sent
+        .values()
+        .map(|s| s.get(Kind::Audio) + s.get(Kind::Video))
+        .sum::<u64>()
+        / (2 * sent.len().max(1)) as u64;
+    let mut t = Tally {
+        delivered: 0,
+        expected: missing * per_track_sent,
+        expected_live: 0,
+        latency: Histogram::default(),
+    };
+    for r in &receptions {
+        let summary = r.summary();
+        t.delivered += summary.in_window;
+        let should = sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
+        t.expected += should;
+        if summary.total > 0 {
+            t.expected_live += should;
+        }
+        t.latency.merge(&summary.latency);
+    }
+    t
+}
+
 /// Closes every participant, a few at a time, within a bounded time.
-async fn close_all(participants: Vec<Participant>) {
+pub(crate) async fn close_all(participants: Vec<Participant>) {
     let closing = stream::iter(participants)
         .map(|p| p.close())
         .buffer_unordered(32)

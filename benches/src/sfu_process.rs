@@ -59,6 +59,9 @@ impl SfuProcess {
             &capacity.max(2).to_string(),
             "--peer-timeout",
             "30",
+            // The benchmark measures capacity, not the admission limits' defaults.
+            "--max-participants",
+            "100000",
         ]
         .map(str::to_owned);
         let mut cmd = match core {
@@ -70,7 +73,11 @@ impl SfuProcess {
             None => Command::new(binary),
         };
         cmd.args(args)
-            .env("RUST_LOG", "error")
+            // ROOMCAST_BENCH_LOG (a RUST_LOG filter) lets a diagnosing run see the server's logs.
+            .env(
+                "RUST_LOG",
+                std::env::var("ROOMCAST_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -18,6 +18,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::ice_transport::ice_gathering_state::RTCIceGatheringState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
@@ -31,6 +32,8 @@ use webrtc::track::track_local::TrackLocal;
 use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuError, SignalError};
 
+/// How long a renegotiation offer waits for ICE to start (see `Peer::wait_for_ice_start`).
+const ICE_START_GRACE: Duration = Duration::from_secs(2);
 /// How long closing a connection waits for its ICE gathering to finish.
 const GATHERING_GRACE: Duration = Duration::from_secs(1);
 
@@ -52,6 +55,7 @@ impl Peer {
     /// Applies the client's offer and returns the server's answer.
     pub(crate) async fn answer(&self, offer: String) -> Result<String, SignalError> {
         let offer = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
+        self.wait_for_ice_start().await;
         self.pc
             .set_remote_description(offer)
             .await
@@ -62,6 +66,23 @@ impl Peer {
             .await
             .map_err(bad_sdp)?;
         self.local_sdp().await
+    }
+
+    /// webrtc-rs starts ICE in the background after the first remote description and compares a
+    /// later offer's ICE credentials with the ones ICE started with; until ICE has started there
+    /// are none, so a renegotiation offer in that window looks like an ICE restart and the agent
+    /// restarts with credentials the client never learns. The benchmark's webrtc-rs clients hit
+    /// exactly this on a busy machine; a server whose core is saturated could too.
+    async fn wait_for_ice_start(&self) {
+        if self.pc.remote_description().await.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + ICE_START_GRACE;
+        while self.pc.ice_connection_state() == RTCIceConnectionState::New
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Creates and applies a server offer, returning its SDP.
