@@ -89,6 +89,25 @@ async fn a_late_joiner_receives_the_tracks_published_before_it_came() {
 }
 
 /// Whether an SDP still has a sending m-section for the given MediaStream id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_reports_a_video_packet_lost_gets_it_again_from_the_server() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let a = ClientPeer::join(&server, "nack", "A").await;
+    let b = ClientPeer::join(&server, "nack", "B").await;
+    eventually("B to receive A's video", || async {
+        b.received_from(&a.id).video >= 20
+    })
+    .await;
+    let seq = b.nack_video_of(&a.id).await;
+    eventually("the server to resend the packet B asked for", || async {
+        b.times_received(&a.id, seq) >= 2
+    })
+    .await;
+    a.close().await;
+    b.close().await;
+    server.wait_until_empty().await;
+}
+
 fn sends_stream(sdp: &str, stream: &str) -> bool {
     sdp.split("\nm=").skip(1).any(|section| {
         let sending = section.contains("a=sendonly") || section.contains("a=sendrecv");

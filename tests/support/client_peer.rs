@@ -22,6 +22,7 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
@@ -40,12 +41,16 @@ pub struct Received {
 }
 
 type Counts = Arc<Mutex<HashMap<String, Received>>>;
+/// Per publisher: the SSRC its forwarded video arrives with, and how often each sequence number
+/// arrived (a retransmission arrives twice).
+type VideoSeqs = Arc<Mutex<HashMap<String, (u32, HashMap<u16, u32>)>>>;
 type Messages = Arc<Mutex<Vec<Value>>>;
 
 pub struct ClientPeer {
     pub id: String,
     pc: Arc<RTCPeerConnection>,
     received: Counts,
+    video_seqs: VideoSeqs,
     messages: Messages,
     leave: mpsc::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -97,8 +102,9 @@ impl ClientPeer {
         let id = joined["id"].as_str().expect("joined.id").to_owned();
         let pc = Arc::new(new_peer_connection(network).await);
         let received = Counts::default();
+        let video_seqs = VideoSeqs::default();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
-        wire_callbacks(&pc, &received, outgoing.clone());
+        wire_callbacks(&pc, &received, &video_seqs, outgoing.clone());
 
         let audio = local_track(MIME_TYPE_OPUS, 48000, 2, "audio");
         let video = local_track(MIME_TYPE_VP8, 90000, 0, "video");
@@ -128,6 +134,7 @@ impl ClientPeer {
             id,
             pc,
             received,
+            video_seqs,
             messages,
             leave,
             tasks: vec![signaling, media],
@@ -149,6 +156,40 @@ impl ClientPeer {
             .get(publisher)
             .copied()
             .unwrap_or_default()
+    }
+
+    /// How many times the video packet `seq` from `publisher` arrived.
+    pub fn times_received(&self, publisher: &str, seq: u16) -> u32 {
+        let seqs = self.video_seqs.lock().unwrap();
+        seqs.get(publisher)
+            .and_then(|(_, seen)| seen.get(&seq).copied())
+            .unwrap_or(0)
+    }
+
+    /// Reports a video packet from `publisher` that did arrive as lost (a NACK to the server),
+    /// and returns its sequence number.
+    pub async fn nack_video_of(&self, publisher: &str) -> u16 {
+        let (ssrc, seq) = {
+            let seqs = self.video_seqs.lock().unwrap();
+            let (ssrc, seen) = seqs.get(publisher).expect("video from this publisher");
+            let seq = seen
+                .iter()
+                .filter(|(_, n)| **n == 1)
+                .map(|(seq, _)| *seq)
+                .max()
+                .expect("a packet received once");
+            (*ssrc, seq)
+        };
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+            nacks: vec![NackPair {
+                packet_id: seq,
+                lost_packets: 0,
+            }],
+        };
+        self.pc.write_rtcp(&[Box::new(nack)]).await.expect("NACK");
+        seq
     }
 
     pub fn saw_leave_of(&self, participant: &str) -> bool {
@@ -233,6 +274,9 @@ async fn new_peer_connection(network: NetworkType) -> RTCPeerConnection {
     // Test media stays on loopback: no packet of a test leaves the machine.
     settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
     settings.set_network_types(vec![network]);
+    // A retransmission of a packet that did arrive would be dropped as a replay; tests that ask
+    // for one (by reporting an arrived packet lost) need to see it.
+    settings.disable_srtp_replay_protection(true);
     let api = APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)
@@ -260,6 +304,7 @@ fn local_track(mime: &str, clock_rate: u32, channels: u16, id: &str) -> Arc<Trac
 fn wire_callbacks(
     pc: &RTCPeerConnection,
     received: &Counts,
+    video_seqs: &VideoSeqs,
     outgoing: mpsc::UnboundedSender<Value>,
 ) {
     pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
@@ -270,13 +315,18 @@ fn wire_callbacks(
         Box::pin(async {})
     }));
     let received = Arc::clone(received);
+    let video_seqs = Arc::clone(video_seqs);
     pc.on_track(Box::new(move |track, _, _| {
-        tokio::spawn(count_packets(track, Arc::clone(&received)));
+        tokio::spawn(count_packets(
+            track,
+            Arc::clone(&received),
+            Arc::clone(&video_seqs),
+        ));
         Box::pin(async {})
     }));
 }
 
-async fn count_packets(track: Arc<TrackRemote>, received: Counts) {
+async fn count_packets(track: Arc<TrackRemote>, received: Counts, video_seqs: VideoSeqs) {
     let publisher = track.stream_id();
     let tag = publisher.as_bytes().to_vec();
     while let Ok((packet, _)) = track.read_rtp().await {
@@ -287,7 +337,13 @@ async fn count_packets(track: Arc<TrackRemote>, received: Counts) {
         let entry = counts.entry(publisher.clone()).or_default();
         match track.kind() {
             RTPCodecType::Audio => entry.audio += 1,
-            _ => entry.video += 1,
+            _ => {
+                entry.video += 1;
+                let mut seqs = video_seqs.lock().unwrap();
+                let (ssrc, seen) = seqs.entry(publisher.clone()).or_default();
+                *ssrc = track.ssrc();
+                *seen.entry(packet.header.sequence_number).or_default() += 1;
+            }
         }
     }
 }
