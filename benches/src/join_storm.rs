@@ -320,3 +320,85 @@ pub fn stop_reason(r: &StormResult) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storm_of(attempts: usize) -> StormResult {
+        let storm = Storm {
+            rate: 10.0,
+            duration: Duration::from_secs(5),
+            background_rooms: 1,
+        };
+        StormResult {
+            storm,
+            attempts,
+            connected: 0,
+            refused: 0,
+            failed: 0,
+            reasons: Vec::new(),
+            to_joined: Histogram::default(),
+            to_connected: Histogram::default(),
+            window_secs: 5.5,
+            background_delivered: 1_000,
+            background_expected_live: 1_000,
+            background_latency: Histogram::default(),
+            sfu_cpu_micros: 0,
+            generator_cpu_micros: 0,
+            rss_before: 0,
+            rss_after: 0,
+        }
+    }
+
+    fn connected_after(r: &mut StormResult, ms: u64) {
+        r.record(JoinOutcome::Connected {
+            to_joined: Duration::from_millis(1),
+            to_connected: Duration::from_millis(ms),
+        });
+    }
+
+    #[test]
+    fn accepted_rate_counts_connected_joins_over_the_offered_duration() {
+        let mut r = storm_of(50);
+        for _ in 0..50 {
+            connected_after(&mut r, 5);
+        }
+        assert_eq!(r.accepted_per_sec(), 10.0);
+        assert_eq!(stop_reason(&r), None);
+    }
+
+    #[test]
+    fn more_than_one_percent_of_joins_not_connecting_stops_the_storm() {
+        let mut r = storm_of(100);
+        for _ in 0..98 {
+            connected_after(&mut r, 5);
+        }
+        r.record(JoinOutcome::Refused("join refused: server_full".into()));
+        r.record(JoinOutcome::Failed("not connected within 10s".into()));
+        assert_eq!((r.connected, r.refused, r.failed), (98, 1, 1));
+        assert_eq!(r.reasons.len(), 2);
+        assert!(stop_reason(&r).unwrap().contains("did not connect"));
+    }
+
+    #[test]
+    fn slow_joins_stop_the_storm_even_when_all_connect() {
+        let mut r = storm_of(10);
+        for _ in 0..10 {
+            connected_after(&mut r, 1_500);
+        }
+        assert!(stop_reason(&r).unwrap().contains("over a second"));
+    }
+
+    #[test]
+    fn loss_in_the_background_rooms_stops_the_storm() {
+        let mut r = storm_of(10);
+        for _ in 0..10 {
+            connected_after(&mut r, 5);
+        }
+        r.background_delivered = 980;
+        assert!(stop_reason(&r)
+            .unwrap()
+            .contains("background rooms lost 2.00 %"));
+    }
+}
