@@ -99,7 +99,7 @@ async fn malformed_frames_get_errors_and_the_connection_still_joins() {
     expect_error(&mut ws, "invalid_room").await;
     ws.send_binary(vec![0xde, 0xad, 0xbe, 0xef]).await;
     expect_error(&mut ws, "binary_frame").await;
-    let huge = json!({"type": "offer", "sdp": "a".repeat(300 * 1024)});
+    let huge = json!({"type": "offer", "sdp": "a".repeat(1200 * 1024)});
     ws.send(huge).await;
     expect_error(&mut ws, "too_large").await;
 

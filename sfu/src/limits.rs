@@ -24,8 +24,11 @@ impl Default for SfuLimits {
             max_rooms: 1_000,
             max_participants: 2_000,
             max_candidates: 64,
-            // A 16-person room's offer is about 40 KB.
-            max_sdp_bytes: 128 * 1024,
+            // Chromium writes ≈ 2.3 KB per m-section, and a forwarded track that goes away leaves
+            // an inactive m-section behind (transceivers are not recycled yet), so a participant
+            // who stays while others come and go sees its SDP grow by ≈ 4.6 KB per departure.
+            // 512 KiB is ≈ 220 m-sections: a 16-person room plus ≈ 100 departures.
+            max_sdp_bytes: 512 * 1024,
         }
     }
 }

@@ -25,8 +25,7 @@ pub struct EdgeLimits {
 impl Default for EdgeLimits {
     fn default() -> Self {
         Self {
-            // An offer for a full 16-person room is about 40 KB.
-            max_message_bytes: 256 * 1024,
+            max_message_bytes: crate::protocol::MAX_MESSAGE_BYTES,
             // Trickle ICE sends a few dozen candidates in the first second.
             messages_per_second: 20.0,
             message_burst: 60.0,

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Text frames larger than this are refused with `too_large`. An SDP offer for a full room
-/// (16 participants, two tracks each) is about 40 KB.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// Text frames larger than this are refused with `too_large`: room for the largest SDP the SFU
+/// accepts (512 KiB, see `SfuLimits`) with its JSON escaping.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// A message from a client.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,5 +1,6 @@
 //! Builds PeerConnections with the server's media engine, interceptors and network settings.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +59,10 @@ impl PeerFactory {
             .await
             .map_err(webrtc_error)?;
         wire_events(&pc, events);
-        Ok(Peer { pc: Arc::new(pc) })
+        Ok(Peer {
+            pc: Arc::new(pc),
+            ice_queued: AtomicBool::new(false),
+        })
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
 pub(crate) use remote_track::{wire_size, Codec, MediaKind, RemoteTrack, RtpPacket};
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ pub(crate) enum PeerEvent {
 /// One participant's PeerConnection to the server.
 pub(crate) struct Peer {
     pc: Arc<RTCPeerConnection>,
+    /// A remote description was applied, so webrtc-rs has queued the start of ICE.
+    ice_queued: AtomicBool,
 }
 
 impl Peer {
@@ -60,6 +63,7 @@ impl Peer {
             .set_remote_description(offer)
             .await
             .map_err(bad_sdp)?;
+        self.ice_queued.store(true, Ordering::Relaxed);
         let answer = self.pc.create_answer(None).await.map_err(bad_sdp)?;
         self.pc
             .set_local_description(answer)
@@ -73,8 +77,10 @@ impl Peer {
     /// are none, so a renegotiation offer in that window looks like an ICE restart and the agent
     /// restarts with credentials the client never learns. The benchmark's webrtc-rs clients hit
     /// exactly this on a busy machine; a server whose core is saturated could too.
+    /// Only after a remote description was applied in full: a refused one starts nothing, and
+    /// waiting on it would only delay the next offer.
     async fn wait_for_ice_start(&self) {
-        if self.pc.remote_description().await.is_none() {
+        if !self.ice_queued.load(Ordering::Relaxed) {
             return;
         }
         let deadline = tokio::time::Instant::now() + ICE_START_GRACE;
@@ -101,7 +107,9 @@ impl Peer {
         self.pc
             .set_remote_description(answer)
             .await
-            .map_err(bad_sdp)
+            .map_err(bad_sdp)?;
+        self.ice_queued.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     pub(crate) async fn add_candidate(&self, c: IceCandidate) -> Result<(), SignalError> {
