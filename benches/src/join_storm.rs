@@ -19,7 +19,7 @@ use crate::clock::now_micros;
 use crate::histogram::Histogram;
 use crate::peer::{Participant, PeerFactory, Role, Shared};
 use crate::proc_stats;
-use crate::scenario::{close_all, tally, Bench, Shape};
+use crate::scenario::{close_all, generator_bound, tally, Bench, Shape};
 use crate::sfu_process::SfuProcess;
 
 /// Joiners per storm room.
@@ -312,13 +312,7 @@ pub fn stop_reason(r: &StormResult) -> Option<String> {
             r.background_loss() * 100.0
         ));
     }
-    if r.generator_core_share() > 0.9 {
-        return Some(format!(
-            "load generator's core {:.0} % busy: the generator, not the SFU, is the limit",
-            r.generator_core_share() * 100.0
-        ));
-    }
-    None
+    generator_bound(r.generator_core_share())
 }
 
 #[cfg(test)]

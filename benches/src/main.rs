@@ -364,14 +364,9 @@ fn write_storms(args: &Args, results: &[StormResult]) -> Result<()> {
 /// Join time and the background rooms' latency against the offered rate: where they bend is
 /// where the server stops keeping up (every offered join was accepted in the runs so far).
 fn draw_storms(dir: &std::path::Path, results: &[StormResult]) -> Result<()> {
-    if results.is_empty() {
+    if !ready_to_draw(dir, results.len())? {
         return Ok(());
     }
-    if let Err(e) = plot::load_font() {
-        println!("no charts: {e}");
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
     let series = |label: &str, y: &dyn Fn(&StormResult) -> Option<f64>| Series {
         label: label.to_owned(),
         points: results
@@ -439,14 +434,9 @@ fn draw(
     mmsg: f64,
     gso: f64,
 ) -> Result<()> {
-    if results.is_empty() {
+    if !ready_to_draw(dir, results.len())? {
         return Ok(());
     }
-    if let Err(e) = plot::load_font() {
-        println!("no charts: {e}");
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
     let mut xs: Vec<f64> = results.iter().map(|(_, r)| x_of(r)).collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
@@ -501,4 +491,18 @@ fn draw(
     )?;
     println!("wrote {} and {}", cpu_path.display(), loss_path.display());
     Ok(())
+}
+
+/// Whether there is something to chart and a font to chart it with; makes `dir` if so. A
+/// missing font costs the charts, not the run.
+fn ready_to_draw(dir: &std::path::Path, results: usize) -> Result<bool> {
+    if results == 0 {
+        return Ok(false);
+    }
+    if let Err(e) = plot::load_font() {
+        println!("no charts: {e}");
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    Ok(true)
 }

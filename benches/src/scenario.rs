@@ -387,13 +387,18 @@ pub fn stop_reason(r: &StepResult) -> Option<String> {
     if r.sfu_core_share() > 0.9 {
         return Some(format!("SFU core {:.0} % busy", r.sfu_core_share() * 100.0));
     }
-    if r.generator_core_share() > 0.9 {
-        return Some(format!(
+    generator_bound(r.generator_core_share())
+}
+
+/// Every scenario stops once the generator's own core is the limit: past that point a figure
+/// says more about the generator than about the server.
+pub(crate) fn generator_bound(core_share: f64) -> Option<String> {
+    (core_share > 0.9).then(|| {
+        format!(
             "load generator's core {:.0} % busy: the generator, not the SFU, is the limit",
-            r.generator_core_share() * 100.0
-        ));
-    }
-    None
+            core_share * 100.0
+        )
+    })
 }
 
 /// Checks the binary is where we expect it before any step starts.
