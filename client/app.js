@@ -145,9 +145,21 @@ function createPeer(iceServers) {
       state.makingOffer = false;
     }
   };
-  for (const track of state.localStream.getTracks()) pc.addTrack(track, state.localStream);
+  for (const track of state.localStream.getTracks()) publish(pc, track);
   state.statsTimer = setInterval(() => showSelectedPair(pc).catch(() => {}), 2000);
   return pc;
+}
+
+// Three VP8 layers (quarter, half and full resolution) when the camera is large enough that the
+// browser will send them; the server forwards each subscriber the one that fits. `?simulcast=0`
+// publishes one stream.
+const SIMULCAST = [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }];
+
+function publish(pc, track) {
+  const wantsSimulcast = track.kind === 'video' && params.get('simulcast') !== '0' && (track.getSettings().height || 0) >= 360;
+  if (!wantsSimulcast) return pc.addTrack(track, state.localStream);
+  pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream], sendEncodings: SIMULCAST });
+  return null;
 }
 
 async function onDescription(type, sdp) {
@@ -205,7 +217,9 @@ async function join(event) {
   $('join').disabled = true;
   setStatus('Starting camera…', 'connecting');
   try {
-    state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    // 720p when the camera has it, so that all three simulcast layers are worth sending.
+    const video = params.get('simulcast') === '0' ? true : { width: { ideal: 1280 }, height: { ideal: 720 } };
+    state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video });
   } catch (e) {
     notice(`Camera or microphone unavailable: ${e.message}`);
     $('join').disabled = false;

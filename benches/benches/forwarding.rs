@@ -1,6 +1,8 @@
 //! Microbenchmarks of roomcast's per-packet forwarding work, piece by piece:
-//! - `forward/N`: the publication's fan-out step itself (`roomcast_sfu::forward`): one `Arc` per
-//!   packet and a `try_send` to each of N subscriber queues;
+//! - `forward/N`: the publication's fan-out step itself (`roomcast_sfu::FanOutBench`): reading
+//!   the VP8 descriptor once, one `Arc` per packet, and for each of N subscribers a check of the
+//!   layers it wants and a `try_send` to its queue;
+//! - `forwarder`: one subscriber's forwarder deciding on a packet and renumbering it;
 //! - `rewrite_marshal`: what a subscriber's `TrackLocalStaticRTP::write_rtp` does before its
 //!   interceptors and SRTP: clone the packet, rewrite SSRC and payload type, serialise it;
 //! - `srtp_protect`: SRTP-protecting a 1,200-byte packet with the negotiated profile
@@ -8,12 +10,10 @@
 //!
 //! Run with `cargo bench -p roomcast-bench --bench forwarding`.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use tokio::sync::mpsc;
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
 use webrtc::srtp::context::Context;
@@ -43,13 +43,8 @@ fn forward(c: &mut Criterion) {
     for n in [1usize, 10, 100, 1000] {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
-            let (mut subs, mut rxs): (Vec<_>, Vec<_>) = (0..n)
-                .map(|i| {
-                    let (tx, rx) = mpsc::channel(256);
-                    ((i as u64, tx), rx)
-                })
-                .unzip();
-            let packet = video_packet();
+            let mut fan_out = roomcast_sfu::FanOutBench::new(n, 256);
+            let packet = vp8_packet(1, false);
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 let mut done = 0;
@@ -57,14 +52,11 @@ fn forward(c: &mut Criterion) {
                     let chunk = CHUNK.min(iters - done);
                     let start = Instant::now();
                     for _ in 0..chunk {
-                        let dropped = roomcast_sfu::forward(Arc::new(packet.clone()), &mut subs);
-                        std::hint::black_box(dropped);
+                        std::hint::black_box(fan_out.forward(packet.clone()));
                     }
                     spent += start.elapsed();
                     // Draining is the subscriber tasks' work, not the fan-out's: not timed.
-                    for rx in &mut rxs {
-                        while rx.try_recv().is_ok() {}
-                    }
+                    fan_out.drain();
                     done += chunk;
                 }
                 spent
@@ -72,6 +64,35 @@ fn forward(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// A subscriber's forwarder deciding on and renumbering a packet of the layer it forwards.
+fn forwarder(c: &mut Criterion) {
+    let mut forwarder = roomcast_sfu::ForwarderBench::vp8();
+    let now = Instant::now();
+    std::hint::black_box(forwarder.forward(now, &vp8_packet(0, true)));
+    let mut packet = vp8_packet(1, false);
+    c.bench_function("forwarder/vp8/1200", |b| {
+        b.iter(|| {
+            packet.header.sequence_number = packet.header.sequence_number.wrapping_add(1);
+            std::hint::black_box(forwarder.forward(now, &packet).is_some())
+        })
+    });
+}
+
+/// A 1,200-byte VP8 packet with a 15-bit picture id, as Chromium sends them.
+fn vp8_packet(picture_id: u16, keyframe: bool) -> Packet {
+    let mut packet = video_packet();
+    let mut payload = vec![0xab; 1_200];
+    payload[..5].copy_from_slice(&[
+        0x90,
+        0x80,
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+        u8::from(!keyframe),
+    ]);
+    packet.payload = Bytes::from(payload);
+    packet
 }
 
 fn rewrite_marshal(c: &mut Criterion) {
@@ -103,5 +124,5 @@ fn srtp_protect(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, forward, rewrite_marshal, srtp_protect);
+criterion_group!(benches, forward, forwarder, rewrite_marshal, srtp_protect);
 criterion_main!(benches);

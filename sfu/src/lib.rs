@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+mod forwarder;
 mod grants;
 mod ice_servers;
 mod ids;
@@ -26,6 +27,9 @@ mod subscription;
 
 pub use config::{IceServer, PortRange, SfuConfig};
 pub use error::{JoinError, SfuError, SignalError};
+/// A forwarder's per-packet work, exposed for the microbenchmarks in `benches/`.
+#[doc(hidden)]
+pub use forwarder::ForwarderBench;
 pub use grants::Grants;
 pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
@@ -33,7 +37,7 @@ pub use limits::SfuLimits;
 pub use participant::ParticipantHandle;
 /// The fan-out step of the per-packet path, exposed for the microbenchmarks in `benches/`.
 #[doc(hidden)]
-pub use publication::forward;
+pub use publication::FanOutBench;
 pub use sfu::{Joined, Sfu};
 pub use signal::{IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal};
-pub use stats::{ConnectionState, ParticipantReport, RoomReport, Totals, TrackReport};
+pub use stats::{ConnectionState, LayerReport, ParticipantReport, RoomReport, Totals, TrackReport};

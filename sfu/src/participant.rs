@@ -3,6 +3,7 @@
 //! the connection's events), so no state here is shared or locked.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -11,7 +12,7 @@ use crate::limits::Seat;
 use crate::negotiation::{ClientOffer, Negotiation};
 use crate::peer::{Peer, PeerEvent, RemoteTrack};
 use crate::presence::Presence;
-use crate::publication::Publication;
+use crate::publication::{LayerSource, Publication};
 use crate::room::{Room, RoomCommand};
 use crate::sfu::SfuInner;
 use crate::stats::ConnectionState;
@@ -23,6 +24,9 @@ use crate::{
 
 /// Signals a client may have in flight before the edge waits.
 const SIGNAL_QUEUE: usize = 64;
+
+/// How often the layers a participant receives are reconsidered.
+const ALLOCATION_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The edge's way to talk to a participant. Dropping it leaves the room.
 pub struct ParticipantHandle {
@@ -69,6 +73,7 @@ pub(crate) struct Participant {
     events: mpsc::Sender<ServerEvent>,
     negotiation: Negotiation,
     subscriptions: Vec<Subscription>,
+    publications: Vec<Arc<Publication>>,
     published: usize,
     candidates: usize,
 }
@@ -101,6 +106,7 @@ impl Participant {
             events,
             negotiation: Negotiation::default(),
             subscriptions: Vec::new(),
+            publications: Vec::new(),
             published: 0,
             candidates: 0,
         };
@@ -119,8 +125,11 @@ impl Participant {
         mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
     ) {
         tracing::info!(name = self.info.name.as_str(), "joined");
+        let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
+        allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reason = loop {
             tokio::select! {
+                _ = allocation.tick() => self.allocate(),
                 signal = signals.recv() => match signal {
                     None | Some(Signal::Leave) => break LeaveReason::Requested,
                     Some(signal) => self.on_signal(signal).await,
@@ -274,6 +283,18 @@ impl Participant {
         let _ = self.events.try_send(ServerEvent::Candidate(candidate));
     }
 
+    /// Picks the layer each forwarded track carries: the highest one its publisher sends.
+    fn allocate(&self) {
+        for subscription in &self.subscriptions {
+            let publication = subscription.publication();
+            if publication.layer_count > 1 {
+                if let Some(layer) = publication.top_usable_layer() {
+                    subscription.set_target(Some(layer));
+                }
+            }
+        }
+    }
+
     fn publish(&mut self, track: RemoteTrack) {
         if !self.grants.publish {
             // Nothing reads the track, so nothing of it is forwarded or kept.
@@ -283,12 +304,23 @@ impl Participant {
             );
             return;
         }
+        let keyframes = self.peer.keyframe_requester(track.ssrc());
+        let (layer, layers) = track.layer();
+        let sibling = self.publications.iter().find(|p| {
+            layers > 1 && !p.mid.is_empty() && p.mid == track.mid() && p.kind == track.kind()
+        });
+        if let Some(publication) = sibling {
+            tracing::info!(track = %publication.id, rid = track.rid(), layer, "simulcast layer");
+            publication.add_layer(LayerSource { track, keyframes });
+            return;
+        }
         self.published += 1;
         let id = format!("{}-{}", self.info.id, self.published);
-        tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), "publishing");
-        let keyframes = self.peer.keyframe_requester(track.ssrc());
+        tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), rid = track.rid(), layer, layers, "publishing");
         let counters = Arc::clone(&self.sfu.counters);
-        let publication = Publication::start(id, self.info.id.clone(), track, keyframes, counters);
+        let publication = Publication::new(id, self.info.id.clone(), &track, counters);
+        publication.add_layer(LayerSource { track, keyframes });
+        self.publications.push(Arc::clone(&publication));
         self.room.publish(&self.info.id, publication);
     }
 

@@ -1,126 +1,339 @@
-//! A track a participant publishes, and the task that fans its RTP out to every subscription.
+//! A track a participant publishes: one media source sent as one to three simulcast layers, and
+//! for each layer the task that fans its RTP out to the subscriptions that want it.
 //!
-//! The fan-out task owns the list of subscriber queues and learns of changes by message, so the
-//! per-packet path takes no lock: it reads a packet, wraps it in one `Arc`, and offers it to each
-//! subscriber's bounded queue. A full queue drops for that subscriber only.
+//! Each layer's fan-out task owns its copy of the subscriber list and learns of changes by
+//! message, so the per-packet path takes no lock: it reads a packet, reads what the forwarders
+//! need of it once (keyframe, VP8 descriptor), wraps it in one `Arc`, and offers it to the queue
+//! of each subscription whose forwarder wants that layer (one relaxed atomic load). A full queue
+//! drops for that subscriber only.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::forwarder::{FrameInfo, PayloadFormat};
 use crate::ids::ParticipantId;
 use crate::peer::{wire_size, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket};
-use crate::stats::{add, Counters, InboundStats, MeterWindow, ReceptionTracker, TrackReport};
+use crate::stats::{
+    add, millis_since_epoch, Counters, InboundStats, LayerReport, MeterWindow, ReceptionTracker,
+    TrackReport,
+};
 
-/// A subscriber's queue of packets to forward.
-pub(crate) type PacketQueue = mpsc::Sender<Arc<RtpPacket>>;
+/// A packet as it arrived, with what the forwarders need to know of it.
+#[derive(Debug)]
+pub(crate) struct Ingress {
+    pub(crate) packet: RtpPacket,
+    pub(crate) info: FrameInfo,
+}
 
-/// At most one keyframe request reaches a publisher per interval, however many subscribers ask.
+/// What a subscription's queue carries.
+pub(crate) enum Delivery {
+    Packet(Arc<Ingress>),
+    /// The subscription's target layer changed: look at it even if no packet comes.
+    Retarget,
+}
+
+pub(crate) type PacketQueue = mpsc::Sender<Delivery>;
+
+/// At most one keyframe request reaches a publisher's layer per interval, however many
+/// subscribers ask.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
 pub(crate) type SubscriptionId = u64;
 
+/// A layer silent for longer has been stopped by its publisher (browsers drop their top layers
+/// when their uplink or CPU runs short), and subscribers move to another.
+const LAYER_SILENCE: Duration = Duration::from_millis(600);
+
+/// What a publication's fan-out and a subscription's tasks share about that subscription.
+#[derive(Debug)]
+pub(crate) struct SubscriptionControl {
+    /// Layers the forwarder takes packets of, one bit each (written by the forwarder's task).
+    pub(crate) wanted: AtomicU8,
+    /// The layer the subscription should receive, or [`PAUSED`] (written by the allocator).
+    pub(crate) target: AtomicU8,
+    /// The layer being forwarded, or [`PAUSED`] (written by the forwarder's task).
+    pub(crate) current: AtomicU8,
+}
+
+/// No layer: paused, or nothing forwarded yet.
+pub(crate) const PAUSED: u8 = u8::MAX;
+
+impl SubscriptionControl {
+    pub(crate) fn new(target: Option<u8>) -> Self {
+        let target = target.unwrap_or(PAUSED);
+        Self {
+            wanted: AtomicU8::new(1u8.checked_shl(u32::from(target)).unwrap_or(0)),
+            target: AtomicU8::new(target),
+            current: AtomicU8::new(PAUSED),
+        }
+    }
+
+    fn wants(&self, layer: u8) -> bool {
+        self.wanted.load(Ordering::Relaxed) & (1 << layer) != 0
+    }
+}
+
+/// A subscription as a publication's fan-out sees it.
+#[derive(Clone)]
+pub(crate) struct Subscriber {
+    id: SubscriptionId,
+    queue: PacketQueue,
+    control: Arc<SubscriptionControl>,
+}
+
+impl Subscriber {
+    pub(crate) fn new(
+        id: SubscriptionId,
+        queue: PacketQueue,
+        control: Arc<SubscriptionControl>,
+    ) -> Self {
+        Self { id, queue, control }
+    }
+}
+
 enum FanoutChange {
-    Add(SubscriptionId, PacketQueue),
+    Add(Subscriber),
     Remove(SubscriptionId),
+}
+
+/// One simulcast layer (or the only stream of a track without simulcast).
+struct Layer {
+    index: u8,
+    rid: String,
+    stats: Arc<InboundStats>,
+    /// Width and height from the layer's last keyframe (VP8 only), packed `w << 16 | h`.
+    size: Arc<AtomicU32>,
+    /// When its last packet arrived ([`millis_since_epoch`]).
+    last_packet: Arc<AtomicU64>,
+    changes: mpsc::UnboundedSender<FanoutChange>,
+    keyframes: mpsc::Sender<()>,
 }
 
 pub(crate) struct Publication {
     /// Unique on the server; the forwarded tracks' track id.
     pub(crate) id: String,
     pub(crate) publisher: ParticipantId,
+    /// The publisher's transceiver: every layer of this track arrives on it.
+    pub(crate) mid: String,
     pub(crate) kind: MediaKind,
     pub(crate) codec: Codec,
-    pub(crate) stats: Arc<InboundStats>,
-    changes: mpsc::UnboundedSender<FanoutChange>,
-    keyframes: mpsc::Sender<()>,
+    pub(crate) format: PayloadFormat,
+    /// Layers the publisher announced (1 without simulcast); index 0 is the lowest.
+    pub(crate) layer_count: u8,
+    counters: Arc<Counters>,
+    state: Mutex<State>,
+}
+
+/// Changed only when a layer arrives or a subscriber comes or goes, never per packet.
+#[derive(Default)]
+struct State {
+    layers: Vec<Layer>,
+    subscribers: Vec<Subscriber>,
+}
+
+/// What a layer needs to start: its stream and how to ask it for a keyframe.
+pub(crate) struct LayerSource {
+    pub(crate) track: RemoteTrack,
+    pub(crate) keyframes: KeyframeRequester,
 }
 
 impl Publication {
-    /// Starts forwarding `track`. The tasks end when the track ends.
-    pub(crate) fn start(
+    /// A publication whose layers start as they arrive ([`Publication::add_layer`]).
+    pub(crate) fn new(
         id: String,
         publisher: ParticipantId,
-        track: RemoteTrack,
-        keyframe: KeyframeRequester,
+        first: &RemoteTrack,
         counters: Arc<Counters>,
     ) -> Arc<Self> {
-        let (changes, changes_rx) = mpsc::unbounded_channel();
-        let (keyframes, keyframes_rx) = mpsc::channel(1);
-        let stats = Arc::new(InboundStats::default());
-        let publication = Arc::new(Self {
+        let codec = first.codec();
+        Arc::new(Self {
             id,
             publisher,
-            kind: track.kind(),
-            codec: track.codec(),
-            stats: Arc::clone(&stats),
-            changes,
-            keyframes,
-        });
-        let span = tracing::info_span!("publication", id = %publication.id, kind = publication.kind.as_str());
-        let fan_out = FanOut {
-            track,
-            stats,
+            mid: first.mid().to_owned(),
+            kind: first.kind(),
+            format: PayloadFormat::from_mime_type(codec.mime_type()),
+            codec,
+            layer_count: first.layer().1,
             counters,
-        };
-        tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
-        tokio::spawn(throttle_keyframes(keyframe, keyframes_rx).instrument(span));
-        publication
+            state: Mutex::default(),
+        })
     }
 
-    pub(crate) fn add_subscriber(&self, id: SubscriptionId, queue: PacketQueue) {
-        let _ = self.changes.send(FanoutChange::Add(id, queue));
+    /// Starts forwarding one layer. Its tasks end when the track ends.
+    pub(crate) fn add_layer(&self, source: LayerSource) {
+        let (index, _) = source.track.layer();
+        let (changes, changes_rx) = mpsc::unbounded_channel();
+        let (keyframes, keyframes_rx) = mpsc::channel(1);
+        let layer = Layer {
+            index,
+            rid: source.track.rid().to_owned(),
+            stats: Arc::new(InboundStats::default()),
+            size: Arc::new(AtomicU32::new(0)),
+            last_packet: Arc::new(AtomicU64::new(0)),
+            changes,
+            keyframes,
+        };
+        let span = tracing::info_span!("publication", id = %self.id, kind = self.kind.as_str(), rid = %layer.rid);
+        let mut state = self.lock();
+        let fan_out = FanOut {
+            track: source.track,
+            layer: index,
+            format: self.format,
+            stats: Arc::clone(&layer.stats),
+            size: Arc::clone(&layer.size),
+            last_packet: Arc::clone(&layer.last_packet),
+            counters: Arc::clone(&self.counters),
+            subscribers: state.subscribers.clone(),
+        };
+        tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
+        tokio::spawn(throttle_keyframes(source.keyframes, keyframes_rx).instrument(span));
+        state.layers.retain(|l| l.index != index);
+        state.layers.push(layer);
+    }
+
+    pub(crate) fn add_subscriber(&self, subscriber: Subscriber) {
+        let mut state = self.lock();
+        for layer in &state.layers {
+            let _ = layer.changes.send(FanoutChange::Add(subscriber.clone()));
+        }
+        state.subscribers.push(subscriber);
     }
 
     pub(crate) fn remove_subscriber(&self, id: SubscriptionId) {
-        let _ = self.changes.send(FanoutChange::Remove(id));
+        let mut state = self.lock();
+        for layer in &state.layers {
+            let _ = layer.changes.send(FanoutChange::Remove(id));
+        }
+        state.subscribers.retain(|s| s.id != id);
     }
 
-    /// Asks the publisher for a keyframe; requests within one interval collapse into one.
-    pub(crate) fn request_keyframe(&self) {
-        if self.kind == MediaKind::Video {
-            let _ = self.keyframes.try_send(());
+    /// Asks the publisher for a keyframe of one layer; requests within one interval collapse into
+    /// one.
+    pub(crate) fn request_keyframe(&self, layer: u8) {
+        if self.kind != MediaKind::Video {
+            return;
+        }
+        if let Some(l) = self.lock().layers.iter().find(|l| l.index == layer) {
+            let _ = l.keyframes.try_send(());
         }
     }
 
+    /// The highest usable layer: what a subscriber gets until an allocator says otherwise.
+    /// `None` while no layer is usable.
+    pub(crate) fn top_usable_layer(&self) -> Option<u8> {
+        let bitrates = self.usable_bitrates();
+        (0..bitrates.len())
+            .rev()
+            .find(|&i| bitrates[i] > 0)
+            .map(|i| i as u8)
+    }
+
+    /// Each layer's bitrate, lowest layer first, or 0 where the layer is not worth switching to:
+    /// silent for [`LAYER_SILENCE`], or starved — sending less than a layer below it, as a
+    /// browser does with a top layer while its uplink estimate ramps up or its CPU runs short
+    /// (a frame now and then, and keyframes seconds apart).
+    pub(crate) fn usable_bitrates(&self) -> Vec<u64> {
+        let now = millis_since_epoch(Instant::now());
+        let state = self.lock();
+        let mut bitrates = vec![0; usize::from(self.layer_count)];
+        for l in &state.layers {
+            let last = l.last_packet.load(Ordering::Relaxed);
+            let live = last > 0 && now.saturating_sub(last) <= LAYER_SILENCE.as_millis() as u64;
+            if let Some(b) = bitrates.get_mut(usize::from(l.index)).filter(|_| live) {
+                *b = l.stats.meter.bitrate().max(1);
+            }
+        }
+        starve(&mut bitrates);
+        bitrates
+    }
+
     pub(crate) fn report(&self) -> TrackReport {
-        let s = &self.stats;
+        let state = self.lock();
+        let mut layers: Vec<LayerReport> = state
+            .layers
+            .iter()
+            .map(|l| {
+                let size = l.size.load(Ordering::Relaxed);
+                LayerReport {
+                    index: l.index,
+                    rid: l.rid.clone(),
+                    bitrate_bps: l.stats.meter.bitrate(),
+                    width: size >> 16,
+                    height: size & 0xffff,
+                }
+            })
+            .collect();
+        layers.sort_by_key(|l| l.index);
+        let sum = |f: &dyn Fn(&InboundStats) -> u64| state.layers.iter().map(|l| f(&l.stats)).sum();
         TrackReport {
             id: self.id.clone(),
             publisher: self.publisher.clone(),
             kind: self.kind.as_str(),
             codec: self.codec.mime_type().to_owned(),
-            packets: s.meter.packets(),
-            bytes: s.meter.bytes(),
-            bitrate_bps: s.meter.bitrate(),
-            packets_lost: s.lost.load(Ordering::Relaxed),
+            packets: sum(&|s| s.meter.packets()),
+            bytes: sum(&|s| s.meter.bytes()),
+            bitrate_bps: sum(&|s| s.meter.bitrate()),
+            packets_lost: sum(&|s| s.lost.load(Ordering::Relaxed)),
             fraction_lost: None,
-            jitter_ms: s.jitter_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+            jitter_ms: state
+                .layers
+                .iter()
+                .map(|l| l.stats.jitter_micros.load(Ordering::Relaxed))
+                .max()
+                .unwrap_or(0) as f64
+                / 1000.0,
             rtt_ms: None,
             keyframe_requests: 0,
             nacks: 0,
+            layers: if self.layer_count > 1 {
+                layers
+            } else {
+                Vec::new()
+            },
+            layer: None,
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The reader side of a publication: owns the remote track and the subscriber list.
+/// Zeroes every layer that sends less than some layer below it.
+fn starve(bitrates: &mut [u64]) {
+    let mut highest_below = 0;
+    for b in bitrates.iter_mut() {
+        let own = *b;
+        if own < highest_below {
+            *b = 0;
+        }
+        highest_below = highest_below.max(own);
+    }
+}
+
+/// The reader side of one layer: owns the remote track and its copy of the subscriber list.
 struct FanOut {
     track: RemoteTrack,
+    layer: u8,
+    format: PayloadFormat,
     stats: Arc<InboundStats>,
+    size: Arc<AtomicU32>,
+    last_packet: Arc<AtomicU64>,
     counters: Arc<Counters>,
+    subscribers: Vec<Subscriber>,
 }
 
 impl FanOut {
-    async fn run(self, mut changes: mpsc::UnboundedReceiver<FanoutChange>) {
+    async fn run(mut self, mut changes: mpsc::UnboundedReceiver<FanoutChange>) {
         let track = Arc::new(self.track);
         let rtcp = tokio::spawn({
             let track = Arc::clone(&track);
             async move { track.drain_rtcp().await }
         });
-        let mut subscribers: Vec<(SubscriptionId, PacketQueue)> = Vec::new();
         let mut window = MeterWindow::new();
         let mut reception = ReceptionTracker::new(track.codec().clock_rate());
         let mut changes_open = true;
@@ -128,19 +341,24 @@ impl FanOut {
             tokio::select! {
                 biased;
                 change = changes.recv(), if changes_open => match change {
-                    Some(FanoutChange::Add(id, queue)) => subscribers.push((id, queue)),
-                    Some(FanoutChange::Remove(id)) => subscribers.retain(|(s, _)| *s != id),
+                    Some(FanoutChange::Add(s)) => self.subscribers.push(s),
+                    Some(FanoutChange::Remove(id)) => self.subscribers.retain(|s| s.id != id),
                     None => changes_open = false,
                 },
                 packet = track.read() => {
                     let Some(packet) = packet else { break };
                     let now = Instant::now();
                     let size = wire_size(&packet);
+                    self.last_packet.store(millis_since_epoch(now), Ordering::Relaxed);
                     self.stats.meter.record(&mut window, size, now, &self.counters.received);
                     reception.on_packet(packet.header.sequence_number, packet.header.timestamp, now);
                     self.stats.lost.store(reception.lost(), Ordering::Relaxed);
                     self.stats.jitter_micros.store(reception.jitter_micros(), Ordering::Relaxed);
-                    let dropped = forward(Arc::new(packet), &mut subscribers);
+                    let info = FrameInfo::read(self.format, self.layer, &packet.payload);
+                    if let Some((w, h)) = info.vp8.and_then(|d| d.keyframe_size(&packet.payload)) {
+                        self.size.store(u32::from(w) << 16 | u32::from(h), Ordering::Relaxed);
+                    }
+                    let dropped = forward(Arc::new(Ingress { packet, info }), &mut self.subscribers);
                     if dropped > 0 {
                         add(&self.stats.dropped, dropped);
                         add(&self.counters.dropped, dropped);
@@ -150,25 +368,27 @@ impl FanOut {
         }
         window.flush(&self.counters.received);
         rtcp.abort();
-        tracing::debug!("publication ended");
+        tracing::debug!("layer ended");
     }
 }
 
-/// Offers the packet to every subscriber; returns how many queues were full and dropped it.
-/// Closed queues are removed from the list. Public (hidden) only for the microbenchmarks in
-/// `benches/`; the SFU itself calls it from a publication's reader task.
-pub fn forward(
-    packet: Arc<RtpPacket>,
-    subscribers: &mut Vec<(SubscriptionId, PacketQueue)>,
-) -> u64 {
+/// Offers the packet to every subscriber whose forwarder wants its layer; returns how many
+/// queues were full and dropped it. Closed queues are removed from the list.
+pub(crate) fn forward(packet: Arc<Ingress>, subscribers: &mut Vec<Subscriber>) -> u64 {
+    let layer = packet.info.layer;
     let mut dropped = 0;
-    subscribers.retain(|(_, queue)| match queue.try_send(Arc::clone(&packet)) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            dropped += 1;
-            true
+    subscribers.retain(|s| {
+        if !s.control.wants(layer) {
+            return !s.queue.is_closed();
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        match s.queue.try_send(Delivery::Packet(Arc::clone(&packet))) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped += 1;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     });
     dropped
 }
@@ -182,44 +402,137 @@ async fn throttle_keyframes(requester: KeyframeRequester, mut requests: mpsc::Re
     }
 }
 
+/// The fan-out step alone, for the microbenchmarks in `benches/`.
+#[doc(hidden)]
+pub struct FanOutBench {
+    subscribers: Vec<Subscriber>,
+    queues: Vec<mpsc::Receiver<Delivery>>,
+}
+
+impl FanOutBench {
+    /// `n` subscribers with queues of `capacity`, all wanting layer 0.
+    pub fn new(n: usize, capacity: usize) -> Self {
+        let (subscribers, queues) = (0..n)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel(capacity);
+                let control = Arc::new(SubscriptionControl::new(Some(0)));
+                (Subscriber::new(i as u64, tx, control), rx)
+            })
+            .unzip();
+        Self {
+            subscribers,
+            queues,
+        }
+    }
+
+    /// Reads the packet as a VP8 layer-0 packet and offers it to every subscriber; returns the
+    /// drops.
+    pub fn forward(&mut self, packet: RtpPacket) -> u64 {
+        let info = FrameInfo::read(PayloadFormat::Vp8, 0, &packet.payload);
+        forward(Arc::new(Ingress { packet, info }), &mut self.subscribers)
+    }
+
+    /// Empties every queue.
+    pub fn drain(&mut self) {
+        for q in &mut self.queues {
+            while q.try_recv().is_ok() {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn packet(seq: u16) -> Arc<RtpPacket> {
-        let mut p = RtpPacket::default();
-        p.header.sequence_number = seq;
-        Arc::new(p)
+    fn packet(layer: u8, seq: u16) -> Arc<Ingress> {
+        let mut packet = RtpPacket::default();
+        packet.header.sequence_number = seq;
+        packet.payload = vec![1, 2, 3].into();
+        let info = FrameInfo::read(PayloadFormat::Opaque, layer, &packet.payload);
+        Arc::new(Ingress { packet, info })
+    }
+
+    fn subscriber(
+        id: u64,
+        capacity: usize,
+        layer: Option<u8>,
+    ) -> (Subscriber, mpsc::Receiver<Delivery>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Subscriber::new(id, tx, Arc::new(SubscriptionControl::new(layer))),
+            rx,
+        )
+    }
+
+    fn seq_of(d: Delivery) -> u16 {
+        match d {
+            Delivery::Packet(p) => p.packet.header.sequence_number,
+            Delivery::Retarget => panic!("not a packet"),
+        }
+    }
+
+    #[test]
+    fn a_layer_sending_less_than_one_below_it_is_not_usable() {
+        let mut ramping = [150_000, 400_000, 20_000];
+        starve(&mut ramping);
+        assert_eq!(ramping, [150_000, 400_000, 0]);
+        let mut healthy = [150_000, 400_000, 1_200_000];
+        starve(&mut healthy);
+        assert_eq!(healthy, [150_000, 400_000, 1_200_000]);
+        let mut gap = [0, 400_000, 500_000];
+        starve(&mut gap);
+        assert_eq!(
+            gap,
+            [0, 400_000, 500_000],
+            "a silent low layer starves nothing"
+        );
     }
 
     #[test]
     fn forward_offers_each_packet_to_every_subscriber() {
-        let (a, mut a_rx) = mpsc::channel(4);
-        let (b, mut b_rx) = mpsc::channel(4);
-        let mut subs = vec![(1, a), (2, b)];
-        assert_eq!(forward(packet(7), &mut subs), 0);
-        assert_eq!(a_rx.try_recv().unwrap().header.sequence_number, 7);
-        assert_eq!(b_rx.try_recv().unwrap().header.sequence_number, 7);
+        let (a, mut a_rx) = subscriber(1, 4, Some(0));
+        let (b, mut b_rx) = subscriber(2, 4, Some(0));
+        let mut subs = vec![a, b];
+        assert_eq!(forward(packet(0, 7), &mut subs), 0);
+        assert_eq!(seq_of(a_rx.try_recv().unwrap()), 7);
+        assert_eq!(seq_of(b_rx.try_recv().unwrap()), 7);
+    }
+
+    #[test]
+    fn only_subscribers_that_want_the_layer_are_offered_it() {
+        let (low, mut low_rx) = subscriber(1, 4, Some(0));
+        let (high, mut high_rx) = subscriber(2, 4, Some(2));
+        let (paused, mut paused_rx) = subscriber(3, 4, None);
+        let mut subs = vec![low, high, paused];
+        forward(packet(2, 9), &mut subs);
+        assert!(low_rx.try_recv().is_err());
+        assert_eq!(seq_of(high_rx.try_recv().unwrap()), 9);
+        assert!(
+            paused_rx.try_recv().is_err(),
+            "a paused subscription costs nothing"
+        );
+        assert_eq!(subs.len(), 3);
     }
 
     #[test]
     fn a_full_queue_drops_for_that_subscriber_only() {
-        let (slow, _slow_rx) = mpsc::channel(1);
-        let (fast, mut fast_rx) = mpsc::channel(4);
-        let mut subs = vec![(1, slow), (2, fast)];
-        assert_eq!(forward(packet(1), &mut subs), 0);
-        assert_eq!(forward(packet(2), &mut subs), 1);
-        assert_eq!(fast_rx.try_recv().unwrap().header.sequence_number, 1);
-        assert_eq!(fast_rx.try_recv().unwrap().header.sequence_number, 2);
+        let (slow, _slow_rx) = subscriber(1, 1, Some(0));
+        let (fast, mut fast_rx) = subscriber(2, 4, Some(0));
+        let mut subs = vec![slow, fast];
+        assert_eq!(forward(packet(0, 1), &mut subs), 0);
+        assert_eq!(forward(packet(0, 2), &mut subs), 1);
+        assert_eq!(seq_of(fast_rx.try_recv().unwrap()), 1);
+        assert_eq!(seq_of(fast_rx.try_recv().unwrap()), 2);
         assert_eq!(subs.len(), 2);
     }
 
     #[test]
-    fn a_closed_queue_is_forgotten() {
-        let (gone, gone_rx) = mpsc::channel(4);
-        drop(gone_rx);
-        let mut subs = vec![(1, gone)];
-        forward(packet(1), &mut subs);
+    fn a_closed_queue_is_forgotten_whatever_layer_it_wants() {
+        let (gone, gone_rx) = subscriber(1, 4, Some(0));
+        let (gone_paused, gone_paused_rx) = subscriber(2, 4, None);
+        drop((gone_rx, gone_paused_rx));
+        let mut subs = vec![gone, gone_paused];
+        forward(packet(0, 1), &mut subs);
         assert!(subs.is_empty());
     }
 }

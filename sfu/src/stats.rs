@@ -16,7 +16,8 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
-fn millis_since_epoch(at: Instant) -> u64 {
+/// Milliseconds since the process's first reading: a timestamp that fits an atomic.
+pub(crate) fn millis_since_epoch(at: Instant) -> u64 {
     at.saturating_duration_since(epoch()).as_millis() as u64
 }
 
@@ -209,6 +210,8 @@ pub(crate) struct OutboundStats {
     pub(crate) pli: AtomicU64,
     pub(crate) fir: AtomicU64,
     pub(crate) nack: AtomicU64,
+    /// The layer forwarded now, or `PAUSED`.
+    pub(crate) layer: AtomicU64,
 }
 
 /// The state of a participant's media connection.
@@ -273,6 +276,21 @@ pub struct TrackReport {
     pub rtt_ms: Option<f64>,
     pub keyframe_requests: u64,
     pub nacks: u64,
+    /// A simulcast publication's layers, lowest first (empty without simulcast).
+    pub layers: Vec<LayerReport>,
+    /// The layer a forwarded track carries now; `None` while paused or waiting for a keyframe.
+    pub layer: Option<u8>,
+}
+
+/// One simulcast layer of a published track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerReport {
+    pub index: u8,
+    pub rid: String,
+    pub bitrate_bps: u64,
+    /// From the layer's last keyframe (VP8); 0 when not known.
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Server-wide figures for metrics. Counters cover every stream since start (live ones lag by up to

@@ -1,6 +1,7 @@
 //! One subscriber's copy of one publication: a forwarded track fed from its own bounded queue by
-//! its own task (so a slow subscriber never holds up the others), and the RTCP reader that turns
-//! the subscriber's PLI/FIR into keyframe requests for the publication and records its reports.
+//! its own task, which runs the track's [`Forwarder`] (so a slow subscriber never holds up the
+//! others), and the RTCP reader that turns the subscriber's PLI/FIR into keyframe requests for the
+//! layer it receives and records its reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,8 +10,11 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::peer::{wire_size, Feedback, ForwardTrack, Peer, RtpPacket};
-use crate::publication::{Publication, SubscriptionId};
+use crate::forwarder::{Forwarder, Verdict};
+use crate::peer::{wire_size, Feedback, ForwardTrack, Peer};
+use crate::publication::{
+    Delivery, Ingress, Publication, Subscriber, SubscriptionControl, SubscriptionId, PAUSED,
+};
 use crate::stats::{add, rtt_from_report, Counters, MeterWindow, OutboundStats, TrackReport};
 use crate::SfuError;
 
@@ -23,6 +27,8 @@ pub(crate) struct Subscription {
     id: SubscriptionId,
     publication: Arc<Publication>,
     track: Arc<ForwardTrack>,
+    control: Arc<SubscriptionControl>,
+    queue: mpsc::Sender<Delivery>,
     pub(crate) stats: Arc<OutboundStats>,
     tasks: [JoinHandle<()>; 2],
 }
@@ -43,25 +49,34 @@ impl Subscription {
         );
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(OutboundStats::default());
+        let target = publication.top_usable_layer().or(Some(0));
+        let control = Arc::new(SubscriptionControl::new(target));
+        let forwarder = Forwarder::new(publication.codec.clock_rate(), rand::random(), target);
         let (queue, packets) = mpsc::channel(QUEUE_PACKETS);
-        let writer = tokio::spawn(write_packets(
-            Arc::clone(&track),
-            packets,
-            Arc::clone(&stats),
-            Arc::clone(&counters),
-        ));
+        let writer = tokio::spawn(
+            Writer {
+                track: Arc::clone(&track),
+                publication: Arc::clone(&publication),
+                control: Arc::clone(&control),
+                forwarder,
+                stats: Arc::clone(&stats),
+            }
+            .run(packets, counters.clone()),
+        );
         let feedback = tokio::spawn(relay_feedback(
             Arc::clone(&track),
             Arc::clone(&publication),
+            Arc::clone(&control),
             Arc::clone(&stats),
             counters,
         ));
-        publication.add_subscriber(id, queue);
-        publication.request_keyframe();
+        publication.add_subscriber(Subscriber::new(id, queue.clone(), Arc::clone(&control)));
         Ok(Self {
             id,
             publication,
             track,
+            control,
+            queue,
             stats,
             tasks: [writer, feedback],
         })
@@ -69,6 +84,15 @@ impl Subscription {
 
     pub(crate) fn publication(&self) -> &Arc<Publication> {
         &self.publication
+    }
+
+    /// Asks for another layer (`None` pauses); the forwarder takes it up at the next keyframe.
+    pub(crate) fn set_target(&self, layer: Option<u8>) {
+        let layer = layer.unwrap_or(PAUSED);
+        if self.control.target.swap(layer, Ordering::Relaxed) != layer {
+            // A paused forwarder receives no packets; this wakes it to look.
+            let _ = self.queue.try_send(Delivery::Retarget);
+        }
     }
 
     /// Stops forwarding and removes the track from the subscriber's connection.
@@ -89,6 +113,7 @@ impl Drop for Subscription {
 /// A forwarded track's figures: what was sent, and what the subscriber reported about it.
 pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackReport {
     let rtt = s.rtt_micros.load(Ordering::Relaxed);
+    let layer = s.layer.load(Ordering::Relaxed);
     TrackReport {
         id: publication.id.clone(),
         publisher: publication.publisher.clone(),
@@ -103,6 +128,8 @@ pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackRepor
         rtt_ms: (rtt > 0).then(|| rtt as f64 / 1000.0),
         keyframe_requests: s.pli.load(Ordering::Relaxed) + s.fir.load(Ordering::Relaxed),
         nacks: s.nack.load(Ordering::Relaxed),
+        layers: Vec::new(),
+        layer: (layer != u64::from(PAUSED)).then_some(layer as u8),
     }
 }
 
@@ -119,22 +146,71 @@ impl Drop for FlushOnDrop {
     }
 }
 
-async fn write_packets(
+/// The write side of a subscription: the one owner of its forwarder.
+struct Writer {
     track: Arc<ForwardTrack>,
-    mut packets: mpsc::Receiver<Arc<RtpPacket>>,
+    publication: Arc<Publication>,
+    control: Arc<SubscriptionControl>,
+    forwarder: Forwarder,
     stats: Arc<OutboundStats>,
-    counters: Arc<Counters>,
-) {
-    let mut meter = FlushOnDrop {
-        window: MeterWindow::new(),
-        counters,
-    };
-    while let Some(packet) = packets.recv().await {
-        if track.write(&packet).await {
+}
+
+impl Writer {
+    async fn run(mut self, mut deliveries: mpsc::Receiver<Delivery>, counters: Arc<Counters>) {
+        let mut meter = FlushOnDrop {
+            window: MeterWindow::new(),
+            counters,
+        };
+        self.stats.layer.store(u64::from(PAUSED), Ordering::Relaxed);
+        while let Some(delivery) = deliveries.recv().await {
+            let now = Instant::now();
+            self.retarget();
+            if let Delivery::Packet(ingress) = delivery {
+                self.write(now, &ingress, &mut meter).await;
+            }
+            if let Some(layer) = self.forwarder.keyframe_request(now) {
+                self.publication.request_keyframe(layer);
+            }
+        }
+    }
+
+    /// Takes up the target the allocator set, and tells the fan-out which layers to send.
+    fn retarget(&mut self) {
+        let target = self.control.target.load(Ordering::Relaxed);
+        self.forwarder
+            .set_target((target != PAUSED).then_some(target));
+        self.publish_state();
+    }
+
+    fn publish_state(&self) {
+        let wanted = self.forwarder.wanted_layers();
+        if self.control.wanted.load(Ordering::Relaxed) != wanted {
+            self.control.wanted.store(wanted, Ordering::Relaxed);
+        }
+        let current = self.forwarder.current().unwrap_or(PAUSED);
+        if self.control.current.load(Ordering::Relaxed) != current {
+            self.control.current.store(current, Ordering::Relaxed);
+            self.stats
+                .layer
+                .store(u64::from(current), Ordering::Relaxed);
+        }
+    }
+
+    async fn write(&mut self, now: Instant, ingress: &Ingress, meter: &mut FlushOnDrop) {
+        let header = &ingress.packet.header;
+        let verdict =
+            self.forwarder
+                .on_packet(now, &ingress.info, header.sequence_number, header.timestamp);
+        self.publish_state();
+        let Verdict::Forward(rewrite) = verdict else {
+            return;
+        };
+        let packet = rewrite.apply(&ingress.packet);
+        if self.track.write(&packet).await {
             let flow = &meter.counters.forwarded;
-            stats
+            self.stats
                 .meter
-                .record(&mut meter.window, wire_size(&packet), Instant::now(), flow);
+                .record(&mut meter.window, wire_size(&packet), now, flow);
         }
     }
 }
@@ -142,13 +218,22 @@ async fn write_packets(
 async fn relay_feedback(
     track: Arc<ForwardTrack>,
     publication: Arc<Publication>,
+    control: Arc<SubscriptionControl>,
     stats: Arc<OutboundStats>,
     counters: Arc<Counters>,
 ) {
     let clock_rate = f64::from(publication.codec.clock_rate().max(1));
     while let Some(feedback) = track.read_feedback().await {
         if feedback.wants_keyframe() {
-            publication.request_keyframe();
+            let current = control.current.load(Ordering::Relaxed);
+            let layer = if current == PAUSED {
+                control.target.load(Ordering::Relaxed)
+            } else {
+                current
+            };
+            if layer != PAUSED {
+                publication.request_keyframe(layer);
+            }
         }
         record_feedback(&feedback, &stats, &counters, clock_rate);
     }

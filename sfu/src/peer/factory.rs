@@ -22,8 +22,10 @@ use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::RTCRtpTransceiver;
+use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
 use super::{webrtc_error, Peer, PeerEvent, RemoteTrack};
@@ -39,6 +41,7 @@ impl PeerFactory {
     pub(crate) fn new(config: &SfuConfig) -> Result<Self, SfuError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs().map_err(webrtc_error)?;
+        register_simulcast_extensions(&mut media)?;
         let registry = interceptors(&mut media)?;
         let api = APIBuilder::new()
             .with_media_engine(media)
@@ -84,6 +87,26 @@ fn interceptors(media: &mut MediaEngine) -> Result<Registry, SfuError> {
     registry.add(Box::new(Generator::builder()));
     let registry = configure_rtcp_reports(registry);
     configure_twcc_receiver_only(registry, media).map_err(webrtc_error)
+}
+
+/// MID, RID and repaired RID: without the RID extension in the answer Chromium refuses a
+/// simulcast offer ("negotiates simulcast but does not negotiate the RID RTP header extension"),
+/// and webrtc-rs needs all three to tell an incoming layer's SSRC by its RID. Video only: audio is
+/// never simulcast, and a MID on forwarded audio would only add bytes.
+fn register_simulcast_extensions(media: &mut MediaEngine) -> Result<(), SfuError> {
+    for uri in [
+        sdp::extmap::SDES_MID_URI,
+        sdp::extmap::SDES_RTP_STREAM_ID_URI,
+        sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+    ] {
+        let extension = RTCRtpHeaderExtensionCapability {
+            uri: uri.to_owned(),
+        };
+        media
+            .register_header_extension(extension, RTPCodecType::Video, None)
+            .map_err(webrtc_error)?;
+    }
+    Ok(())
 }
 
 fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
@@ -166,9 +189,15 @@ fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>)
     }));
 
     pc.on_track(Box::new(
-        move |track: Arc<TrackRemote>, receiver: Arc<RTCRtpReceiver>, _: Arc<RTCRtpTransceiver>| {
-            let _ = events.send(PeerEvent::Track(RemoteTrack::new(track, receiver)));
-            Box::pin(async {})
+        move |track: Arc<TrackRemote>,
+              receiver: Arc<RTCRtpReceiver>,
+              transceiver: Arc<RTCRtpTransceiver>| {
+            let events = events.clone();
+            let mid = transceiver.mid().map(|m| m.to_string()).unwrap_or_default();
+            Box::pin(async move {
+                let track = RemoteTrack::new(track, receiver, mid).await;
+                let _ = events.send(PeerEvent::Track(track));
+            })
         },
     ));
 }

@@ -48,14 +48,52 @@ impl Codec {
     }
 }
 
+/// One incoming stream: a whole track, or one simulcast layer of it.
 pub(crate) struct RemoteTrack {
     track: Arc<TrackRemote>,
     receiver: Arc<RTCRtpReceiver>,
+    mid: String,
+    layer: u8,
+    layer_count: u8,
 }
 
 impl RemoteTrack {
-    pub(super) fn new(track: Arc<TrackRemote>, receiver: Arc<RTCRtpReceiver>) -> Self {
-        Self { track, receiver }
+    /// Layers are numbered in the order the publisher's SDP lists its RIDs, which browsers and
+    /// SDKs write lowest resolution first (`a=simulcast:send q;h;f`).
+    pub(super) async fn new(
+        track: Arc<TrackRemote>,
+        receiver: Arc<RTCRtpReceiver>,
+        mid: String,
+    ) -> Self {
+        let rids: Vec<String> = receiver
+            .tracks()
+            .await
+            .iter()
+            .map(|t| t.rid().to_owned())
+            .collect();
+        let layer = rids.iter().position(|r| r == track.rid()).unwrap_or(0);
+        Self {
+            track,
+            receiver,
+            mid,
+            layer: u8::try_from(layer).unwrap_or(u8::MAX),
+            layer_count: u8::try_from(rids.len().max(1)).unwrap_or(u8::MAX),
+        }
+    }
+
+    /// The publisher's transceiver (media section) this stream arrives on.
+    pub(crate) fn mid(&self) -> &str {
+        &self.mid
+    }
+
+    /// The simulcast RID; empty without simulcast.
+    pub(crate) fn rid(&self) -> &str {
+        self.track.rid()
+    }
+
+    /// This stream's layer and how many the publisher announced.
+    pub(crate) fn layer(&self) -> (u8, u8) {
+        (self.layer, self.layer_count)
     }
 
     pub(crate) fn kind(&self) -> MediaKind {
@@ -81,12 +119,20 @@ impl RemoteTrack {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
+        // Left over, the publisher's extension padding would make the forwarded packet's
+        // declared size disagree with its bytes once the subscriber's own extensions are set.
+        packet.header.extensions_padding = 0;
         Some(packet)
     }
 
     /// Drains the publisher's RTCP (sender reports) so the receiver-report interceptor can compute
     /// round-trip times. Returns when the track's connection is gone.
     pub(crate) async fn drain_rtcp(&self) {
-        while self.receiver.read_rtcp().await.is_ok() {}
+        let rid = self.track.rid();
+        if rid.is_empty() {
+            while self.receiver.read_rtcp().await.is_ok() {}
+        } else {
+            while self.receiver.read_simulcast_rtcp(rid).await.is_ok() {}
+        }
     }
 }

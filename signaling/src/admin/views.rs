@@ -67,6 +67,26 @@ pub struct TrackView {
     pub keyframe_requests: u64,
     /// Forwarded only: NACKed packets from the subscriber.
     pub nacks: u64,
+    /// Published with simulcast: its layers, lowest first (absent without simulcast).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerView>,
+    /// Forwarded video only: the simulcast layer the subscriber receives now (absent while paused
+    /// or waiting for a keyframe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u8>,
+}
+
+/// One simulcast layer of a published track.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LayerView {
+    /// 0 is the lowest.
+    pub index: u8,
+    /// The publisher's RTP stream id (`q`, `h`, `f` from browsers).
+    pub rid: String,
+    pub bitrate_bps: u64,
+    /// From the layer's last keyframe (VP8); 0 when not known yet.
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Liveness.
@@ -158,6 +178,18 @@ impl From<TrackReport> for TrackView {
             rtt_ms: t.rtt_ms,
             keyframe_requests: t.keyframe_requests,
             nacks: t.nacks,
+            layers: t
+                .layers
+                .into_iter()
+                .map(|l| LayerView {
+                    index: l.index,
+                    rid: l.rid,
+                    bitrate_bps: l.bitrate_bps,
+                    width: l.width,
+                    height: l.height,
+                })
+                .collect(),
+            layer: t.layer.filter(|_| t.kind == "video"),
         }
     }
 }
