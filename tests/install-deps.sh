@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: Chromium (browser tests), coturn
-# (the TURN relay tests), iptables (network faults) and the end-to-end test tools from npm. Skips whatever is already there.
+# (the TURN relay tests), iptables (network faults), the end-to-end test tools from npm, and
+# aiortc from PyPI (a second, independent WebRTC stack as a subscriber). Skips whatever is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -19,4 +20,9 @@ fi
 
 if [ ! -d e2e/node_modules/playwright-core ]; then
   (cd e2e && npm ci --no-audit --no-fund)
+fi
+
+if ! python3 -c 'import aiortc, websockets' >/dev/null 2>&1; then
+  echo "installing aiortc and websockets with pip"
+  python3 -m pip install --quiet --disable-pip-version-check 'aiortc==1.16.*' 'websockets>=12'
 fi

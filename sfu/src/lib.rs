@@ -7,7 +7,10 @@
 //!
 //! Only the `peer` module touches webrtc-rs types; everything else is domain code.
 
+mod allocation;
+mod bwe;
 mod config;
+mod downlink;
 mod error;
 mod forwarder;
 mod grants;

@@ -3,14 +3,16 @@
 //! the connection's events), so no state here is shared or locked.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::allocation::{Decision, PauseReason, Priority, VideoDemand};
+use crate::downlink::{Downlink, AUDIO_RESERVE_BPS};
 use crate::limits::Seat;
 use crate::negotiation::{ClientOffer, Negotiation};
-use crate::peer::{Peer, PeerEvent, RemoteTrack};
+use crate::peer::{MediaKind, Peer, PeerEvent, RemoteTrack, TransportEvent};
 use crate::presence::Presence;
 use crate::publication::{LayerSource, Publication};
 use crate::room::{Room, RoomCommand};
@@ -60,6 +62,7 @@ pub(crate) struct Membership {
 pub(crate) struct Inboxes {
     pub(crate) commands: mpsc::UnboundedReceiver<RoomCommand>,
     pub(crate) peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+    pub(crate) transport: mpsc::UnboundedReceiver<TransportEvent>,
 }
 
 pub(crate) struct Participant {
@@ -73,6 +76,7 @@ pub(crate) struct Participant {
     events: mpsc::Sender<ServerEvent>,
     negotiation: Negotiation,
     subscriptions: Vec<Subscription>,
+    downlink: Downlink,
     publications: Vec<Arc<Publication>>,
     published: usize,
     candidates: usize,
@@ -106,24 +110,21 @@ impl Participant {
             events,
             negotiation: Negotiation::default(),
             subscriptions: Vec::new(),
+            downlink: Downlink::new(),
             publications: Vec::new(),
             published: 0,
             candidates: 0,
         };
-        tokio::spawn(
-            participant
-                .run(signals, inboxes.commands, inboxes.peer_events)
-                .instrument(span),
-        );
+        tokio::spawn(participant.run(signals, inboxes).instrument(span));
         handle
     }
 
-    async fn run(
-        mut self,
-        mut signals: mpsc::Receiver<Signal>,
-        mut commands: mpsc::UnboundedReceiver<RoomCommand>,
-        mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
-    ) {
+    async fn run(mut self, mut signals: mpsc::Receiver<Signal>, inboxes: Inboxes) {
+        let Inboxes {
+            mut commands,
+            mut peer_events,
+            mut transport,
+        } = inboxes;
         tracing::info!(name = self.info.name.as_str(), "joined");
         let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
         allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -145,6 +146,7 @@ impl Participant {
                         break reason;
                     }
                 }
+                Some(event) = transport.recv() => self.downlink.on_transport(Instant::now(), event),
             }
             self.negotiate().await;
         };
@@ -248,7 +250,9 @@ impl Participant {
             return;
         };
         self.presence.remove_forwarded(publication_id);
-        self.subscriptions.swap_remove(pos).stop(&self.peer).await;
+        let subscription = self.subscriptions.swap_remove(pos);
+        self.downlink.forget(subscription.id());
+        subscription.stop(&self.peer).await;
         tracing::debug!(publication = %publication_id, "unsubscribed");
         self.negotiation.tracks_changed();
     }
@@ -283,15 +287,41 @@ impl Participant {
         let _ = self.events.try_send(ServerEvent::Candidate(candidate));
     }
 
-    /// Picks the layer each forwarded track carries: the highest one its publisher sends.
-    fn allocate(&self) {
+    /// Shares the downlink estimate among the video this participant receives, and tells each
+    /// forwarder its layer (or to pause).
+    fn allocate(&mut self) {
+        let now = Instant::now();
+        let mut audio_bps = 0;
+        let mut video = Vec::new();
         for subscription in &self.subscriptions {
             let publication = subscription.publication();
-            if publication.layer_count > 1 {
-                if let Some(layer) = publication.top_usable_layer() {
-                    subscription.set_target(Some(layer));
-                }
+            match publication.kind {
+                MediaKind::Audio => audio_bps += publication.bitrate().max(AUDIO_RESERVE_BPS),
+                MediaKind::Video => video.push(VideoDemand {
+                    track: subscription.id(),
+                    priority: Priority::Normal,
+                    tile: None,
+                    visible: true,
+                    layers: publication.allocation_layers(),
+                }),
             }
+        }
+        let allocation = self.downlink.allocate(now, audio_bps, &video);
+        for (track, decision) in allocation.decisions {
+            let Some(subscription) = self.subscriptions.iter().find(|s| s.id() == track) else {
+                continue;
+            };
+            match decision {
+                Decision::Forward(layer) => subscription.set_target(Some(layer)),
+                Decision::Paused(PauseReason::NoBandwidth | PauseReason::Hidden) => {
+                    subscription.set_target(None)
+                }
+                // Nothing flows to forward; the forwarder keeps waiting where it is.
+                Decision::Paused(PauseReason::NoLayers) => {}
+            }
+        }
+        if !self.subscriptions.is_empty() {
+            self.presence.set_downlink(self.downlink.estimate_bps());
         }
     }
 

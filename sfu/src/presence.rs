@@ -17,6 +17,7 @@ pub(crate) struct Presence {
 struct Inner {
     connection: ConnectionState,
     candidate_pair: Option<(String, String)>,
+    downlink_bps: Option<u64>,
     forwarded: Vec<(Arc<Publication>, Arc<OutboundStats>)>,
 }
 
@@ -34,6 +35,15 @@ impl Presence {
 
     pub(crate) fn set_candidate_pair(&self, local: String, remote: String) {
         self.lock().candidate_pair = Some((local, remote));
+    }
+
+    pub(crate) fn set_downlink(&self, estimate_bps: u64) {
+        self.lock().downlink_bps = Some(estimate_bps);
+    }
+
+    /// The server's estimate of what the participant's downlink carries.
+    pub(crate) fn downlink(&self) -> Option<u64> {
+        self.lock().downlink_bps
     }
 
     pub(crate) fn add_forwarded(&self, publication: Arc<Publication>, stats: Arc<OutboundStats>) {

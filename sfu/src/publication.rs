@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::allocation;
 use crate::forwarder::{FrameInfo, PayloadFormat};
 use crate::ids::ParticipantId;
 use crate::peer::{wire_size, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket};
@@ -230,6 +231,38 @@ impl Publication {
             .rev()
             .find(|&i| bitrates[i] > 0)
             .map(|i| i as u8)
+    }
+
+    /// The layers as the allocator weighs them, lowest first: measured bitrate (0 = not usable)
+    /// and the size of the layer's last keyframe.
+    pub(crate) fn allocation_layers(&self) -> Vec<allocation::Layer> {
+        let bitrates = self.usable_bitrates();
+        let state = self.lock();
+        let size = |index: usize| {
+            state
+                .layers
+                .iter()
+                .find(|l| usize::from(l.index) == index)
+                .map_or(0, |l| l.size.load(Ordering::Relaxed))
+        };
+        bitrates
+            .iter()
+            .enumerate()
+            .map(|(i, &bitrate_bps)| allocation::Layer {
+                bitrate_bps,
+                width: size(i) >> 16,
+                height: size(i) & 0xffff,
+            })
+            .collect()
+    }
+
+    /// What the track's layers together carry now.
+    pub(crate) fn bitrate(&self) -> u64 {
+        self.lock()
+            .layers
+            .iter()
+            .map(|l| l.stats.meter.bitrate())
+            .sum()
     }
 
     /// Each layer's bitrate, lowest layer first, or 0 where the layer is not worth switching to:

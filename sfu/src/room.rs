@@ -159,6 +159,7 @@ impl Room {
                 joined: m.presence.joined,
                 connection: m.presence.connection(),
                 candidate_pair: m.presence.candidate_pair(),
+                downlink_bps: m.presence.downlink(),
                 published: m.publications.iter().map(|p| p.report()).collect(),
                 forwarded: m.presence.forwarded(),
             })

@@ -91,7 +91,8 @@ impl Sfu {
             name,
         };
         let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
-        let peer = self.inner.factory.create(peer_events).await?;
+        let (transport, transport_rx) = mpsc::unbounded_channel();
+        let peer = self.inner.factory.create(peer_events, transport).await?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let presence = Arc::new(Presence::new());
         let (room, participants) = loop {
@@ -128,6 +129,7 @@ impl Sfu {
             Inboxes {
                 commands: commands_rx,
                 peer_events: peer_events_rx,
+                transport: transport_rx,
             },
         );
         Ok(Joined {

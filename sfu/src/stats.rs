@@ -255,6 +255,9 @@ pub struct ParticipantReport {
     pub connection: ConnectionState,
     /// Candidate types of the selected pair (server side, client side): host, srflx, prflx, relay.
     pub candidate_pair: Option<(String, String)>,
+    /// What the server estimates the participant's downlink carries, bits/s (once it
+    /// receives something).
+    pub downlink_bps: Option<u64>,
     pub published: Vec<TrackReport>,
     pub forwarded: Vec<TrackReport>,
 }

@@ -86,6 +86,11 @@ impl Subscription {
         &self.publication
     }
 
+    /// Unique on the server.
+    pub(crate) fn id(&self) -> SubscriptionId {
+        self.id
+    }
+
     /// Asks for another layer (`None` pauses); the forwarder takes it up at the next keyframe.
     pub(crate) fn set_target(&self, layer: Option<u8>) {
         let layer = layer.unwrap_or(PAUSED);

@@ -6,33 +6,11 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
 const h = require('./harness');
 
 let browser;
 before(async () => { browser = await h.launchBrowser(); });
 after(async () => { await browser?.close(); });
-
-/** Adds an iptables rule on loopback input; returns a function that removes it. */
-function dropOnLoopback(match) {
-  const rule = ['INPUT', '-i', 'lo', '-p', 'udp', ...match, '-j', 'DROP'];
-  execFileSync('iptables', ['-I', ...rule]);
-  return () => execFileSync('iptables', ['-D', ...rule]);
-}
-
-/** The UDP port this page's media leaves from: the local side of the selected candidate pair. */
-async function mediaPort(page) {
-  return h.waitFor('a selected candidate pair', () => page.evaluate(async () => {
-    const stats = await window.roomcast.pc.getStats();
-    let port = null;
-    stats.forEach((r) => {
-      if (r.type === 'transport' && r.selectedCandidatePairId) {
-        port = stats.get(stats.get(r.selectedCandidatePairId).localCandidateId).port;
-      }
-    });
-    return port;
-  }));
-}
 
 async function videoFrames(page) {
   const stats = await h.inboundStats(page);
@@ -66,9 +44,9 @@ test('a participant whose network is cut is reported gone within the default tim
   let restore = () => {};
   try {
     const { ada, bob } = await twoInARoom(server, 'cut');
-    const port = await mediaPort(bob.page);
-    const undoIn = dropOnLoopback(['--dport', String(port)]);
-    const undoOut = dropOnLoopback(['--sport', String(port)]);
+    const port = await h.mediaPort(bob.page);
+    const undoIn = h.dropOnLoopback(['--dport', String(port)]);
+    const undoOut = h.dropOnLoopback(['--sport', String(port)]);
     restore = () => { undoIn(); undoOut(); };
     const cutAt = Date.now();
     // Bob's signaling stays up: only his media vanished, as when a network path dies.
@@ -98,9 +76,9 @@ test('with 5 % loss on the publisher\'s uplink, NACKs repair it and the subscrib
     await h.sleep(window);
     const clean = (await videoFrames(bob.page)) - clean0;
 
-    const adaPort = await mediaPort(ada.page);
+    const adaPort = await h.mediaPort(ada.page);
     const repairs0 = await senderRepairs(ada.page);
-    restore = dropOnLoopback(['--sport', String(adaPort), '--dport', String(port),
+    restore = h.dropOnLoopback(['--sport', String(adaPort), '--dport', String(port),
       '-m', 'statistic', '--mode', 'random', '--probability', '0.05']);
     const lossy0 = await videoFrames(bob.page);
     await h.sleep(window);

@@ -1,7 +1,7 @@
 // Test harness: starts the real roomcast binary and drives its client page in headless Chromium.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
 const { chromium } = require('playwright-core');
@@ -164,6 +164,29 @@ async function waitFor(what, check, { timeout = 20000, interval = 250 } = {}) {
   }
 }
 
+/** Adds an iptables rule on loopback input that drops UDP matching `match` (e.g. a hashlimit
+ * policer); returns a function that removes it. Input, not output: a packet dropped in output
+ * makes the sender's sendto fail instead of vanishing on the wire. */
+function dropOnLoopback(match) {
+  const rule = ['INPUT', '-i', 'lo', '-p', 'udp', ...match, '-j', 'DROP'];
+  execFileSync('iptables', ['-I', ...rule]);
+  return () => execFileSync('iptables', ['-D', ...rule]);
+}
+
+/** The UDP port this page's media leaves from: the local side of the selected candidate pair. */
+async function mediaPort(page) {
+  return waitFor('a selected candidate pair', () => page.evaluate(async () => {
+    const stats = await window.roomcast.pc.getStats();
+    let port = null;
+    stats.forEach((r) => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) {
+        port = stats.get(stats.get(r.selectedCandidatePairId).localCandidateId).port;
+      }
+    });
+    return port;
+  }));
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function screenshot(page, name) {
@@ -173,4 +196,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { BINARY, cspViolations, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
+module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };

@@ -5,7 +5,16 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
 const h = require('./harness');
+
+const SECRET = 'e2e-simulcast-secret';
+
+/** A room token for `identity` (see access.test.js), with extra `roomcast token` flags. */
+function mint(room, identity, ...flags) {
+  return execFileSync(h.BINARY, ['token', '--room', room, '--identity', identity, '--ttl', '10m', ...flags],
+    { env: { ...process.env, ROOMCAST_TOKEN_SECRET: SECRET } }).toString().trim();
+}
 
 let browser;
 before(async () => { browser = await h.launchBrowser(); });
@@ -20,6 +29,24 @@ async function outboundLayers(page) {
     });
     return out;
   });
+}
+
+/** The video `page` receives from the participant named `name`: decoded size, frames, frame
+ * rate and freezes, from getStats (tracks are identified by the stream the SFU names after the
+ * publisher, whose tile carries its name). */
+async function inboundVideoOf(page, name) {
+  return page.evaluate(async (who) => {
+    const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === who);
+    const stream = tile?.querySelector('video').srcObject;
+    const trackId = stream?.getVideoTracks()[0]?.id;
+    let video = null;
+    (await window.roomcast.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier === trackId) {
+        video = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0, freezes: r.freezeCount || 0 };
+      }
+    });
+    return video;
+  }, name);
 }
 
 /** The video a subscriber's page receives: decoded size and frames, from getStats. */
@@ -90,6 +117,65 @@ test('a publisher without simulcast and one with it see each other', async () =>
     assert.deepEqual(Object.keys(plainOut), [''], 'one stream, no RIDs');
     for (const { context } of [plain, layered]) await context.close();
   } finally {
+    assert.equal(await server.stop(), 0);
+  }
+});
+
+/** Which layer the server forwards `subscriber` of `publisher`'s video, and its downlink estimate. */
+async function forwardedLayer(server, room, subscriber, publisher) {
+  const r = await (await fetch(`${server.http}/api/rooms/${room}`)).json();
+  const sub = r.participants.find((p) => p.name === subscriber);
+  const pub = r.participants.find((p) => p.name === publisher);
+  const track = sub?.forwarded.find((t) => t.kind === 'video' && t.publisher === pub?.id);
+  return { layer: track?.layer, downlinkBps: sub?.downlink_bps };
+}
+
+test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower layer and keeps decoding, then climbs back', async () => {
+  const server = await h.startServer(['--token-secret', SECRET]);
+  let lift = null;
+  try {
+    const ada = await h.openParticipant(browser, `${server.http}/?token=${mint('narrow', 'Ada')}`);
+    await h.join(ada.page, 'narrow', '');
+    // Bob and Cy only subscribe (viewer tokens), so Cy's downlink carries Ada's media alone.
+    const bob = await h.openParticipant(browser, `${server.http}/?simulcast=0&token=${mint('narrow', 'Bob', '--no-publish')}`);
+    await h.join(bob.page, 'narrow', '');
+    const cy = await h.openParticipant(browser, `${server.http}/?simulcast=0&token=${mint('narrow', 'Cy', '--no-publish')}`);
+    await h.join(cy.page, 'narrow', '');
+    for (const who of ['Bob', 'Cy']) {
+      await h.waitFor(`${who} to receive Ada's top layer`, async () => (await forwardedLayer(server, 'narrow', who, 'Ada')).layer === 2, { timeout: 40000 });
+    }
+
+    const port = await h.mediaPort(cy.page);
+    // 50 kB/s: kilobytes, so about 400 kbit/s reach Cy's media port; the rest is dropped.
+    lift = h.dropOnLoopback(['--dport', String(port), '-m', 'hashlimit', '--hashlimit-name', `cy${port}`,
+      '--hashlimit-mode', 'dstport', '--hashlimit-above', '50kb/s', '--hashlimit-burst', '50kb']);
+    const policedAt = Date.now();
+    await h.waitFor('Cy to be moved to a lower layer', async () => {
+      const f = await forwardedLayer(server, 'narrow', 'Cy', 'Ada');
+      return f.layer !== undefined && f.layer < 2 && f;
+    }, { timeout: 10000 });
+    const settled = await h.waitFor('Cy to decode the lower layer', async () => {
+      const v = await inboundVideoOf(cy.page, 'Ada');
+      return v && v.width < 1280 && v.fps >= 15 && v;
+    }, { timeout: 10000 - (Date.now() - policedAt) });
+    console.log(`policed: Cy settled on ${settled.width} px after ${((Date.now() - policedAt) / 1000).toFixed(1)} s`);
+    await h.sleep(10000);
+    const later = await inboundVideoOf(cy.page, 'Ada');
+    const fps = (later.frames - settled.frames) / 10;
+    console.log(`policed: ${fps} frames/s over 10 s, ${later.freezes - settled.freezes} freezes, downlink estimate ${(await forwardedLayer(server, 'narrow', 'Cy', 'Ada')).downlinkBps} bit/s`);
+    assert.ok(fps >= 15, `Cy decodes ≥ 15 frames/s under the limit: ${fps}`);
+    assert.ok(later.freezes - settled.freezes <= 2, `at most 2 freezes in 10 s: ${JSON.stringify([settled, later])}`);
+    assert.equal((await forwardedLayer(server, 'narrow', 'Bob', 'Ada')).layer, 2, 'Bob, not policed, keeps the top layer');
+    await h.screenshot(cy.page, 'simulcast-policed-subscriber');
+
+    lift();
+    lift = null;
+    const liftedAt = Date.now();
+    await h.waitFor('Cy to climb back to full resolution', async () => (await inboundVideoOf(cy.page, 'Ada'))?.width === 1280, { timeout: 20000 });
+    console.log(`lifted: Cy back at 1280 px after ${((Date.now() - liftedAt) / 1000).toFixed(1)} s`);
+    for (const { context } of [ada, bob, cy]) await context.close();
+  } finally {
+    lift?.();
     assert.equal(await server.stop(), 0);
   }
 });

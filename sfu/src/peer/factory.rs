@@ -28,13 +28,18 @@ use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
-use super::{webrtc_error, Peer, PeerEvent, RemoteTrack};
+use super::twcc::TransportFeedbackBuilder;
+use super::{webrtc_error, Peer, PeerEvent, RemoteTrack, TransportEvent};
 use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuConfig, SfuError};
 
 /// Shared by every participant: one webrtc-rs API object configured once.
 pub(crate) struct PeerFactory {
     api: API,
+    twcc: TransportFeedbackBuilder,
+    /// Creations take turns: each hands its transport-feedback channel to the interceptor that
+    /// `new_peer_connection` builds.
+    creating: tokio::sync::Mutex<()>,
 }
 
 impl PeerFactory {
@@ -42,25 +47,37 @@ impl PeerFactory {
         let mut media = MediaEngine::default();
         media.register_default_codecs().map_err(webrtc_error)?;
         register_simulcast_extensions(&mut media)?;
-        let registry = interceptors(&mut media)?;
+        let twcc = TransportFeedbackBuilder::new();
+        let registry = interceptors(&mut media, &twcc)?;
         let api = APIBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_setting_engine(settings(config)?)
             .build();
-        Ok(Self { api })
+        Ok(Self {
+            api,
+            twcc,
+            creating: tokio::sync::Mutex::new(()),
+        })
     }
 
-    /// A new PeerConnection whose events go to `events`.
+    /// A new PeerConnection whose events go to `events`, and what its subscriber's RTCP says
+    /// about the downlink to `transport`.
     pub(crate) async fn create(
         &self,
         events: mpsc::UnboundedSender<PeerEvent>,
+        transport: mpsc::UnboundedSender<TransportEvent>,
     ) -> Result<Peer, SfuError> {
-        let pc = self
-            .api
-            .new_peer_connection(RTCConfiguration::default())
-            .await
-            .map_err(webrtc_error)?;
+        let pc = {
+            let _turn = self.creating.lock().await;
+            self.twcc.arm(transport);
+            let pc = self
+                .api
+                .new_peer_connection(RTCConfiguration::default())
+                .await;
+            self.twcc.disarm();
+            pc.map_err(webrtc_error)?
+        };
         wire_events(&pc, events);
         Ok(Peer {
             pc: Arc::new(pc),
@@ -77,10 +94,17 @@ impl PeerFactory {
 const NACK_HISTORY_LOG2: u8 = 9;
 
 /// webrtc-rs's default interceptors (NACK generator and responder, sender and receiver reports,
-/// TWCC feedback to publishers) with a smaller NACK responder history.
-fn interceptors(media: &mut MediaEngine) -> Result<Registry, SfuError> {
+/// TWCC feedback to publishers) with a smaller NACK responder history, and roomcast's own
+/// transport-wide sequence numbers and feedback from subscribers.
+fn interceptors(
+    media: &mut MediaEngine,
+    twcc: &TransportFeedbackBuilder,
+) -> Result<Registry, SfuError> {
     // The default video codecs already advertise `nack` and `nack pli`.
     let mut registry = Registry::new();
+    // First, so it sits nearest the socket: retransmissions from the NACK responder then get
+    // transport sequence numbers of their own, as the subscriber's feedback expects.
+    registry.add(Box::new(twcc.clone()));
     registry.add(Box::new(
         Responder::builder().with_log2_size(NACK_HISTORY_LOG2),
     ));

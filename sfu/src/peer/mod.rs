@@ -9,10 +9,12 @@
 mod factory;
 mod forward_track;
 mod remote_track;
+mod twcc;
 
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
 pub(crate) use remote_track::{wire_size, Codec, MediaKind, RemoteTrack, RtpPacket};
+pub(crate) use twcc::TransportEvent;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};

@@ -29,6 +29,10 @@ pub struct ParticipantView {
     pub connection_state: String,
     /// The selected ICE candidate pair, once there is one.
     pub candidate: Option<CandidateView>,
+    /// What the server estimates this participant's downlink carries (bits/s), from its
+    /// transport-wide congestion feedback or, failing that, the loss in its receiver reports;
+    /// the video it receives is chosen to fit. Absent until it receives something.
+    pub downlink_bps: Option<u64>,
     /// Tracks this participant sends to the server (bitrate in).
     pub published: Vec<TrackView>,
     /// Tracks the server forwards to this participant (bitrate out).
@@ -156,6 +160,7 @@ impl From<ParticipantReport> for ParticipantView {
             candidate: p
                 .candidate_pair
                 .map(|(local, remote)| CandidateView { local, remote }),
+            downlink_bps: p.downlink_bps,
             published: p.published.into_iter().map(Into::into).collect(),
             forwarded: p.forwarded.into_iter().map(Into::into).collect(),
         }

@@ -1,0 +1,1189 @@
+//! Send-side transport-wide congestion control for the media the server sends to a subscriber.
+//!
+//! One [`TransportFeedback`] interceptor per PeerConnection:
+//!
+//! * every outgoing RTP packet of a stream that negotiated the transport-wide-cc header extension
+//!   gets the next transport sequence number (one 16-bit counter for all of the connection's
+//!   streams), and its send time and size go into a lock-free [`SendHistory`];
+//! * every transport-wide feedback the subscriber sends back is decoded, matched against that
+//!   history and delivered as [`TransportEvent::Feedback`] (results in transport sequence order);
+//! * receiver reports about the connection's own streams are delivered as
+//!   [`TransportEvent::LossReport`], for subscribers that send no transport-wide feedback.
+//!
+//! webrtc-rs hands one compound RTCP packet to the reader of every stream it names, so the same
+//! feedback or report can pass through several of this interceptor's readers; each is delivered
+//! once.
+//!
+//! The `Interceptor` traits are `async_trait`s; this crate does not depend on `async-trait`, so the
+//! implementations below spell out what the macro generates (a boxed `Send` future per call).
+
+use std::future::{ready, Future};
+use std::iter::repeat_n;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::bwe::PacketResult;
+use webrtc::interceptor::stream_info::StreamInfo;
+use webrtc::interceptor::{
+    Attributes, Error, Interceptor, InterceptorBuilder, RTCPReader, RTCPWriter, RTPReader,
+    RTPWriter,
+};
+use webrtc::rtcp::packet::Packet as RtcpPacket;
+use webrtc::rtcp::receiver_report::ReceiverReport;
+use webrtc::rtcp::reception_report::ReceptionReport;
+use webrtc::rtcp::sender_report::SenderReport;
+use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
+    PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
+};
+use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
+use webrtc::rtp::header::Header;
+use webrtc::rtp::packet::Packet as RtpPacket;
+use webrtc::sdp::extmap::TRANSPORT_CC_URI;
+use webrtc::util::marshal::{Marshal, MarshalSize};
+
+type Result<T> = std::result::Result<T, Error>;
+/// What `#[async_trait]` turns an `async fn` of the interceptor traits into.
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type RtcpBatch = Vec<Box<dyn RtcpPacket + Send + Sync>>;
+
+/// Packets of send history kept per PeerConnection (a power of two, dividing 65,536). 4,096
+/// packets is about 1.5 s of 30 Mbit/s or 80 s of one audio stream, far longer than a
+/// feedback takes to come back; 32 KiB per connection.
+const HISTORY_SLOTS: usize = 4096;
+/// TWCC reference time unit.
+const REFERENCE_TIME_UNIT_US: i64 = 64_000;
+/// The reference time is a 24-bit field.
+const REFERENCE_TIME_RANGE: i64 = 1 << 24;
+
+/// What a subscriber's RTCP tells the owner of its PeerConnection about the downlink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum TransportEvent {
+    /// One transport-wide feedback, in transport sequence order; packets the history no longer
+    /// (or never) held are left out. Never empty.
+    Feedback(Vec<PacketResult>),
+    /// Fraction lost (0..=255, as in RTCP) of one RTCP batch's reception reports about the
+    /// connection's own media streams, combined weighted by packets expected when known.
+    LossReport(u8),
+}
+
+type EventSlot = Arc<Mutex<Option<UnboundedSender<TransportEvent>>>>;
+
+/// Builds one [`TransportFeedback`] interceptor per PeerConnection.
+///
+/// webrtc-rs builds every registered interceptor once per `API::new_peer_connection`, from a
+/// registry the API owns, so the channel of the connection being created cannot be passed in:
+/// it goes through a slot this builder shares with its clones. Contract:
+///
+/// * register a clone **first** in the `Registry` (before the NACK responder): webrtc-rs chains
+///   local-stream writers so that the first registered is closest to the socket, and only there
+///   do retransmissions the responder sends get a fresh transport sequence number;
+/// * to create a connection, under a `tokio::sync::Mutex` held across the whole step so that
+///   creations never interleave: [`arm`](Self::arm) the slot with the new connection's sender,
+///   `api.new_peer_connection(..).await` (which builds the interceptor, taking the sender), then
+///   [`disarm`](Self::disarm) in case creation failed before building;
+/// * a build that finds the slot empty makes an interceptor that still numbers packets but drops
+///   its events.
+///
+/// The owner's receiver ends once the connection is closed (the interceptor drops its sender).
+#[derive(Clone, Default)]
+pub(crate) struct TransportFeedbackBuilder {
+    slot: EventSlot,
+}
+
+impl TransportFeedbackBuilder {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hands `events` to the next interceptor built.
+    pub(crate) fn arm(&self, events: UnboundedSender<TransportEvent>) {
+        *lock(&self.slot) = Some(events);
+    }
+
+    /// Empties the slot; true if it still held a sender, i.e. nothing was built since `arm`.
+    pub(crate) fn disarm(&self) -> bool {
+        lock(&self.slot).take().is_some()
+    }
+}
+
+impl InterceptorBuilder for TransportFeedbackBuilder {
+    fn build(&self, _id: &str) -> Result<Arc<dyn Interceptor + Send + Sync>> {
+        let events = lock(&self.slot).take();
+        Ok(Arc::new(TransportFeedback::new(events, 0)))
+    }
+}
+
+/// The interceptor of one PeerConnection; see the module documentation.
+pub(crate) struct TransportFeedback {
+    shared: Arc<Shared>,
+}
+
+/// State shared by the interceptor and the writers and readers it wrapped.
+struct Shared {
+    /// The next transport-wide sequence number.
+    next_seq: AtomicU16,
+    history: SendHistory,
+    /// Everything the RTCP path needs, locked once per RTCP batch (never per RTP packet).
+    rtcp: Mutex<RtcpState>,
+}
+
+struct RtcpState {
+    events: Option<UnboundedSender<TransportEvent>>,
+    /// Per `fb_pkt_count`: the last feedback seen with it (base sequence number, status count,
+    /// reference time), to drop the copies of one feedback handed to several readers.
+    seen: [Option<u64>; 256],
+    /// The last reference time, unwrapped from 24 bits.
+    reference: Option<i64>,
+    /// The connection's own media streams (RTX and other associated streams excluded) and the
+    /// last reception report about each.
+    locals: Vec<LocalStream>,
+}
+
+struct LocalStream {
+    ssrc: u32,
+    last: Option<ReportKey>,
+}
+
+/// The parts of a reception report that tell one report from the next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct ReportKey {
+    highest_seq: u32,
+    total_lost: u32,
+    last_sender_report: u32,
+    delay: u32,
+}
+
+impl ReportKey {
+    fn of(r: &ReceptionReport) -> Self {
+        Self {
+            highest_seq: r.last_sequence_number,
+            total_lost: r.total_lost,
+            last_sender_report: r.last_sender_report,
+            delay: r.delay,
+        }
+    }
+}
+
+impl TransportFeedback {
+    fn new(events: Option<UnboundedSender<TransportEvent>>, first_seq: u16) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                next_seq: AtomicU16::new(first_seq),
+                history: SendHistory::new(Instant::now()),
+                rtcp: Mutex::new(RtcpState {
+                    events,
+                    seen: [None; 256],
+                    reference: None,
+                    locals: Vec::new(),
+                }),
+            }),
+        }
+    }
+}
+
+impl Interceptor for TransportFeedback {
+    fn bind_rtcp_reader<'life0, 'async_trait>(
+        &'life0 self,
+        reader: Arc<dyn RTCPReader + Send + Sync>,
+    ) -> BoxFuture<'async_trait, Arc<dyn RTCPReader + Send + Sync>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let wrapped: Arc<dyn RTCPReader + Send + Sync> = Arc::new(FeedbackReader {
+            inner: reader,
+            shared: Arc::clone(&self.shared),
+        });
+        Box::pin(ready(wrapped))
+    }
+
+    fn bind_rtcp_writer<'life0, 'async_trait>(
+        &'life0 self,
+        writer: Arc<dyn RTCPWriter + Send + Sync>,
+    ) -> BoxFuture<'async_trait, Arc<dyn RTCPWriter + Send + Sync>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(ready(writer))
+    }
+
+    fn bind_local_stream<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        info: &'life1 StreamInfo,
+        writer: Arc<dyn RTPWriter + Send + Sync>,
+    ) -> BoxFuture<'async_trait, Arc<dyn RTPWriter + Send + Sync>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        if info.associated_stream.is_none() {
+            let mut rtcp = lock(&self.shared.rtcp);
+            if !rtcp.locals.iter().any(|l| l.ssrc == info.ssrc) {
+                rtcp.locals.push(LocalStream {
+                    ssrc: info.ssrc,
+                    last: None,
+                });
+            }
+        }
+        let ext_id = info
+            .rtp_header_extensions
+            .iter()
+            .find(|e| e.uri == TRANSPORT_CC_URI)
+            .and_then(|e| u8::try_from(e.id).ok())
+            .filter(|&id| id != 0);
+        let writer = match ext_id {
+            Some(ext_id) => Arc::new(SequencingWriter {
+                inner: writer,
+                ext_id,
+                shared: Arc::clone(&self.shared),
+            }),
+            None => writer,
+        };
+        Box::pin(ready(writer))
+    }
+
+    fn unbind_local_stream<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        info: &'life1 StreamInfo,
+    ) -> BoxFuture<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        lock(&self.shared.rtcp)
+            .locals
+            .retain(|l| l.ssrc != info.ssrc);
+        Box::pin(ready(()))
+    }
+
+    fn bind_remote_stream<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _info: &'life1 StreamInfo,
+        reader: Arc<dyn RTPReader + Send + Sync>,
+    ) -> BoxFuture<'async_trait, Arc<dyn RTPReader + Send + Sync>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(ready(reader))
+    }
+
+    fn unbind_remote_stream<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _info: &'life1 StreamInfo,
+    ) -> BoxFuture<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(ready(()))
+    }
+
+    /// Drops the events sender, so the owner's receiver ends.
+    fn close<'life0, 'async_trait>(&'life0 self) -> BoxFuture<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        lock(&self.shared.rtcp).events = None;
+        Box::pin(ready(Ok(())))
+    }
+}
+
+/// Numbers and records the packets of one local stream that negotiated transport-wide cc.
+struct SequencingWriter {
+    inner: Arc<dyn RTPWriter + Send + Sync>,
+    ext_id: u8,
+    shared: Arc<Shared>,
+}
+
+impl RTPWriter for SequencingWriter {
+    fn write<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        pkt: &'life1 RtpPacket,
+        attributes: &'life2 Attributes,
+    ) -> BoxFuture<'async_trait, Result<usize>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+            let Some(numbered) = with_sequence(pkt, self.ext_id, seq) else {
+                // An id the packet's extension profile cannot carry: send it as it is. The
+                // number stays unused, which the feedback reports as a packet the history
+                // never had.
+                return self.inner.write(pkt, attributes).await;
+            };
+            let recorded = self
+                .shared
+                .history
+                .record(seq, numbered.marshal_size(), Instant::now());
+            let written = self.inner.write(&numbered, attributes).await;
+            if written.is_err() {
+                // Never left: its feedback must not count it as lost.
+                self.shared.history.forget(seq, recorded);
+            }
+            written
+        })
+    }
+}
+
+/// `pkt` with the transport-wide sequence number `seq` in extension `ext_id`: one allocation for
+/// the header's extension list (sized for the added extension) and one for the 2-byte payload.
+fn with_sequence(pkt: &RtpPacket, ext_id: u8, seq: u16) -> Option<RtpPacket> {
+    let payload = TransportCcExtension {
+        transport_sequence: seq,
+    }
+    .marshal()
+    .ok()?;
+    let h = &pkt.header;
+    let mut extensions = Vec::with_capacity(h.extensions.len() + 1);
+    extensions.extend(h.extensions.iter().cloned());
+    let mut header = Header {
+        version: h.version,
+        padding: h.padding,
+        extension: h.extension,
+        marker: h.marker,
+        payload_type: h.payload_type,
+        sequence_number: h.sequence_number,
+        timestamp: h.timestamp,
+        ssrc: h.ssrc,
+        csrc: h.csrc.clone(),
+        extension_profile: h.extension_profile,
+        extensions,
+        extensions_padding: h.extensions_padding,
+    };
+    header.set_extension(ext_id, payload).ok()?;
+    Some(RtpPacket {
+        header,
+        payload: pkt.payload.clone(),
+    })
+}
+
+/// Surfaces the transport feedback and loss in each RTCP batch a reader returns.
+struct FeedbackReader {
+    inner: Arc<dyn RTCPReader + Send + Sync>,
+    shared: Arc<Shared>,
+}
+
+impl RTCPReader for FeedbackReader {
+    fn read<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        buf: &'life1 mut [u8],
+        attributes: &'life2 Attributes,
+    ) -> BoxFuture<'async_trait, Result<(RtcpBatch, Attributes)>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let (packets, attributes) = self.inner.read(buf, attributes).await?;
+            self.shared.observe(&packets, Instant::now());
+            Ok((packets, attributes))
+        })
+    }
+}
+
+impl Shared {
+    /// Delivers what one RTCP batch says about the downlink, unless another reader already did.
+    fn observe(&self, packets: &[Box<dyn RtcpPacket + Send + Sync>], now: Instant) {
+        let mut guard = lock(&self.rtcp);
+        let state = &mut *guard;
+        let Some(events) = &state.events else {
+            return;
+        };
+        let mut loss = LossAccumulator::default();
+        for packet in packets {
+            let any = packet.as_any();
+            if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
+                let key = u64::from(cc.base_sequence_number) << 40
+                    | u64::from(cc.packet_status_count) << 24
+                    | u64::from(cc.reference_time & 0xFF_FFFF);
+                let seen = &mut state.seen[usize::from(cc.fb_pkt_count)];
+                if *seen == Some(key) {
+                    continue;
+                }
+                *seen = Some(key);
+                let reference = unwrap_reference(&mut state.reference, cc.reference_time);
+                let results = decode(cc, reference * REFERENCE_TIME_UNIT_US, |seq| {
+                    self.history.lookup(seq, now)
+                });
+                if !results.is_empty() {
+                    let _ = events.send(TransportEvent::Feedback(results));
+                }
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                loss.add(&mut state.locals, &rr.reports);
+            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                // A subscriber that also publishes sends its reports in sender reports.
+                loss.add(&mut state.locals, &sr.reports);
+            }
+        }
+        if let Some(fraction) = loss.fraction_lost() {
+            let _ = events.send(TransportEvent::LossReport(fraction));
+        }
+    }
+}
+
+/// Combines the fresh reception reports of one batch about the connection's own streams.
+#[derive(Default)]
+struct LossAccumulator {
+    /// Σ fraction_lost × packets expected since the previous report, over reports with a
+    /// previous one.
+    weighted: u64,
+    expected: u64,
+    /// The largest fraction lost, for when no report says how many packets it covers.
+    max: Option<u8>,
+}
+
+impl LossAccumulator {
+    fn add(&mut self, locals: &mut [LocalStream], reports: &[ReceptionReport]) {
+        for report in reports {
+            let Some(local) = locals.iter_mut().find(|l| l.ssrc == report.ssrc) else {
+                continue;
+            };
+            let key = ReportKey::of(report);
+            if local.last == Some(key) {
+                continue; // another reader's copy of the same report
+            }
+            if let Some(last) = local.last {
+                let expected = key.highest_seq.wrapping_sub(last.highest_seq);
+                // Backwards or absurd jumps (a reordered report, a restarted stream) say nothing
+                // about how many packets this fraction covers.
+                if expected < 1 << 16 {
+                    self.weighted += u64::from(report.fraction_lost) * u64::from(expected);
+                    self.expected += u64::from(expected);
+                }
+            }
+            local.last = Some(key);
+            self.max = self.max.max(Some(report.fraction_lost));
+        }
+    }
+
+    fn fraction_lost(&self) -> Option<u8> {
+        let max = self.max?;
+        if self.expected == 0 {
+            return Some(max);
+        }
+        Some(((self.weighted + self.expected / 2) / self.expected).min(255) as u8)
+    }
+}
+
+/// Unwraps a 24-bit reference time against the previous one. The first is offset by one full
+/// range so that arrival times (which negative deltas may take below the reference) stay positive.
+fn unwrap_reference(last: &mut Option<i64>, raw: u32) -> i64 {
+    let raw = i64::from(raw) & (REFERENCE_TIME_RANGE - 1);
+    let full = match *last {
+        None => REFERENCE_TIME_RANGE + raw,
+        Some(last) => {
+            let mut diff = (raw - last).rem_euclid(REFERENCE_TIME_RANGE);
+            if diff >= REFERENCE_TIME_RANGE / 2 {
+                diff -= REFERENCE_TIME_RANGE;
+            }
+            last + diff
+        }
+    };
+    *last = Some(full);
+    full
+}
+
+/// The packet status symbols of a feedback, one per reported sequence number from its base.
+/// webrtc-rs already maps 1-bit status-vector symbols onto the 2-bit ones (1 = received, small
+/// delta) and keeps a status vector's unused tail symbols, hence the cut at the status count.
+fn symbols(cc: &TransportLayerCc) -> impl Iterator<Item = SymbolTypeTcc> + '_ {
+    cc.packet_chunks
+        .iter()
+        .flat_map(|chunk| {
+            let (run, vector) = match chunk {
+                PacketStatusChunk::RunLengthChunk(c) => (
+                    Some(repeat_n(c.packet_status_symbol, usize::from(c.run_length))),
+                    None,
+                ),
+                PacketStatusChunk::StatusVectorChunk(c) => {
+                    (None, Some(c.symbol_list.iter().copied()))
+                }
+            };
+            run.into_iter()
+                .flatten()
+                .chain(vector.into_iter().flatten())
+        })
+        .take(usize::from(cc.packet_status_count))
+}
+
+/// The results of one feedback in transport sequence order. `reference_us` is its reference time
+/// in microseconds; `lookup` gives a sequence number's send time and size, if still known.
+fn decode(
+    cc: &TransportLayerCc,
+    reference_us: i64,
+    lookup: impl Fn(u16) -> Option<(Instant, u16)>,
+) -> Vec<PacketResult> {
+    let mut results = Vec::with_capacity(usize::from(cc.packet_status_count));
+    let mut deltas = cc.recv_deltas.iter();
+    let mut arrival_us = reference_us;
+    let mut seq = cc.base_sequence_number;
+    for symbol in symbols(cc) {
+        let this = seq;
+        seq = seq.wrapping_add(1);
+        let arrived_at = match symbol {
+            SymbolTypeTcc::PacketNotReceived => None,
+            SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta => {
+                // webrtc-rs's deltas are already microseconds (its 250 µs ticks multiplied out).
+                let Some(delta) = deltas.next() else {
+                    break; // fewer deltas than received packets: malformed
+                };
+                arrival_us += delta.delta;
+                Some(Duration::from_micros(arrival_us.max(0) as u64))
+            }
+            // The reserved symbol: received, but with no time to place it; neither arrived nor lost.
+            SymbolTypeTcc::PacketReceivedWithoutDelta => continue,
+        };
+        if let Some((sent_at, size)) = lookup(this) {
+            results.push(PacketResult {
+                sent_at,
+                size: u32::from(size),
+                arrived_at,
+            });
+        }
+    }
+    results
+}
+
+/// Send time and size of the last [`HISTORY_SLOTS`] transport sequence numbers, lock-free. Each
+/// slot packs sequence number (16 bits), size (16 bits, 0 = empty) and the low 32 bits of the
+/// microseconds since `origin` (which wrap every 71 minutes: a slot is read back as the latest
+/// such time not after the lookup, so entries up to 71 minutes old read right).
+struct SendHistory {
+    origin: Instant,
+    slots: Box<[AtomicU64]>,
+}
+
+impl SendHistory {
+    fn new(origin: Instant) -> Self {
+        Self {
+            origin,
+            slots: (0..HISTORY_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(&self, seq: u16) -> &AtomicU64 {
+        &self.slots[usize::from(seq) % HISTORY_SLOTS]
+    }
+
+    /// Records `seq`, replacing whatever its slot held; returns the stored value for `forget`.
+    fn record(&self, seq: u16, size: usize, at: Instant) -> u64 {
+        let size = size.clamp(1, usize::from(u16::MAX)) as u64;
+        let micros = at.saturating_duration_since(self.origin).as_micros() as u32;
+        let packed = u64::from(seq) << 48 | size << 32 | u64::from(micros);
+        self.slot(seq).store(packed, Ordering::Relaxed);
+        packed
+    }
+
+    /// Empties `seq`'s slot if it still holds what `record` returned.
+    fn forget(&self, seq: u16, recorded: u64) {
+        let _ = self
+            .slot(seq)
+            .compare_exchange(recorded, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Send time and size of `seq`, unless its slot is empty or holds another sequence number.
+    fn lookup(&self, seq: u16, now: Instant) -> Option<(Instant, u16)> {
+        let packed = self.slot(seq).load(Ordering::Relaxed);
+        let size = (packed >> 32) as u16;
+        if size == 0 || (packed >> 48) as u16 != seq {
+            return None;
+        }
+        let now_us = now.saturating_duration_since(self.origin).as_micros() as u64;
+        let age_us = u64::from((now_us as u32).wrapping_sub(packed as u32));
+        let sent_us = now_us.checked_sub(age_us)?;
+        Some((self.origin + Duration::from_micros(sent_us), size))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver};
+    use webrtc::interceptor::stream_info::{AssociatedStreamInfo, RTPHeaderExtension};
+    use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
+        RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
+    };
+    use webrtc::util::marshal::Unmarshal;
+
+    use SymbolTypeTcc::{
+        PacketNotReceived as Lost, PacketReceivedLargeDelta as Large,
+        PacketReceivedSmallDelta as Small,
+    };
+
+    /// Captures what reaches it; fails every write when `fail` is set.
+    #[derive(Default)]
+    struct CaptureWriter {
+        packets: Mutex<Vec<RtpPacket>>,
+        fail: bool,
+    }
+
+    impl RTPWriter for CaptureWriter {
+        fn write<'life0, 'life1, 'life2, 'async_trait>(
+            &'life0 self,
+            pkt: &'life1 RtpPacket,
+            _attributes: &'life2 Attributes,
+        ) -> BoxFuture<'async_trait, Result<usize>>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            Self: 'async_trait,
+        {
+            let result = if self.fail {
+                Err(Error::ErrInvalidNextRtpWriter)
+            } else {
+                lock(&self.packets).push(pkt.clone());
+                Ok(pkt.marshal_size())
+            };
+            Box::pin(ready(result))
+        }
+    }
+
+    /// Returns the same RTCP batch on every read.
+    struct FixedReader(RtcpBatch);
+
+    impl RTCPReader for FixedReader {
+        fn read<'life0, 'life1, 'life2, 'async_trait>(
+            &'life0 self,
+            _buf: &'life1 mut [u8],
+            attributes: &'life2 Attributes,
+        ) -> BoxFuture<'async_trait, Result<(RtcpBatch, Attributes)>>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            Self: 'async_trait,
+        {
+            let batch = self.0.iter().map(|p| p.cloned()).collect();
+            Box::pin(ready(Ok((batch, attributes.clone()))))
+        }
+    }
+
+    fn interceptor(first_seq: u16) -> (TransportFeedback, UnboundedReceiver<TransportEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (TransportFeedback::new(Some(tx), first_seq), rx)
+    }
+
+    fn stream(ssrc: u32, twcc_id: Option<isize>) -> StreamInfo {
+        let mut rtp_header_extensions = vec![RTPHeaderExtension {
+            uri: webrtc::sdp::extmap::SDES_MID_URI.to_owned(),
+            id: 1,
+        }];
+        if let Some(id) = twcc_id {
+            rtp_header_extensions.push(RTPHeaderExtension {
+                uri: TRANSPORT_CC_URI.to_owned(),
+                id,
+            });
+        }
+        StreamInfo {
+            ssrc,
+            rtp_header_extensions,
+            ..Default::default()
+        }
+    }
+
+    fn rtp(ssrc: u32, sequence_number: u16, payload_len: usize) -> RtpPacket {
+        let mut packet = RtpPacket {
+            header: Header {
+                version: 2,
+                payload_type: 96,
+                sequence_number,
+                timestamp: 90_000,
+                ssrc,
+                ..Default::default()
+            },
+            payload: vec![0xAB; payload_len].into(),
+        };
+        // As TrackLocalStaticRTP sends it: with a MID extension already set.
+        packet.header.set_extension(1, "0".into()).unwrap();
+        packet
+    }
+
+    fn transport_seq(packet: &RtpPacket, id: u8) -> u16 {
+        let mut payload = packet
+            .header
+            .get_extension(id)
+            .expect("no transport-cc extension");
+        TransportCcExtension::unmarshal(&mut payload)
+            .unwrap()
+            .transport_sequence
+    }
+
+    /// `cc` through webrtc-rs's own marshal and unmarshal, as it arrives off the wire.
+    fn wire(cc: TransportLayerCc) -> TransportLayerCc {
+        let bytes = cc.marshal().unwrap();
+        TransportLayerCc::unmarshal(&mut bytes.clone()).unwrap()
+    }
+
+    fn run(symbol: SymbolTypeTcc, run_length: u16) -> PacketStatusChunk {
+        PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+            packet_status_symbol: symbol,
+            run_length,
+        })
+    }
+
+    fn vector(symbol_size: SymbolSizeTypeTcc, symbols: &[SymbolTypeTcc]) -> PacketStatusChunk {
+        let len = match symbol_size {
+            SymbolSizeTypeTcc::OneBit => 14,
+            SymbolSizeTypeTcc::TwoBit => 7,
+        };
+        let mut symbol_list = symbols.to_vec();
+        symbol_list.resize(len, Lost);
+        PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+            type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+            symbol_size,
+            symbol_list,
+        })
+    }
+
+    fn delta(type_tcc_packet: SymbolTypeTcc, delta: i64) -> RecvDelta {
+        RecvDelta {
+            type_tcc_packet,
+            delta,
+        }
+    }
+
+    fn batch(packets: Vec<Box<dyn RtcpPacket + Send + Sync>>) -> RtcpBatch {
+        packets
+    }
+
+    fn feedbacks(rx: &mut UnboundedReceiver<TransportEvent>) -> Vec<TransportEvent> {
+        let mut out = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            out.push(event);
+        }
+        out
+    }
+
+    fn arrivals(results: &[PacketResult]) -> Vec<Option<Duration>> {
+        results.iter().map(|r| r.arrived_at).collect()
+    }
+
+    fn diff(a: Option<Duration>, b: Option<Duration>) -> i64 {
+        b.unwrap().as_micros() as i64 - a.unwrap().as_micros() as i64
+    }
+
+    #[test]
+    fn the_send_history_packs_and_finds_entries_and_reports_an_overwritten_slot_as_unknown() {
+        let origin = Instant::now();
+        let history = SendHistory::new(origin);
+        let sent = origin + Duration::from_micros(1_234_567);
+        let now = sent + Duration::from_millis(80);
+
+        assert_eq!(history.lookup(7, now), None, "empty slot");
+        history.record(7, 1_200, sent);
+        assert_eq!(history.lookup(7, now), Some((sent, 1_200)));
+        // Same slot, other sequence number: not 7's entry.
+        assert_eq!(history.lookup(7 + HISTORY_SLOTS as u16, now), None);
+
+        let later = sent + Duration::from_millis(5);
+        history.record(7 + HISTORY_SLOTS as u16, 80, later);
+        assert_eq!(history.lookup(7, now), None, "overwritten");
+        assert_eq!(
+            history.lookup(7 + HISTORY_SLOTS as u16, now),
+            Some((later, 80))
+        );
+
+        // Sizes beyond 16 bits saturate; zero-size packets still count as recorded.
+        history.record(8, 100_000, sent);
+        assert_eq!(history.lookup(8, now), Some((sent, u16::MAX)));
+        history.record(9, 0, sent);
+        assert_eq!(history.lookup(9, now), Some((sent, 1)));
+
+        // A forgotten entry is unknown; forgetting an outdated one leaves the newer in place.
+        let recorded = history.record(10, 500, sent);
+        history.forget(10, recorded);
+        assert_eq!(history.lookup(10, now), None);
+        let old = history.record(11, 500, sent);
+        history.record(11, 600, later);
+        history.forget(11, old);
+        assert_eq!(history.lookup(11, now), Some((later, 600)));
+    }
+
+    #[test]
+    fn the_send_history_reads_times_right_across_the_32_bit_microsecond_wrap() {
+        let origin = Instant::now();
+        let history = SendHistory::new(origin);
+        let sent = origin + Duration::from_micros(u64::from(u32::MAX) - 1_000);
+        history.record(1, 100, sent);
+        let now = sent + Duration::from_millis(3);
+        assert_eq!(history.lookup(1, now), Some((sent, 100)));
+    }
+
+    #[test]
+    fn a_twcc_feedback_through_webrtc_rs_marshal_and_unmarshal_decodes_into_the_right_results() {
+        let (twcc, mut rx) = interceptor(0);
+        let origin = twcc.shared.history.origin;
+        let sent = |seq: u16| origin + Duration::from_millis(u64::from(seq) * 3);
+        // 100..=107 sent; 107 is later overwritten by 107 + 4096 (history no longer holds it);
+        // 108 never sent.
+        for seq in 100..=107u16 {
+            twcc.shared
+                .history
+                .record(seq, 1_000 + usize::from(seq), sent(seq));
+        }
+        twcc.shared
+            .history
+            .record(107 + HISTORY_SLOTS as u16, 50, sent(107));
+
+        let cc = wire(TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_sequence_number: 100,
+            packet_status_count: 9,
+            reference_time: 1_000,
+            fb_pkt_count: 3,
+            packet_chunks: vec![
+                // 100, 101, 102 received
+                run(Small, 3),
+                // 103 large, 104 lost, 105 small, 106 large, 107 small, 108 small, then the
+                // vector's tail beyond the status count
+                vector(
+                    SymbolSizeTypeTcc::TwoBit,
+                    &[Large, Lost, Small, Large, Small, Small],
+                ),
+            ],
+            recv_deltas: vec![
+                delta(Small, 250),
+                delta(Small, 1_000),
+                delta(Small, 63_750),
+                delta(Large, -2_000),
+                delta(Small, 500),
+                delta(Large, 100_000),
+                delta(Small, 750),
+                delta(Small, 250),
+            ],
+        });
+        assert_eq!(cc.recv_deltas[3].delta, -2_000, "deltas come back in µs");
+
+        twcc.shared.observe(
+            &batch(vec![Box::new(cc)]),
+            sent(107) + Duration::from_millis(50),
+        );
+        let events = feedbacks(&mut rx);
+        let [TransportEvent::Feedback(results)] = events.as_slice() else {
+            panic!("expected one feedback, got {events:?}");
+        };
+        // 100..=106 (107 and 108 unknown), in sequence order.
+        assert_eq!(results.len(), 7);
+        for (result, seq) in results.iter().zip(100u16..) {
+            assert_eq!(result.sent_at, sent(seq), "send time of {seq}");
+            assert_eq!(result.size, 1_000 + u32::from(seq), "size of {seq}");
+        }
+        let at = arrivals(results);
+        assert_eq!(at[4], None, "104 was lost");
+        assert!(at.iter().enumerate().all(|(i, a)| a.is_some() == (i != 4)));
+        assert_eq!(diff(at[0], at[1]), 1_000);
+        assert_eq!(diff(at[1], at[2]), 63_750);
+        assert_eq!(diff(at[2], at[3]), -2_000);
+        assert_eq!(diff(at[3], at[5]), 500);
+        assert_eq!(diff(at[5], at[6]), 100_000);
+        // The first delta is from the reference time (64 ms units, offset by one 24-bit range).
+        assert_eq!(
+            at[0].unwrap().as_micros() as i64,
+            ((1 << 24) + 1_000) * 64_000 + 250
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_sequence_numbers_and_feedback_wrap_around_at_65536() {
+        let (twcc, mut rx) = interceptor(65_534);
+        let capture = Arc::new(CaptureWriter::default());
+        let writer = twcc
+            .bind_local_stream(&stream(10, Some(4)), capture.clone())
+            .await;
+        for i in 0..4u16 {
+            writer
+                .write(&rtp(10, i, 100 + usize::from(i)), &Attributes::new())
+                .await
+                .unwrap();
+        }
+        let sent = lock(&capture.packets).clone();
+        let seqs: Vec<u16> = sent.iter().map(|p| transport_seq(p, 4)).collect();
+        assert_eq!(seqs, [65_534, 65_535, 0, 1]);
+
+        // 1-bit status vector: received, received, lost, received.
+        let cc = wire(TransportLayerCc {
+            media_ssrc: 10,
+            base_sequence_number: 65_534,
+            packet_status_count: 4,
+            reference_time: 7,
+            fb_pkt_count: 0,
+            packet_chunks: vec![vector(
+                SymbolSizeTypeTcc::OneBit,
+                &[Small, Small, Lost, Small],
+            )],
+            recv_deltas: vec![
+                delta(Small, 2_000),
+                delta(Small, 1_250),
+                delta(Small, 4_000),
+            ],
+            ..Default::default()
+        });
+        twcc.shared
+            .observe(&batch(vec![Box::new(cc)]), Instant::now());
+        let events = feedbacks(&mut rx);
+        let [TransportEvent::Feedback(results)] = events.as_slice() else {
+            panic!("expected one feedback, got {events:?}");
+        };
+        let sizes: Vec<u32> = results.iter().map(|r| r.size).collect();
+        let expected: Vec<u32> = sent.iter().map(|p| p.marshal_size() as u32).collect();
+        assert_eq!(sizes, expected);
+        assert!(results.windows(2).all(|w| w[0].sent_at <= w[1].sent_at));
+        let at = arrivals(results);
+        assert_eq!(at[2], None);
+        assert_eq!(diff(at[0], at[1]), 1_250);
+        assert_eq!(diff(at[1], at[3]), 4_000);
+    }
+
+    #[tokio::test]
+    async fn a_feedback_read_by_several_senders_with_the_same_fb_pkt_count_is_delivered_once() {
+        let builder = TransportFeedbackBuilder::new();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        builder.arm(tx);
+        let twcc = builder.build("").unwrap();
+        assert!(!builder.disarm(), "build took the sender");
+
+        let writer = twcc
+            .bind_local_stream(&stream(10, Some(4)), Arc::new(CaptureWriter::default()))
+            .await;
+        for i in 0..3 {
+            writer
+                .write(&rtp(10, i, 500), &Attributes::new())
+                .await
+                .unwrap();
+        }
+        let feedback = |fb_pkt_count: u8, base: u16| TransportLayerCc {
+            media_ssrc: 10,
+            base_sequence_number: base,
+            packet_status_count: 1,
+            reference_time: 1,
+            fb_pkt_count,
+            packet_chunks: vec![run(Small, 1)],
+            recv_deltas: vec![delta(Small, 1_000)],
+            ..Default::default()
+        };
+        let compound = batch(vec![Box::new(feedback(9, 0))]);
+        // Two senders of the connection read the same compound.
+        let a = twcc
+            .bind_rtcp_reader(Arc::new(FixedReader(compound.clone())))
+            .await;
+        let b = twcc.bind_rtcp_reader(Arc::new(FixedReader(compound))).await;
+        let mut buf = [0u8; 1500];
+        let (packets, _) = a.read(&mut buf, &Attributes::new()).await.unwrap();
+        assert_eq!(packets.len(), 1, "the batch passes through");
+        b.read(&mut buf, &Attributes::new()).await.unwrap();
+        a.read(&mut buf, &Attributes::new()).await.unwrap();
+        assert_eq!(feedbacks(&mut rx).len(), 1);
+
+        // The next feedback, and one reusing a count for other packets (after the 8-bit wrap),
+        // both get through.
+        let next = FixedReader(batch(vec![Box::new(feedback(10, 1))]));
+        twcc.bind_rtcp_reader(Arc::new(next))
+            .await
+            .read(&mut buf, &Attributes::new())
+            .await
+            .unwrap();
+        let reused = FixedReader(batch(vec![Box::new(feedback(9, 2))]));
+        twcc.bind_rtcp_reader(Arc::new(reused))
+            .await
+            .read(&mut buf, &Attributes::new())
+            .await
+            .unwrap();
+        assert_eq!(feedbacks(&mut rx).len(), 2);
+
+        // Closing drops the sender: the owner's receiver ends.
+        twcc.close().await.unwrap();
+        drop((a, b, writer, twcc));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn the_writer_numbers_packets_of_two_streams_consecutively_with_each_streams_extension_id(
+    ) {
+        let (twcc, _rx) = interceptor(0);
+        let video = Arc::new(CaptureWriter::default());
+        let audio = Arc::new(CaptureWriter::default());
+        let video_writer = twcc
+            .bind_local_stream(&stream(10, Some(5)), video.clone())
+            .await;
+        let audio_writer = twcc
+            .bind_local_stream(&stream(20, Some(3)), audio.clone())
+            .await;
+
+        let before = Instant::now();
+        video_writer
+            .write(&rtp(10, 1, 1_000), &Attributes::new())
+            .await
+            .unwrap();
+        audio_writer
+            .write(&rtp(20, 1, 60), &Attributes::new())
+            .await
+            .unwrap();
+        video_writer
+            .write(&rtp(10, 2, 900), &Attributes::new())
+            .await
+            .unwrap();
+        let after = Instant::now();
+
+        let video = lock(&video.packets).clone();
+        let audio = lock(&audio.packets).clone();
+        assert_eq!(
+            video
+                .iter()
+                .map(|p| transport_seq(p, 5))
+                .collect::<Vec<_>>(),
+            [0, 2]
+        );
+        assert_eq!(
+            audio
+                .iter()
+                .map(|p| transport_seq(p, 3))
+                .collect::<Vec<_>>(),
+            [1]
+        );
+        assert_eq!(audio[0].header.get_extension(5), None);
+        let originals = [rtp(10, 1, 1_000), rtp(10, 2, 900), rtp(20, 1, 60)];
+        for (packet, original) in video.iter().chain(&audio).zip(&originals) {
+            // The rest of the packet is untouched, the MID extension included.
+            let mut stripped = packet.clone();
+            let id = if packet.header.ssrc == 10 { 5 } else { 3 };
+            stripped.header.del_extension(id).unwrap();
+            assert_eq!(stripped.header.extensions, original.header.extensions);
+            assert_eq!(
+                stripped.header.sequence_number,
+                original.header.sequence_number
+            );
+            assert_eq!(stripped.payload, original.payload);
+            // And it marshals to the size the history records.
+            assert_eq!(packet.marshal().unwrap().len(), packet.marshal_size());
+        }
+        for (seq, packet) in [(0, &video[0]), (1, &audio[0]), (2, &video[1])] {
+            let (sent_at, size) = twcc.shared.history.lookup(seq, Instant::now()).unwrap();
+            assert_eq!(usize::from(size), packet.marshal_size(), "size of {seq}");
+            // Microsecond resolution: allow the truncation below `before`.
+            assert!(sent_at + Duration::from_micros(1) >= before && sent_at <= after);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_the_extension_passes_through_unchanged() {
+        let (twcc, _rx) = interceptor(0);
+        let capture = Arc::new(CaptureWriter::default());
+        let writer = twcc
+            .bind_local_stream(&stream(10, None), capture.clone())
+            .await;
+        let packet = rtp(10, 1, 300);
+        writer.write(&packet, &Attributes::new()).await.unwrap();
+        assert_eq!(lock(&capture.packets).as_slice(), [packet]);
+        assert_eq!(twcc.shared.next_seq.load(Ordering::Relaxed), 0);
+        assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
+    }
+
+    #[tokio::test]
+    async fn a_packet_the_inner_writer_failed_to_send_is_forgotten() {
+        let (twcc, _rx) = interceptor(0);
+        let failing = Arc::new(CaptureWriter {
+            fail: true,
+            ..Default::default()
+        });
+        let writer = twcc.bind_local_stream(&stream(10, Some(4)), failing).await;
+        assert!(writer
+            .write(&rtp(10, 1, 300), &Attributes::new())
+            .await
+            .is_err());
+        assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
+    }
+
+    #[tokio::test]
+    async fn receiver_reports_about_own_streams_give_one_loss_report_per_batch() {
+        let (twcc, mut rx) = interceptor(0);
+        for info in [stream(10, Some(4)), stream(20, None)] {
+            twcc.bind_local_stream(&info, Arc::new(CaptureWriter::default()))
+                .await;
+        }
+        let mut rtx = stream(30, Some(4));
+        rtx.associated_stream = Some(AssociatedStreamInfo {
+            ssrc: 10,
+            payload_type: 96,
+        });
+        twcc.bind_local_stream(&rtx, Arc::new(CaptureWriter::default()))
+            .await;
+
+        let report = |ssrc: u32, fraction_lost: u8, highest: u32| ReceptionReport {
+            ssrc,
+            fraction_lost,
+            last_sequence_number: highest,
+            ..Default::default()
+        };
+        let rr = |reports: Vec<ReceptionReport>| -> Box<dyn RtcpPacket + Send + Sync> {
+            Box::new(ReceiverReport {
+                ssrc: 99,
+                reports,
+                ..Default::default()
+            })
+        };
+
+        // First reports: no interval known yet, so the largest fraction. Unknown SSRCs (another
+        // server's, the RTX stream's) do not count.
+        let first = batch(vec![
+            rr(vec![report(10, 10, 1_000), report(20, 40, 500)]),
+            rr(vec![report(77, 200, 1), report(30, 250, 1)]),
+        ]);
+        twcc.shared.observe(&first, Instant::now());
+        // A second reader's copy of the same batch says nothing new.
+        twcc.shared.observe(&first, Instant::now());
+        assert_eq!(feedbacks(&mut rx), [TransportEvent::LossReport(40)]);
+
+        // Then weighted by packets expected: 300 video at 20, 100 audio at 0 -> 15.
+        let second = batch(vec![rr(vec![report(10, 20, 1_300), report(20, 0, 600)])]);
+        twcc.shared.observe(&second, Instant::now());
+        assert_eq!(feedbacks(&mut rx), [TransportEvent::LossReport(15)]);
+
+        // Unbound streams are no longer ours.
+        twcc.unbind_local_stream(&stream(10, Some(4))).await;
+        twcc.unbind_local_stream(&stream(20, None)).await;
+        let third = batch(vec![rr(vec![report(10, 20, 1_600), report(20, 0, 700)])]);
+        twcc.shared.observe(&third, Instant::now());
+        assert_eq!(feedbacks(&mut rx), []);
+    }
+
+    #[test]
+    fn the_24_bit_reference_time_unwraps_across_its_wrap() {
+        let mut last = None;
+        let top = REFERENCE_TIME_RANGE - 2;
+        assert_eq!(
+            unwrap_reference(&mut last, top as u32),
+            REFERENCE_TIME_RANGE + top
+        );
+        assert_eq!(unwrap_reference(&mut last, 1), 2 * REFERENCE_TIME_RANGE + 1);
+        // A late feedback from before the wrap.
+        assert_eq!(
+            unwrap_reference(&mut last, top as u32),
+            REFERENCE_TIME_RANGE + top
+        );
+    }
+}
