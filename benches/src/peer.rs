@@ -28,7 +28,9 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
@@ -83,6 +85,16 @@ impl PeerFactory {
     pub fn new() -> Result<Self> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
+        // Browsers negotiate transport-wide sequence numbers, so the server stamps every packet
+        // it forwards them and keeps its send time: the generator negotiates them too, so that
+        // cost is in the figures. It sends no feedback (it registers no interceptors), so the
+        // server's estimate stays where it starts and no forwarded track is paused.
+        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+            let extension = RTCRtpHeaderExtensionCapability {
+                uri: webrtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            };
+            media.register_header_extension(extension, kind, None)?;
+        }
         let mut settings = SettingEngine::default();
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
         settings.set_include_loopback_candidate(true);

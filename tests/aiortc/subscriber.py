@@ -2,8 +2,9 @@
 
 Joins a room over roomcast's signaling protocol (docs/protocol.md) with receive-only audio and
 video, answers the server's offers, decodes every video track it is sent for a while, and prints
-one JSON object: per forwarded video track id, the frames decoded and when the first one came
-(seconds after the track arrived). Used by tests/e2e/aiortc.test.js.
+one JSON object: per forwarded video track id, the frames decoded and when the first one came:
+seconds after media could first flow to it (the later of the track's arrival in an offer and the
+connection's coming up). Used by tests/e2e/aiortc.test.js.
 
     python3 subscriber.py ws://127.0.0.1:PORT/ws ROOM SECONDS
 """
@@ -21,15 +22,18 @@ from aiortc.sdp import candidate_from_sdp
 class Decoded:
     """What one remote video track decoded."""
 
-    def __init__(self):
+    def __init__(self, connected):
         self.arrived = time.monotonic()
+        self.connected = connected
         self.frames = 0
         self.first_after = None
 
     def frame(self):
         self.frames += 1
         if self.first_after is None:
-            self.first_after = time.monotonic() - self.arrived
+            now = time.monotonic()
+            could_flow = max(self.arrived, self.connected.get("at", now))
+            self.first_after = now - could_flow
 
 
 async def decode(track, decoded):
@@ -63,11 +67,17 @@ async def main(url, room, seconds):
     pc.addTransceiver("audio", direction="recvonly")
     pc.addTransceiver("video", direction="recvonly")
     videos = {}
+    connected = {}
+
+    @pc.on("connectionstatechange")
+    def on_state():
+        if pc.connectionState == "connected":
+            connected.setdefault("at", time.monotonic())
 
     @pc.on("track")
     def on_track(track):
         if track.kind == "video":
-            videos[track.id] = Decoded()
+            videos[track.id] = Decoded(connected)
             asyncio.ensure_future(decode(track, videos[track.id]))
 
     async with websockets.connect(url, origin=url.replace("ws://", "http://").rsplit("/", 1)[0]) as ws:
