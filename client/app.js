@@ -76,9 +76,30 @@ function onTrack({ track, streams }) {
   const { tile: el } = state.participants.get(stream.id);
   const video = el.querySelector('video');
   if (video.srcObject !== stream) video.srcObject = stream;
-  if (track.kind === 'video') track.onunmute = () => el.classList.remove('waiting');
+  if (track.kind === 'video') {
+    track.onunmute = () => el.classList.remove('waiting');
+    reportVisibility(video, track);
+  }
   video.play().catch(() => {});
   log('track', track.kind, 'from', stream.id);
+}
+
+// Tells the server whether each remote video can be seen, so a tile out of sight (scrolled
+// away, hidden) costs no bandwidth; shown again, its video resumes at once (docs/protocol.md,
+// track_settings).
+function reportVisibility(video, track) {
+  let sent = null;
+  let timer = null;
+  const observer = new IntersectionObserver(([entry]) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (entry.isIntersecting === sent) return;
+      sent = entry.isIntersecting;
+      send({ type: 'track_settings', track: track.id, visible: sent });
+    }, 100);
+  });
+  observer.observe(video);
+  track.addEventListener('ended', () => observer.disconnect());
 }
 
 function showDescriptions() {

@@ -32,6 +32,8 @@ pub enum SignalError {
     SdpTooLarge { size: usize, max: usize },
     #[error("more than {0} ICE candidates from one participant")]
     TooManyCandidates(usize),
+    #[error("no forwarded track {0:?}")]
+    UnknownTrack(String),
 }
 
 impl SignalError {
@@ -43,6 +45,7 @@ impl SignalError {
             SignalError::WrongState(_) => "wrong_state",
             SignalError::SdpTooLarge { .. } => "too_large",
             SignalError::TooManyCandidates(_) => "too_many_candidates",
+            SignalError::UnknownTrack(_) => "unknown_track",
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::stats::ConnectionState;
 use crate::subscription::Subscription;
 use crate::{
     Grants, IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal,
-    SignalError,
+    SignalError, TrackSettings,
 };
 
 /// Signals a client may have in flight before the edge waits.
@@ -158,12 +158,28 @@ impl Participant {
             Signal::Offer(sdp) => self.on_offer(sdp).await,
             Signal::Answer(sdp) => self.on_answer(sdp).await,
             Signal::Candidate(Some(candidate)) => self.on_candidate(candidate).await,
+            Signal::TrackSettings(settings) => self.on_track_settings(settings),
             Signal::Candidate(None) | Signal::Leave => Ok(()),
         };
         if let Err(error) = result {
             // The edge logs the refusal when it tells the client.
             self.send(ServerEvent::Error(error)).await;
         }
+    }
+
+    /// Records how the client shows a track and reallocates at once, so a hidden tile stops
+    /// costing bandwidth now and a shown one starts its video without waiting for the next round.
+    fn on_track_settings(&mut self, settings: TrackSettings) -> Result<(), SignalError> {
+        let Some(subscription) = self
+            .subscriptions
+            .iter_mut()
+            .find(|s| s.publication().id == settings.track)
+        else {
+            return Err(SignalError::UnknownTrack(settings.track));
+        };
+        subscription.settings = settings;
+        self.allocate();
+        Ok(())
     }
 
     async fn on_candidate(&mut self, candidate: IceCandidate) -> Result<(), SignalError> {
@@ -300,8 +316,8 @@ impl Participant {
                 MediaKind::Video => video.push(VideoDemand {
                     track: subscription.id(),
                     priority: Priority::Normal,
-                    tile: None,
-                    visible: true,
+                    tile: subscription.settings.size,
+                    visible: subscription.settings.visible,
                     layers: publication.allocation_layers(),
                 }),
             }

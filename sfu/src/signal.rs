@@ -10,7 +10,29 @@ pub enum Signal {
     Answer(String),
     /// A remote ICE candidate; `None` marks the end of candidates.
     Candidate(Option<IceCandidate>),
+    /// How the client shows one forwarded track.
+    TrackSettings(TrackSettings),
     Leave,
+}
+
+/// How a client shows one forwarded video track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackSettings {
+    /// The forwarded track's id.
+    pub track: String,
+    pub visible: bool,
+    /// Width and height of its tile in device pixels; `None` = unknown.
+    pub size: Option<(u32, u32)>,
+}
+
+impl Default for TrackSettings {
+    fn default() -> Self {
+        Self {
+            track: String::new(),
+            visible: true,
+            size: None,
+        }
+    }
 }
 
 /// An ICE candidate in the shape of the browser's RTCIceCandidateInit.

@@ -16,7 +16,7 @@ use crate::publication::{
     Delivery, Ingress, Publication, Subscriber, SubscriptionControl, SubscriptionId, PAUSED,
 };
 use crate::stats::{add, rtt_from_report, Counters, MeterWindow, OutboundStats, TrackReport};
-use crate::SfuError;
+use crate::{SfuError, TrackSettings};
 
 /// Packets a subscription may hold before it drops: about a second of 1.5 Mbit/s video.
 const QUEUE_PACKETS: usize = 256;
@@ -30,6 +30,8 @@ pub(crate) struct Subscription {
     control: Arc<SubscriptionControl>,
     queue: mpsc::Sender<Delivery>,
     pub(crate) stats: Arc<OutboundStats>,
+    /// How the subscriber shows the track.
+    pub(crate) settings: TrackSettings,
     tasks: [JoinHandle<()>; 2],
 }
 
@@ -78,6 +80,7 @@ impl Subscription {
             control,
             queue,
             stats,
+            settings: TrackSettings::default(),
             tasks: [writer, feedback],
         })
     }

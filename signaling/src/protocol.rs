@@ -29,9 +29,33 @@ pub enum ClientMessage {
         candidate: Option<CandidateJson>,
     },
     Leave {},
+    /// How the client shows one forwarded video track: the server sends no layer much larger
+    /// than the tile, and nothing for a hidden one.
+    TrackSettings {
+        /// The forwarded track's id (`MediaStreamTrack.id` at the client).
+        track: String,
+        #[serde(default = "shown")]
+        visible: bool,
+        /// The tile's size in device pixels; absent = unknown (the top layer is wanted).
+        #[serde(default)]
+        width: Option<u32>,
+        #[serde(default)]
+        height: Option<u32>,
+    },
 }
 
-const CLIENT_TYPES: [&str; 5] = ["join", "offer", "answer", "candidate", "leave"];
+fn shown() -> bool {
+    true
+}
+
+const CLIENT_TYPES: [&str; 6] = [
+    "join",
+    "offer",
+    "answer",
+    "candidate",
+    "leave",
+    "track_settings",
+];
 
 /// The browser's RTCIceCandidateInit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +180,7 @@ pub enum ErrorCode {
     ServerFull,
     TooManyRooms,
     TooManyCandidates,
+    UnknownTrack,
     RateLimited,
     Unauthorized,
     Abusive,
@@ -163,7 +188,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -180,6 +205,7 @@ impl ErrorCode {
         ErrorCode::ServerFull,
         ErrorCode::TooManyRooms,
         ErrorCode::TooManyCandidates,
+        ErrorCode::UnknownTrack,
         ErrorCode::RateLimited,
         ErrorCode::Unauthorized,
         ErrorCode::Abusive,
@@ -204,6 +230,7 @@ impl ErrorCode {
             ErrorCode::ServerFull => "server_full",
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::TooManyCandidates => "too_many_candidates",
+            ErrorCode::UnknownTrack => "unknown_track",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Abusive => "abusive",
@@ -321,6 +348,33 @@ mod tests {
             ClientMessage::parse(r#"{"type":"candidate","candidate":null}"#).unwrap(),
             ClientMessage::Candidate { candidate: None }
         );
+    }
+
+    #[test]
+    fn track_settings_say_how_a_tile_is_shown_and_default_to_visible_of_unknown_size() {
+        assert_eq!(
+            ClientMessage::parse(
+                r#"{"type":"track_settings","track":"p1-2","visible":false,"width":640,"height":360}"#
+            )
+            .unwrap(),
+            ClientMessage::TrackSettings {
+                track: "p1-2".into(),
+                visible: false,
+                width: Some(640),
+                height: Some(360),
+            }
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"track_settings","track":"p1-2"}"#).unwrap(),
+            ClientMessage::TrackSettings {
+                track: "p1-2".into(),
+                visible: true,
+                width: None,
+                height: None,
+            }
+        );
+        let negative = ClientMessage::parse(r#"{"type":"track_settings","track":"t","width":-1}"#);
+        assert_eq!(negative.unwrap_err().code, ErrorCode::InvalidMessage);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
     Grants, IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle, RoomId, ServerEvent,
-    Sfu, Signal,
+    Sfu, Signal, TrackSettings,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -143,6 +143,19 @@ impl Session {
             ClientMessage::Candidate { candidate } => {
                 self.signal(Signal::Candidate(candidate.map(candidate_from_json)))
                     .await
+            }
+            ClientMessage::TrackSettings {
+                track,
+                visible,
+                width,
+                height,
+            } => {
+                let settings = TrackSettings {
+                    track,
+                    visible,
+                    size: width.zip(height),
+                };
+                self.signal(Signal::TrackSettings(settings)).await
             }
         }
     }

@@ -42,7 +42,7 @@ async function inboundVideoOf(page, name) {
     let video = null;
     (await window.roomcast.pc.getStats()).forEach((r) => {
       if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier === trackId) {
-        video = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0, freezes: r.freezeCount || 0 };
+        video = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0, freezes: r.freezeCount || 0, bytes: r.bytesReceived || 0 };
       }
     });
     return video;
@@ -176,6 +176,39 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     for (const { context } of [ada, bob, cy]) await context.close();
   } finally {
     lift?.();
+    assert.equal(await server.stop(), 0);
+  }
+});
+
+test('a tile out of sight receives no video, and shown again it decodes within a second', async () => {
+  const server = await h.startServer();
+  try {
+    const ada = await h.openParticipant(browser, server.http);
+    await h.join(ada.page, 'sight', 'Ada');
+    const bob = await h.openParticipant(browser, `${server.http}/?simulcast=0`);
+    await h.join(bob.page, 'sight', 'Bob');
+    await h.waitFor('Bob to decode Ada', async () => (await inboundVideoOf(bob.page, 'Ada'))?.frames > 20);
+
+    const setShown = (shown) => bob.page.evaluate((on) => {
+      const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === 'Ada');
+      tile.style.display = on ? '' : 'none';
+    }, shown);
+    await setShown(false);
+    await h.waitFor('the server to pause Ada for Bob', async () => (await forwardedLayer(server, 'sight', 'Bob', 'Ada')).layer === undefined);
+    await h.sleep(500);
+    const hiddenFrom = await inboundVideoOf(bob.page, 'Ada');
+    await h.sleep(2000);
+    const hiddenTo = await inboundVideoOf(bob.page, 'Ada');
+    assert.ok(hiddenTo.bytes - hiddenFrom.bytes < 2000, `no video bytes for a hidden tile: ${hiddenTo.bytes - hiddenFrom.bytes} in 2 s`);
+
+    const shownAt = Date.now();
+    await setShown(true);
+    await h.waitFor('Ada decoding again', async () => (await inboundVideoOf(bob.page, 'Ada')).frames > hiddenTo.frames, { timeout: 5000, interval: 50 });
+    const seconds = (Date.now() - shownAt) / 1000;
+    console.log(`shown again: first frame after ${seconds.toFixed(2)} s`);
+    assert.ok(seconds <= 1, `decodes within 1 s of being shown: ${seconds} s`);
+    for (const { context } of [ada, bob]) await context.close();
+  } finally {
     assert.equal(await server.stop(), 0);
   }
 });
