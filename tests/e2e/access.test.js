@@ -31,7 +31,7 @@ test('with room tokens, only a token holder gets in, under the token\'s identity
     await h.join(ada.page, 'board', 'Whatever');
     const viewer = await h.openParticipant(browser, `${server.http}/?token=${mint('board', 'Viewer', '--no-publish')}`);
     await h.join(viewer.page, 'board', '');
-    await h.waitFor('the viewer to see Ada', async () => (await h.remoteTiles(viewer.page)).some((t) => t.name === 'Ada Lovelace' && t.videoWidth > 0));
+    await h.waitFor('the viewer to see Ada', async () => (await h.remoteTiles(viewer.page)).some((t) => t.name === 'Ada Lovelace' && t.videoWidth > 0), { timeout: 30000 });
     await h.sleep(2000);
     const adaSees = await h.remoteTiles(ada.page);
     assert.ok(adaSees.every((t) => t.videoWidth === 0), `Ada receives no video from a viewer: ${JSON.stringify(adaSees)}`);

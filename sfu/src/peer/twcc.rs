@@ -13,13 +13,8 @@
 //! webrtc-rs hands one compound RTCP packet to the reader of every stream it names, so the same
 //! feedback or report can pass through several of this interceptor's readers; each is delivered
 //! once.
-//!
-//! The `Interceptor` traits are `async_trait`s; this crate does not depend on `async-trait`, so the
-//! implementations below spell out what the macro generates (a boxed `Send` future per call).
 
-use std::future::{ready, Future};
 use std::iter::repeat_n;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -46,8 +41,6 @@ use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::util::marshal::{Marshal, MarshalSize};
 
 type Result<T> = std::result::Result<T, Error>;
-/// What `#[async_trait]` turns an `async fn` of the interceptor traits into.
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type RtcpBatch = Vec<Box<dyn RtcpPacket + Send + Sync>>;
 
 /// Packets of send history kept per PeerConnection (a power of two, dividing 65,536). 4,096
@@ -185,43 +178,30 @@ impl TransportFeedback {
     }
 }
 
+#[async_trait::async_trait]
 impl Interceptor for TransportFeedback {
-    fn bind_rtcp_reader<'life0, 'async_trait>(
-        &'life0 self,
+    async fn bind_rtcp_reader(
+        &self,
         reader: Arc<dyn RTCPReader + Send + Sync>,
-    ) -> BoxFuture<'async_trait, Arc<dyn RTCPReader + Send + Sync>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        let wrapped: Arc<dyn RTCPReader + Send + Sync> = Arc::new(FeedbackReader {
+    ) -> Arc<dyn RTCPReader + Send + Sync> {
+        Arc::new(FeedbackReader {
             inner: reader,
             shared: Arc::clone(&self.shared),
-        });
-        Box::pin(ready(wrapped))
+        })
     }
 
-    fn bind_rtcp_writer<'life0, 'async_trait>(
-        &'life0 self,
+    async fn bind_rtcp_writer(
+        &self,
         writer: Arc<dyn RTCPWriter + Send + Sync>,
-    ) -> BoxFuture<'async_trait, Arc<dyn RTCPWriter + Send + Sync>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(ready(writer))
+    ) -> Arc<dyn RTCPWriter + Send + Sync> {
+        writer
     }
 
-    fn bind_local_stream<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        info: &'life1 StreamInfo,
+    async fn bind_local_stream(
+        &self,
+        info: &StreamInfo,
         writer: Arc<dyn RTPWriter + Send + Sync>,
-    ) -> BoxFuture<'async_trait, Arc<dyn RTPWriter + Send + Sync>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    ) -> Arc<dyn RTPWriter + Send + Sync> {
         if info.associated_stream.is_none() {
             let mut rtcp = lock(&self.shared.rtcp);
             if !rtcp.locals.iter().any(|l| l.ssrc == info.ssrc) {
@@ -237,65 +217,36 @@ impl Interceptor for TransportFeedback {
             .find(|e| e.uri == TRANSPORT_CC_URI)
             .and_then(|e| u8::try_from(e.id).ok())
             .filter(|&id| id != 0);
-        let writer = match ext_id {
+        match ext_id {
             Some(ext_id) => Arc::new(SequencingWriter {
                 inner: writer,
                 ext_id,
                 shared: Arc::clone(&self.shared),
             }),
             None => writer,
-        };
-        Box::pin(ready(writer))
+        }
     }
 
-    fn unbind_local_stream<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        info: &'life1 StreamInfo,
-    ) -> BoxFuture<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn unbind_local_stream(&self, info: &StreamInfo) {
         lock(&self.shared.rtcp)
             .locals
             .retain(|l| l.ssrc != info.ssrc);
-        Box::pin(ready(()))
     }
 
-    fn bind_remote_stream<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _info: &'life1 StreamInfo,
+    async fn bind_remote_stream(
+        &self,
+        _info: &StreamInfo,
         reader: Arc<dyn RTPReader + Send + Sync>,
-    ) -> BoxFuture<'async_trait, Arc<dyn RTPReader + Send + Sync>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(ready(reader))
+    ) -> Arc<dyn RTPReader + Send + Sync> {
+        reader
     }
 
-    fn unbind_remote_stream<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _info: &'life1 StreamInfo,
-    ) -> BoxFuture<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(ready(()))
-    }
+    async fn unbind_remote_stream(&self, _info: &StreamInfo) {}
 
     /// Drops the events sender, so the owner's receiver ends.
-    fn close<'life0, 'async_trait>(&'life0 self) -> BoxFuture<'async_trait, Result<()>>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
+    async fn close(&self) -> Result<()> {
         lock(&self.shared.rtcp).events = None;
-        Box::pin(ready(Ok(())))
+        Ok(())
     }
 }
 
@@ -306,37 +257,25 @@ struct SequencingWriter {
     shared: Arc<Shared>,
 }
 
+#[async_trait::async_trait]
 impl RTPWriter for SequencingWriter {
-    fn write<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        pkt: &'life1 RtpPacket,
-        attributes: &'life2 Attributes,
-    ) -> BoxFuture<'async_trait, Result<usize>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-            let Some(numbered) = with_sequence(pkt, self.ext_id, seq) else {
-                // An id the packet's extension profile cannot carry: send it as it is. The
-                // number stays unused, which the feedback reports as a packet the history
-                // never had.
-                return self.inner.write(pkt, attributes).await;
-            };
-            let recorded = self
-                .shared
-                .history
-                .record(seq, numbered.marshal_size(), Instant::now());
-            let written = self.inner.write(&numbered, attributes).await;
-            if written.is_err() {
-                // Never left: its feedback must not count it as lost.
-                self.shared.history.forget(seq, recorded);
-            }
-            written
-        })
+    async fn write(&self, pkt: &RtpPacket, attributes: &Attributes) -> Result<usize> {
+        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let Some(numbered) = with_sequence(pkt, self.ext_id, seq) else {
+            // An id the packet's extension profile cannot carry: send it as it is. The number
+            // stays unused, which the feedback reports as a packet the history never had.
+            return self.inner.write(pkt, attributes).await;
+        };
+        let recorded = self
+            .shared
+            .history
+            .record(seq, numbered.marshal_size(), Instant::now());
+        let written = self.inner.write(&numbered, attributes).await;
+        if written.is_err() {
+            // Never left: its feedback must not count it as lost.
+            self.shared.history.forget(seq, recorded);
+        }
+        written
     }
 }
 
@@ -378,23 +317,16 @@ struct FeedbackReader {
     shared: Arc<Shared>,
 }
 
+#[async_trait::async_trait]
 impl RTCPReader for FeedbackReader {
-    fn read<'life0, 'life1, 'life2, 'async_trait>(
-        &'life0 self,
-        buf: &'life1 mut [u8],
-        attributes: &'life2 Attributes,
-    ) -> BoxFuture<'async_trait, Result<(RtcpBatch, Attributes)>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        Self: 'async_trait,
-    {
-        Box::pin(async move {
-            let (packets, attributes) = self.inner.read(buf, attributes).await?;
-            self.shared.observe(&packets, Instant::now());
-            Ok((packets, attributes))
-        })
+    async fn read(
+        &self,
+        buf: &mut [u8],
+        attributes: &Attributes,
+    ) -> Result<(RtcpBatch, Attributes)> {
+        let (packets, attributes) = self.inner.read(buf, attributes).await?;
+        self.shared.observe(&packets, Instant::now());
+        Ok((packets, attributes))
     }
 }
 
@@ -639,45 +571,29 @@ mod tests {
         fail: bool,
     }
 
+    #[async_trait::async_trait]
     impl RTPWriter for CaptureWriter {
-        fn write<'life0, 'life1, 'life2, 'async_trait>(
-            &'life0 self,
-            pkt: &'life1 RtpPacket,
-            _attributes: &'life2 Attributes,
-        ) -> BoxFuture<'async_trait, Result<usize>>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            'life2: 'async_trait,
-            Self: 'async_trait,
-        {
-            let result = if self.fail {
-                Err(Error::ErrInvalidNextRtpWriter)
-            } else {
-                lock(&self.packets).push(pkt.clone());
-                Ok(pkt.marshal_size())
-            };
-            Box::pin(ready(result))
+        async fn write(&self, pkt: &RtpPacket, _attributes: &Attributes) -> Result<usize> {
+            if self.fail {
+                return Err(Error::ErrInvalidNextRtpWriter);
+            }
+            lock(&self.packets).push(pkt.clone());
+            Ok(pkt.marshal_size())
         }
     }
 
     /// Returns the same RTCP batch on every read.
     struct FixedReader(RtcpBatch);
 
+    #[async_trait::async_trait]
     impl RTCPReader for FixedReader {
-        fn read<'life0, 'life1, 'life2, 'async_trait>(
-            &'life0 self,
-            _buf: &'life1 mut [u8],
-            attributes: &'life2 Attributes,
-        ) -> BoxFuture<'async_trait, Result<(RtcpBatch, Attributes)>>
-        where
-            'life0: 'async_trait,
-            'life1: 'async_trait,
-            'life2: 'async_trait,
-            Self: 'async_trait,
-        {
+        async fn read(
+            &self,
+            _buf: &mut [u8],
+            attributes: &Attributes,
+        ) -> Result<(RtcpBatch, Attributes)> {
             let batch = self.0.iter().map(|p| p.cloned()).collect();
-            Box::pin(ready(Ok((batch, attributes.clone()))))
+            Ok((batch, attributes.clone()))
         }
     }
 
