@@ -56,8 +56,6 @@ pub(crate) struct SubscriptionControl {
     pub(crate) wanted: AtomicU8,
     /// The layer the subscription should receive, or [`PAUSED`] (written by the allocator).
     pub(crate) target: AtomicU8,
-    /// The layer being forwarded, or [`PAUSED`] (written by the forwarder's task).
-    pub(crate) current: AtomicU8,
 }
 
 /// No layer: paused, or nothing forwarded yet.
@@ -69,7 +67,6 @@ impl SubscriptionControl {
         Self {
             wanted: AtomicU8::new(1u8.checked_shl(u32::from(target)).unwrap_or(0)),
             target: AtomicU8::new(target),
-            current: AtomicU8::new(PAUSED),
         }
     }
 

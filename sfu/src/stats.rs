@@ -1,7 +1,7 @@
 //! Live statistics: counters the per-packet path updates with plain relaxed stores (each counter
 //! has a single writer, so nothing is contended), and the reports built from them on request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -210,8 +210,8 @@ pub(crate) struct OutboundStats {
     pub(crate) pli: AtomicU64,
     pub(crate) fir: AtomicU64,
     pub(crate) nack: AtomicU64,
-    /// The layer forwarded now, or `PAUSED`.
-    pub(crate) layer: AtomicU64,
+    /// The layer forwarded now, or `PAUSED` (written by the forwarder's task).
+    pub(crate) layer: AtomicU8,
 }
 
 /// The state of a participant's media connection.

@@ -51,6 +51,7 @@ impl Subscription {
         );
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(OutboundStats::default());
+        stats.layer.store(PAUSED, Ordering::Relaxed);
         let target = publication.top_usable_layer().or(Some(0));
         let control = Arc::new(SubscriptionControl::new(target));
         let forwarder = Forwarder::new(publication.codec.clock_rate(), rand::random(), target);
@@ -137,7 +138,7 @@ pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackRepor
         keyframe_requests: s.pli.load(Ordering::Relaxed) + s.fir.load(Ordering::Relaxed),
         nacks: s.nack.load(Ordering::Relaxed),
         layers: Vec::new(),
-        layer: (layer != u64::from(PAUSED)).then_some(layer as u8),
+        layer: (layer != PAUSED).then_some(layer),
     }
 }
 
@@ -169,12 +170,12 @@ impl Writer {
             window: MeterWindow::new(),
             counters,
         };
-        self.stats.layer.store(u64::from(PAUSED), Ordering::Relaxed);
         while let Some(delivery) = deliveries.recv().await {
             let now = Instant::now();
             self.retarget();
-            if let Delivery::Packet(ingress) = delivery {
-                self.write(now, &ingress, &mut meter).await;
+            match delivery {
+                Delivery::Packet(ingress) => self.write(now, &ingress, &mut meter).await,
+                Delivery::Retarget => self.publish_state(),
             }
             if let Some(layer) = self.forwarder.keyframe_request(now) {
                 self.publication.request_keyframe(layer);
@@ -182,25 +183,23 @@ impl Writer {
         }
     }
 
-    /// Takes up the target the allocator set, and tells the fan-out which layers to send.
+    /// Takes up the target the allocator set.
     fn retarget(&mut self) {
         let target = self.control.target.load(Ordering::Relaxed);
         self.forwarder
             .set_target((target != PAUSED).then_some(target));
-        self.publish_state();
     }
 
+    /// Tells the fan-out which layers to send, and the reports and the feedback task which layer
+    /// is forwarded; once per delivery, after the forwarder has seen it.
     fn publish_state(&self) {
         let wanted = self.forwarder.wanted_layers();
         if self.control.wanted.load(Ordering::Relaxed) != wanted {
             self.control.wanted.store(wanted, Ordering::Relaxed);
         }
         let current = self.forwarder.current().unwrap_or(PAUSED);
-        if self.control.current.load(Ordering::Relaxed) != current {
-            self.control.current.store(current, Ordering::Relaxed);
-            self.stats
-                .layer
-                .store(u64::from(current), Ordering::Relaxed);
+        if self.stats.layer.load(Ordering::Relaxed) != current {
+            self.stats.layer.store(current, Ordering::Relaxed);
         }
     }
 
@@ -233,7 +232,7 @@ async fn relay_feedback(
     let clock_rate = f64::from(publication.codec.clock_rate().max(1));
     while let Some(feedback) = track.read_feedback().await {
         if feedback.wants_keyframe() {
-            let current = control.current.load(Ordering::Relaxed);
+            let current = stats.layer.load(Ordering::Relaxed);
             let layer = if current == PAUSED {
                 control.target.load(Ordering::Relaxed)
             } else {
