@@ -12,7 +12,8 @@ const state = {
   selfId: null,
   room: null,
   makingOffer: false,
-  participants: new Map(), // id -> { name, tile }
+  participants: new Map(), // id -> { name, tile, stream, reporter }
+  forwarded: new Map(), // mid -> { participant, track, kind }: what the server sends on it
   relayCandidates: 0,
   iceErrors: [],
   selectedPair: null,
@@ -52,54 +53,106 @@ function tile(id, name, { local = false } = {}) {
   label.className = 'name';
   label.textContent = local ? `${name} (you)` : name;
   el.append(video, label);
+  // A click enlarges a remote tile to the full width (and the server sends it a larger layer).
+  if (!local) el.addEventListener('click', () => el.classList.toggle('spotlight'));
   $('tiles').append(el);
   return el;
 }
 
 function addParticipant({ id, name }) {
   if (id === state.selfId || state.participants.has(id)) return;
-  state.participants.set(id, { name, tile: tile(id, name) });
+  const el = tile(id, name);
+  // The page's own stream per participant: which received track belongs to whom comes from the
+  // server's descriptions (see placeForwarded), not from the browser's remote streams.
+  const stream = new MediaStream();
+  el.querySelector('video').srcObject = stream;
+  state.participants.set(id, { name, tile: el, stream, reporter: reportTile(el) });
 }
 
 function removeParticipant(id) {
   const p = state.participants.get(id);
   if (!p) return;
+  p.reporter.stop();
   p.tile.remove();
   state.participants.delete(id);
 }
 
-function onTrack({ track, streams }) {
-  const stream = streams[0];
-  if (!stream) return;
-  // The SFU sends each participant's tracks in a MediaStream whose id is that participant's id.
-  if (!state.participants.has(stream.id)) addParticipant({ id: stream.id, name: 'Guest' });
-  const { tile: el } = state.participants.get(stream.id);
-  const video = el.querySelector('video');
-  if (video.srcObject !== stream) video.srcObject = stream;
-  if (track.kind === 'video') {
-    track.onunmute = () => el.classList.remove('waiting');
-    reportVisibility(video, track);
+// Puts each received track in the tile of whoever publishes it now. Every server offer and answer
+// lists what each forwarded media section carries (docs/protocol.md): the server reuses the
+// m-section of a track that ended for a later one, and since an m-section's msid never changes,
+// neither the browser's remote stream nor the track's id says whose it is.
+function placeForwarded(pc, tracks) {
+  const now = new Map((tracks || []).map((t) => [t.mid, t]));
+  for (const transceiver of pc.getTransceivers()) {
+    const before = state.forwarded.get(transceiver.mid);
+    const after = now.get(transceiver.mid);
+    if (before?.track === after?.track) continue;
+    if (before) detach(before, transceiver.receiver.track);
+    if (after) attach(after, transceiver.receiver.track);
   }
-  video.play().catch(() => {});
-  log('track', track.kind, 'from', stream.id);
+  state.forwarded = now;
 }
 
-// Tells the server whether each remote video can be seen, so a tile out of sight (scrolled
-// away, hidden) costs no bandwidth; shown again, its video resumes at once (docs/protocol.md,
-// track_settings).
-function reportVisibility(video, track) {
-  let sent = null;
+function attach({ participant, track: id, kind }, track) {
+  if (!state.participants.has(participant)) addParticipant({ id: participant, name: 'Guest' });
+  const p = state.participants.get(participant);
+  if (!p) return;
+  p.stream.getTracks().filter((t) => t.kind === kind).forEach((t) => p.stream.removeTrack(t));
+  p.stream.addTrack(track);
+  const el = p.tile;
+  if (kind === 'video') {
+    el.dataset.track = id;
+    el.classList.remove('no-video');
+    el.classList.toggle('waiting', track.muted);
+    track.onunmute = () => el.classList.remove('waiting');
+    p.reporter.changed();
+  }
+  el.querySelector('video').play().catch(() => {});
+  log('track', kind, 'from', participant);
+}
+
+// A track its publisher stopped: the tile keeps its name and says it has no video.
+function detach({ participant, kind }, track) {
+  const p = state.participants.get(participant);
+  if (!p) return;
+  p.stream.removeTrack(track);
+  if (kind !== 'video') return;
+  delete p.tile.dataset.track;
+  p.tile.classList.remove('waiting');
+  p.tile.classList.add('no-video');
+}
+
+// Tells the server how a remote tile shows its video: its size in device pixels, so the server
+// sends no layer much larger than that, and whether it can be seen at all, so a tile out of sight
+// (scrolled away, hidden) costs no bandwidth; shown again, its video resumes at once
+// (docs/protocol.md, track_settings).
+function reportTile(el) {
+  const video = el.querySelector('video');
+  const shown = { visible: true, width: 0, height: 0 };
+  let sent = '';
   let timer = null;
-  const observer = new IntersectionObserver(([entry]) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      if (entry.isIntersecting === sent) return;
-      sent = entry.isIntersecting;
-      send({ type: 'track_settings', track: track.id, visible: sent });
-    }, 100);
+  const report = () => {
+    const track = el.dataset.track;
+    if (!track) return;
+    const dpr = window.devicePixelRatio || 1;
+    const message = { type: 'track_settings', track, visible: shown.visible };
+    if (shown.width > 0 && shown.height > 0) {
+      message.width = Math.round(shown.width * dpr);
+      message.height = Math.round(shown.height * dpr);
+    }
+    const key = JSON.stringify(message);
+    if (key !== sent) { sent = key; send(message); }
+  };
+  const soon = () => { clearTimeout(timer); timer = setTimeout(report, 100); };
+  const sight = new IntersectionObserver(([entry]) => { shown.visible = entry.isIntersecting; soon(); });
+  const size = new ResizeObserver(([entry]) => {
+    shown.width = entry.contentRect.width;
+    shown.height = entry.contentRect.height;
+    soon();
   });
-  observer.observe(video);
-  track.addEventListener('ended', () => observer.disconnect());
+  sight.observe(video);
+  size.observe(video);
+  return { changed: soon, stop: () => { clearTimeout(timer); sight.disconnect(); size.disconnect(); } };
 }
 
 function showDescriptions() {
@@ -146,7 +199,6 @@ function createPeer(iceServers) {
   pc.onicegatheringstatechange = () => {
     if (pc.iceGatheringState === 'complete' && relayOnly && state.relayCandidates === 0) relayUnreachable(pc);
   };
-  pc.ontrack = onTrack;
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
     log('connection', s);
@@ -177,17 +229,33 @@ function createPeer(iceServers) {
 const SIMULCAST = [{ rid: 'q', scaleResolutionDownBy: 4 }, { rid: 'h', scaleResolutionDownBy: 2 }, { rid: 'f' }];
 
 function publish(pc, track) {
+  // A camera unplugged or a permission revoked ends the track: stop publishing it.
+  track.addEventListener('ended', () => unpublish(track.kind));
   const wantsSimulcast = track.kind === 'video' && params.get('simulcast') !== '0' && (track.getSettings().height || 0) >= 360;
   if (!wantsSimulcast) return pc.addTrack(track, state.localStream);
   pc.addTransceiver(track, { direction: 'sendonly', streams: [state.localStream], sendEncodings: SIMULCAST });
   return null;
 }
 
-async function onDescription(type, sdp) {
+// Stops publishing one kind of media: the track ends and leaves the connection, and the server
+// unpublishes it for everyone.
+function unpublish(kind) {
+  const pc = state.pc;
+  for (const sender of pc?.getSenders() || []) {
+    if (sender.track?.kind !== kind) continue;
+    sender.track.stop();
+    pc.removeTrack(sender);
+    log('stopped publishing', kind);
+  }
+}
+state.unpublish = unpublish;
+
+async function onDescription(type, { sdp, tracks }) {
   const pc = state.pc;
   if (!pc) return;
   // Polite peer: an offer that collides with ours wins; setRemoteDescription rolls ours back.
   await pc.setRemoteDescription({ type, sdp });
+  placeForwarded(pc, tracks);
   if (type === 'offer') {
     await pc.setLocalDescription();
     send({ type: 'answer', sdp: pc.localDescription.sdp });
@@ -210,8 +278,8 @@ const handlers = {
     notice(`Room "${m.room}" is full (${m.capacity} participants). Try again later or pick another room.`);
     teardown('Room full', 'error');
   },
-  offer(m) { return onDescription('offer', m.sdp); },
-  answer(m) { return onDescription('answer', m.sdp); },
+  offer(m) { return onDescription('offer', m); },
+  answer(m) { return onDescription('answer', m); },
   async candidate(m) {
     try { await state.pc?.addIceCandidate(m.candidate || undefined); } catch (e) { log('candidate', e); }
   },
@@ -274,7 +342,9 @@ function teardown(text, kind) {
   $('selected-pair').textContent = 'none yet';
   state.localStream?.getTracks().forEach((t) => t.stop());
   state.localStream = null;
+  state.participants.forEach((p) => p.reporter.stop());
   state.participants.clear();
+  state.forwarded = new Map();
   state.selfId = null;
   $('tiles').replaceChildren();
   $('join').disabled = false;

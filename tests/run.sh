@@ -4,9 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash tests/install-deps.sh
-cargo build --locked --bin roomcast
-cargo test --locked --workspace
+step() {
+  local started=$SECONDS
+  "$@"
+  echo "== tests/run.sh: $1 $2 took $((SECONDS - started)) s"
+}
+
+step bash tests/install-deps.sh
+step cargo build --locked --bin roomcast
+step cargo test --locked --workspace
 # The fan-out benchmark's smoke run (1 and 5 subscribers, 5 s each): fails if nothing is delivered.
-cargo run --locked -p roomcast-bench -- quick --out target/bench-quick
-node --test --test-concurrency=1 tests/e2e/
+step cargo run --locked -p roomcast-bench -- quick --out target/bench-quick
+step node --test --test-concurrency=1 tests/e2e/

@@ -42,5 +42,8 @@ pub use participant::ParticipantHandle;
 #[doc(hidden)]
 pub use publication::FanOutBench;
 pub use sfu::{Joined, Sfu};
-pub use signal::{IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal, TrackSettings};
+pub use signal::{
+    Description, ForwardedTrack, IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal,
+    TrackSettings,
+};
 pub use stats::{ConnectionState, LayerReport, ParticipantReport, RoomReport, Totals, TrackReport};

@@ -10,6 +10,10 @@ pub(crate) struct Negotiation {
     first_offer_answered: bool,
     awaiting_answer: bool,
     pending_changes: bool,
+    /// Server offers sent so far.
+    offers: u64,
+    /// The number of the last server offer the client answered.
+    answered: u64,
 }
 
 /// What to do with an offer from the client.
@@ -34,12 +38,29 @@ impl Negotiation {
 
     /// Returns false when no server offer is waiting for this answer.
     pub(crate) fn on_client_answer(&mut self) -> bool {
-        std::mem::replace(&mut self.awaiting_answer, false)
+        let expected = std::mem::replace(&mut self.awaiting_answer, false);
+        if expected {
+            self.answered = self.offers;
+        }
+        expected
+    }
+
+    /// Server offers sent so far: a change made now reaches the client with a later one.
+    pub(crate) fn offers_sent(&self) -> u64 {
+        self.offers
+    }
+
+    /// Whether the client has answered an offer made after `offers` had been sent, i.e. one that
+    /// carried every change made at that point.
+    pub(crate) fn settled_since(&self, offers: u64) -> bool {
+        self.answered > offers
     }
 
     /// The client's answer could not be applied; the offer stays out for a corrected answer.
     pub(crate) fn answer_failed(&mut self) {
         self.awaiting_answer = true;
+        // Offers go out one at a time, so the one before this was answered.
+        self.answered = self.offers.saturating_sub(1);
     }
 
     /// The server's forwarded tracks changed.
@@ -58,6 +79,7 @@ impl Negotiation {
     pub(crate) fn offer_sent(&mut self) {
         self.pending_changes = false;
         self.awaiting_answer = true;
+        self.offers += 1;
     }
 }
 
@@ -103,6 +125,34 @@ mod tests {
         n.tracks_changed();
         n.offer_sent();
         assert_eq!(n.on_client_offer(), ClientOffer::IgnoreGlare);
+    }
+
+    #[test]
+    fn a_change_is_settled_once_an_offer_made_after_it_is_answered() {
+        let mut n = Negotiation::default();
+        n.client_offer_answered();
+        n.tracks_changed();
+        n.offer_sent();
+        // A change while offer 1 is out is not in it.
+        let change = n.offers_sent();
+        n.tracks_changed();
+        assert!(n.on_client_answer());
+        assert!(!n.settled_since(change), "offer 1 predates the change");
+        n.offer_sent();
+        assert!(!n.settled_since(change), "offer 2 is not answered yet");
+        assert!(n.on_client_answer());
+        assert!(n.settled_since(change));
+    }
+
+    #[test]
+    fn a_failed_answer_settles_nothing() {
+        let mut n = Negotiation::default();
+        n.client_offer_answered();
+        let change = n.offers_sent();
+        n.tracks_changed();
+        n.offer_sent();
+        n.answer_failed();
+        assert!(!n.settled_since(change));
     }
 
     #[test]

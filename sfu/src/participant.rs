@@ -18,10 +18,10 @@ use crate::publication::{LayerSource, Publication};
 use crate::room::{Room, RoomCommand};
 use crate::sfu::SfuInner;
 use crate::stats::ConnectionState;
-use crate::subscription::Subscription;
+use crate::subscription::{Parked, Subscription};
 use crate::{
-    Grants, IceCandidate, LeaveReason, ParticipantId, ParticipantInfo, ServerEvent, Signal,
-    SignalError, TrackSettings,
+    Description, ForwardedTrack, Grants, IceCandidate, LeaveReason, ParticipantId, ParticipantInfo,
+    ServerEvent, Signal, SignalError, TrackSettings,
 };
 
 /// Signals a client may have in flight before the edge waits.
@@ -76,8 +76,15 @@ pub(crate) struct Participant {
     events: mpsc::Sender<ServerEvent>,
     negotiation: Negotiation,
     subscriptions: Vec<Subscription>,
+    /// Tracks of ended subscriptions, each with the number of server offers sent when it was
+    /// parked: it is reused once an offer that shows it inactive has been answered (reusing it
+    /// sooner would change which stream an active m-section carries, and browsers then fire no
+    /// track event).
+    parked: Vec<(Parked, u64)>,
     downlink: Downlink,
     publications: Vec<Arc<Publication>>,
+    /// Handed to each publication, which reports its id here when its track has ended.
+    ended: mpsc::UnboundedSender<String>,
     published: usize,
     candidates: usize,
 }
@@ -99,6 +106,7 @@ impl Participant {
             signals: signals_tx,
         };
         let span = tracing::info_span!("participant", room = %room.id, participant = %info.id);
+        let (ended, ended_rx) = mpsc::unbounded_channel();
         let participant = Participant {
             info,
             room,
@@ -110,16 +118,23 @@ impl Participant {
             events,
             negotiation: Negotiation::default(),
             subscriptions: Vec::new(),
+            parked: Vec::new(),
             downlink: Downlink::new(),
             publications: Vec::new(),
+            ended,
             published: 0,
             candidates: 0,
         };
-        tokio::spawn(participant.run(signals, inboxes).instrument(span));
+        tokio::spawn(participant.run(signals, inboxes, ended_rx).instrument(span));
         handle
     }
 
-    async fn run(mut self, mut signals: mpsc::Receiver<Signal>, inboxes: Inboxes) {
+    async fn run(
+        mut self,
+        mut signals: mpsc::Receiver<Signal>,
+        inboxes: Inboxes,
+        mut ended: mpsc::UnboundedReceiver<String>,
+    ) {
         let Inboxes {
             mut commands,
             mut peer_events,
@@ -147,6 +162,7 @@ impl Participant {
                     }
                 }
                 Some(event) = transport.recv() => self.downlink.on_transport(Instant::now(), event),
+                Some(publication) = ended.recv() => self.unpublish(&publication),
             }
             self.negotiate().await;
         };
@@ -210,8 +226,26 @@ impl Participant {
         }
         let answer = self.peer.answer(sdp).await?;
         self.negotiation.client_offer_answered();
+        let answer = self.describe(answer);
         self.send(ServerEvent::Answer(answer)).await;
+        self.unpublish_stopped().await;
         Ok(())
+    }
+
+    /// Unpublishes the tracks whose media section the client no longer sends on. Their streams
+    /// stay open (webrtc-rs only pauses a receiver whose SSRC is still declared), so this, not
+    /// the end of the stream, is how a removed track is noticed.
+    async fn unpublish_stopped(&mut self) {
+        let receiving = self.peer.receiving_mids().await;
+        let stopped: Vec<String> = self
+            .publications
+            .iter()
+            .filter(|p| !p.mid.is_empty() && !receiving.contains(&p.mid))
+            .map(|p| p.id.clone())
+            .collect();
+        for id in stopped {
+            self.unpublish(&id);
+        }
     }
 
     async fn on_answer(&mut self, sdp: String) -> Result<(), SignalError> {
@@ -225,6 +259,10 @@ impl Participant {
         if applied.is_err() {
             // The offer is still out: a corrected answer may follow.
             self.negotiation.answer_failed();
+        } else {
+            // A client that stopped a track while our offer crossed its own sends the change in
+            // its answer.
+            self.unpublish_stopped().await;
         }
         applied
     }
@@ -245,13 +283,17 @@ impl Participant {
         }
         let id = publication.id.clone();
         let counters = Arc::clone(&self.sfu.counters);
-        match Subscription::start(&self.peer, Arc::clone(&publication), counters).await {
+        let parked = self.take_parked(publication.kind);
+        match Subscription::start(&self.peer, Arc::clone(&publication), counters, parked).await {
             Ok(subscription) => {
                 tracing::debug!(publication = %id, "subscribed");
                 self.presence
                     .add_forwarded(publication, Arc::clone(&subscription.stats));
                 self.subscriptions.push(subscription);
                 self.negotiation.tracks_changed();
+                // Its first layer is the allocator's, not a guess the allocator corrects later
+                // at the cost of a second keyframe.
+                self.allocate();
             }
             Err(error) => tracing::warn!(publication = %id, %error, "could not subscribe"),
         }
@@ -268,9 +310,33 @@ impl Participant {
         self.presence.remove_forwarded(publication_id);
         let subscription = self.subscriptions.swap_remove(pos);
         self.downlink.forget(subscription.id());
-        subscription.stop(&self.peer).await;
+        let parked = subscription.stop(&self.peer).await;
+        self.parked.push((parked, self.negotiation.offers_sent()));
         tracing::debug!(publication = %publication_id, "unsubscribed");
         self.negotiation.tracks_changed();
+    }
+
+    /// A parked track of `kind` the client already knows to be inactive, if there is one.
+    fn take_parked(&mut self, kind: MediaKind) -> Option<Parked> {
+        let pos = self.parked.iter().position(|(parked, since)| {
+            parked.kind() == kind && self.negotiation.settled_since(*since)
+        })?;
+        Some(self.parked.swap_remove(pos).0)
+    }
+
+    /// One of this participant's tracks ended (its stream closed, or its client stopped sending
+    /// it): no one receives it any more, and no one who joins later will.
+    fn unpublish(&mut self, publication_id: &str) {
+        let Some(pos) = self
+            .publications
+            .iter()
+            .position(|p| p.id == publication_id)
+        else {
+            return;
+        };
+        self.publications.swap_remove(pos);
+        self.room.unpublish(&self.info.id, publication_id);
+        tracing::info!(track = %publication_id, "unpublished");
     }
 
     /// Returns why the participant must leave, if it must.
@@ -353,7 +419,11 @@ impl Participant {
         let keyframes = self.peer.keyframe_requester(track.ssrc());
         let (layer, layers) = track.layer();
         let sibling = self.publications.iter().find(|p| {
-            layers > 1 && !p.mid.is_empty() && p.mid == track.mid() && p.kind == track.kind()
+            layers > 1
+                && !p.mid.is_empty()
+                && p.mid == track.mid()
+                && p.kind == track.kind()
+                && p.is_live()
         });
         if let Some(publication) = sibling {
             tracing::info!(track = %publication.id, rid = track.rid(), layer, "simulcast layer");
@@ -364,7 +434,8 @@ impl Participant {
         let id = format!("{}-{}", self.info.id, self.published);
         tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), rid = track.rid(), layer, layers, "publishing");
         let counters = Arc::clone(&self.sfu.counters);
-        let publication = Publication::new(id, self.info.id.clone(), &track, counters);
+        let ended = self.ended.clone();
+        let publication = Publication::new(id, self.info.id.clone(), &track, counters, ended);
         publication.add_layer(LayerSource { track, keyframes });
         self.publications.push(Arc::clone(&publication));
         self.room.publish(&self.info.id, publication);
@@ -377,10 +448,29 @@ impl Participant {
         match self.peer.offer().await {
             Ok(sdp) => {
                 self.negotiation.offer_sent();
-                self.send(ServerEvent::Offer(sdp)).await;
+                let offer = self.describe(sdp);
+                self.send(ServerEvent::Offer(offer)).await;
             }
             Err(error) => tracing::warn!(%error, "could not create an offer"),
         }
+    }
+
+    /// A description with what each forwarded media section in it carries.
+    fn describe(&self, sdp: String) -> Description {
+        let tracks = self
+            .subscriptions
+            .iter()
+            .filter_map(|s| {
+                let publication = s.publication();
+                Some(ForwardedTrack {
+                    mid: s.mid()?,
+                    track: publication.id.clone(),
+                    participant: publication.publisher.clone(),
+                    kind: publication.kind.as_str(),
+                })
+            })
+            .collect();
+        Description { sdp, tracks }
     }
 
     /// The one way out, however the participant goes.

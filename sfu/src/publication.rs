@@ -7,7 +7,7 @@
 //! of each subscription whose forwarder wants that layer (one relaxed atomic load). A full queue
 //! drops for that subscriber only.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -123,6 +123,10 @@ pub(crate) struct Publication {
     /// Layers the publisher announced (1 without simulcast); index 0 is the lowest.
     pub(crate) layer_count: u8,
     counters: Arc<Counters>,
+    /// Layers whose streams are still open; when the last one closes the track has ended.
+    live_layers: Arc<AtomicUsize>,
+    /// Where the publisher learns that the track ended (it sends the publication's id).
+    ended: mpsc::UnboundedSender<String>,
     state: Mutex<State>,
 }
 
@@ -140,12 +144,15 @@ pub(crate) struct LayerSource {
 }
 
 impl Publication {
-    /// A publication whose layers start as they arrive ([`Publication::add_layer`]).
+    /// A publication whose layers start as they arrive ([`Publication::add_layer`]). When the
+    /// streams of all its layers have closed (the publisher removed the track, or left), its id
+    /// goes to `ended`.
     pub(crate) fn new(
         id: String,
         publisher: ParticipantId,
         first: &RemoteTrack,
         counters: Arc<Counters>,
+        ended: mpsc::UnboundedSender<String>,
     ) -> Arc<Self> {
         let codec = first.codec();
         Arc::new(Self {
@@ -157,8 +164,16 @@ impl Publication {
             codec,
             layer_count: first.layer().1,
             counters,
+            live_layers: Arc::new(AtomicUsize::new(0)),
+            ended,
             state: Mutex::default(),
         })
+    }
+
+    /// Whether some layer's stream is still open: a stream arriving on the publisher's
+    /// transceiver after all closed belongs to a new track.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live_layers.load(Ordering::Relaxed) > 0
     }
 
     /// Starts forwarding one layer. Its tasks end when the track ends.
@@ -186,6 +201,7 @@ impl Publication {
             last_packet: Arc::clone(&layer.last_packet),
             counters: Arc::clone(&self.counters),
             subscribers: state.subscribers.clone(),
+            _end: LayerEnd::new(&self.live_layers, &self.ended, &self.id),
         };
         tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
         tokio::spawn(throttle_keyframes(source.keyframes, keyframes_rx).instrument(span));
@@ -351,6 +367,33 @@ fn starve(bitrates: &mut [u64]) {
     }
 }
 
+/// Counts a layer's stream as open for as long as it lives, and reports the publication ended
+/// when the last one closes, however its task ends.
+struct LayerEnd {
+    live: Arc<AtomicUsize>,
+    ended: mpsc::UnboundedSender<String>,
+    id: String,
+}
+
+impl LayerEnd {
+    fn new(live: &Arc<AtomicUsize>, ended: &mpsc::UnboundedSender<String>, id: &str) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Self {
+            live: Arc::clone(live),
+            ended: ended.clone(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for LayerEnd {
+    fn drop(&mut self) {
+        if self.live.fetch_sub(1, Ordering::Relaxed) == 1 {
+            let _ = self.ended.send(std::mem::take(&mut self.id));
+        }
+    }
+}
+
 /// The reader side of one layer: owns the remote track and its copy of the subscriber list.
 struct FanOut {
     track: RemoteTrack,
@@ -361,6 +404,7 @@ struct FanOut {
     last_packet: Arc<AtomicU64>,
     counters: Arc<Counters>,
     subscribers: Vec<Subscriber>,
+    _end: LayerEnd,
 }
 
 impl FanOut {

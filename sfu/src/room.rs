@@ -111,6 +111,21 @@ impl Room {
         }
     }
 
+    /// Forgets a member's track that ended and unsubscribes every other member from it, so late
+    /// joiners are not subscribed to it either.
+    pub(crate) fn unpublish(&self, publisher: &ParticipantId, publication_id: &str) {
+        let mut state = self.lock();
+        for member in &mut state.members {
+            if &member.info.id == publisher {
+                member.publications.retain(|p| p.id != publication_id);
+            } else {
+                let _ = member
+                    .commands
+                    .send(RoomCommand::Unsubscribe(publication_id.to_owned()));
+            }
+        }
+    }
+
     /// Takes a member out, unsubscribing the others from its tracks. Returns true when the room is
     /// now empty; it is then closed for good and must be dropped from the registry.
     pub(crate) fn remove(&self, id: &ParticipantId) -> bool {

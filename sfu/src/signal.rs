@@ -66,13 +66,35 @@ pub enum LeaveReason {
     ServerShutdown,
 }
 
+/// A session description the server sends, with what each of its forwarded media sections
+/// carries now. The server reuses the m-section of a track that ended for a later one, and an
+/// m-section's `a=msid` must not change (RFC 8829, 5.2.2), so only this says which track, and
+/// whose, a reused m-section carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    pub sdp: String,
+    pub tracks: Vec<ForwardedTrack>,
+}
+
+/// One forwarded media section of a [`Description`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForwardedTrack {
+    pub mid: String,
+    /// The publication's id (the id `track_settings` names).
+    pub track: String,
+    /// Who publishes it.
+    pub participant: ParticipantId,
+    /// "audio" or "video".
+    pub kind: &'static str,
+}
+
 /// What the server tells a client.
 #[derive(Clone, Debug)]
 pub enum ServerEvent {
     ParticipantJoined(ParticipantInfo),
     ParticipantLeft(ParticipantId),
-    Offer(String),
-    Answer(String),
+    Offer(Description),
+    Answer(Description),
     Candidate(Option<IceCandidate>),
     /// A signal was refused; the session goes on.
     Error(SignalError),

@@ -2,16 +2,21 @@
 //! its own task, which runs the track's [`Forwarder`] (so a slow subscriber never holds up the
 //! others), and the RTCP reader that turns the subscriber's PLI/FIR into keyframe requests for the
 //! layer it receives and records its reports.
+//!
+//! A stopped subscription leaves a [`Parked`] track: its transceiver and its forwarder. The next
+//! subscription of the same kind continues on both, so the subscriber sees one RTP stream whose
+//! sequence numbers and timestamps run on across the change of publication, as across a layer
+//! switch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::forwarder::{Forwarder, Verdict};
-use crate::peer::{wire_size, Feedback, ForwardTrack, Peer};
+use crate::peer::{wire_size, Feedback, ForwardTrack, MediaKind, Peer};
 use crate::publication::{
     Delivery, Ingress, Publication, Subscriber, SubscriptionControl, SubscriptionId, PAUSED,
 };
@@ -20,6 +25,9 @@ use crate::{SfuError, TrackSettings};
 
 /// Packets a subscription may hold before it drops: about a second of 1.5 Mbit/s video.
 const QUEUE_PACKETS: usize = 256;
+
+/// How long a stopping subscription waits for its writer to finish the packet in hand.
+const WRITER_FINISH: Duration = Duration::from_millis(500);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -32,30 +40,49 @@ pub(crate) struct Subscription {
     pub(crate) stats: Arc<OutboundStats>,
     /// How the subscriber shows the track.
     pub(crate) settings: TrackSettings,
-    tasks: [JoinHandle<()>; 2],
+    writer: Option<WriterTask>,
+    feedback: JoinHandle<()>,
+}
+
+/// The writer's task, and how to ask it to stop and hand its forwarder back.
+struct WriterTask {
+    task: JoinHandle<Forwarder>,
+    finish: oneshot::Sender<()>,
+}
+
+/// What a stopped subscription leaves for the next one: a transceiver the subscriber still has
+/// (inactive after the next negotiation), and the numbering that was sent on it.
+pub(crate) struct Parked {
+    track: Arc<ForwardTrack>,
+    kind: MediaKind,
+    clock_rate: u32,
+    forwarder: Option<Forwarder>,
+}
+
+impl Parked {
+    pub(crate) fn kind(&self) -> MediaKind {
+        self.kind
+    }
 }
 
 impl Subscription {
+    /// Starts forwarding `publication`, on the `parked` track if there is one (falling back to a
+    /// new one if the parked track cannot carry it).
     pub(crate) async fn start(
         peer: &Peer,
         publication: Arc<Publication>,
         counters: Arc<Counters>,
+        parked: Option<Parked>,
     ) -> Result<Self, SfuError> {
-        let track = Arc::new(
-            peer.add_forward_track(
-                &publication.codec,
-                &publication.id,
-                publication.publisher.as_str(),
-            )
-            .await?,
-        );
+        let target = publication.top_usable_layer().or(Some(0));
+        let (track, forwarder) = place(peer, &publication, parked, target).await?;
+        let track = Arc::new(track);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let stats = Arc::new(OutboundStats::default());
         stats.layer.store(PAUSED, Ordering::Relaxed);
-        let target = publication.top_usable_layer().or(Some(0));
         let control = Arc::new(SubscriptionControl::new(target));
-        let forwarder = Forwarder::new(publication.codec.clock_rate(), rand::random(), target);
         let (queue, packets) = mpsc::channel(QUEUE_PACKETS);
+        let (finish, finished) = oneshot::channel();
         let writer = tokio::spawn(
             Writer {
                 track: Arc::clone(&track),
@@ -64,7 +91,7 @@ impl Subscription {
                 forwarder,
                 stats: Arc::clone(&stats),
             }
-            .run(packets, counters.clone()),
+            .run(packets, finished, counters.clone()),
         );
         let feedback = tokio::spawn(relay_feedback(
             Arc::clone(&track),
@@ -82,12 +109,21 @@ impl Subscription {
             queue,
             stats,
             settings: TrackSettings::default(),
-            tasks: [writer, feedback],
+            writer: Some(WriterTask {
+                task: writer,
+                finish,
+            }),
+            feedback,
         })
     }
 
     pub(crate) fn publication(&self) -> &Arc<Publication> {
         &self.publication
+    }
+
+    /// The media section that carries it at the subscriber, once negotiated.
+    pub(crate) fn mid(&self) -> Option<String> {
+        self.track.mid()
     }
 
     /// Unique on the server.
@@ -104,19 +140,70 @@ impl Subscription {
         }
     }
 
-    /// Stops forwarding and removes the track from the subscriber's connection.
-    pub(crate) async fn stop(self, peer: &Peer) {
+    /// Stops forwarding and parks the track: the subscriber's next offer shows it inactive.
+    pub(crate) async fn stop(mut self, peer: &Peer) -> Parked {
         self.publication.remove_subscriber(self.id);
-        peer.remove_forward_track(&self.track).await;
+        self.feedback.abort();
+        let forwarder = match self.writer.take() {
+            Some(WriterTask { mut task, finish }) => {
+                let _ = finish.send(());
+                match tokio::time::timeout(WRITER_FINISH, &mut task).await {
+                    Ok(forwarder) => forwarder.ok(),
+                    Err(_) => {
+                        task.abort();
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        peer.park_forward_track(&self.track).await;
+        Parked {
+            track: Arc::clone(&self.track),
+            kind: self.publication.kind,
+            clock_rate: self.publication.codec.clock_rate(),
+            forwarder,
+        }
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+        self.feedback.abort();
+        if let Some(writer) = &self.writer {
+            writer.task.abort();
         }
     }
+}
+
+/// The track a new subscription sends on, and its forwarder: the parked ones continued where
+/// possible, new ones otherwise.
+async fn place(
+    peer: &Peer,
+    publication: &Publication,
+    parked: Option<Parked>,
+    target: Option<u8>,
+) -> Result<(ForwardTrack, Forwarder), SfuError> {
+    let codec = &publication.codec;
+    let (track_id, stream_id) = (&publication.id, publication.publisher.as_str());
+    let fresh = || Forwarder::new(codec.clock_rate(), rand::random(), target);
+    if let Some(p) = parked {
+        match peer
+            .reuse_forward_track(&p.track, codec, track_id, stream_id)
+            .await
+        {
+            Ok(track) => {
+                let forwarder = p
+                    .forwarder
+                    .filter(|_| p.clock_rate == codec.clock_rate())
+                    .map_or_else(fresh, |f| f.restart(target));
+                return Ok((track, forwarder));
+            }
+            Err(error) => tracing::debug!(%error, "parked track not reusable"),
+        }
+    }
+    let track = peer.add_forward_track(codec, track_id, stream_id).await?;
+    Ok((track, fresh()))
 }
 
 /// A forwarded track's figures: what was sent, and what the subscriber reported about it.
@@ -165,12 +252,26 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(mut self, mut deliveries: mpsc::Receiver<Delivery>, counters: Arc<Counters>) {
+    /// Forwards until the queue closes or `finish` fires, and hands back the forwarder.
+    async fn run(
+        mut self,
+        mut deliveries: mpsc::Receiver<Delivery>,
+        mut finish: oneshot::Receiver<()>,
+        counters: Arc<Counters>,
+    ) -> Forwarder {
         let mut meter = FlushOnDrop {
             window: MeterWindow::new(),
             counters,
         };
-        while let Some(delivery) = deliveries.recv().await {
+        loop {
+            let delivery = tokio::select! {
+                biased;
+                _ = &mut finish => break,
+                delivery = deliveries.recv() => match delivery {
+                    Some(delivery) => delivery,
+                    None => break,
+                },
+            };
             let now = Instant::now();
             self.retarget();
             match delivery {
@@ -181,6 +282,7 @@ impl Writer {
                 self.publication.request_keyframe(layer);
             }
         }
+        self.forwarder
     }
 
     /// Takes up the target the allocator set.

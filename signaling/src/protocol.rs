@@ -81,6 +81,15 @@ pub struct ParticipantJson {
     pub name: String,
 }
 
+/// What one forwarded media section of a server description carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardedTrackJson {
+    pub mid: String,
+    pub track: String,
+    pub participant: String,
+    pub kind: String,
+}
+
 /// The browser's RTCIceServer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServerJson {
@@ -113,9 +122,11 @@ pub enum ServerMessage {
     },
     Offer {
         sdp: String,
+        tracks: Vec<ForwardedTrackJson>,
     },
     Answer {
         sdp: String,
+        tracks: Vec<ForwardedTrackJson>,
     },
     Candidate {
         candidate: Option<CandidateJson>,

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
-    Grants, IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle, RoomId, ServerEvent,
-    Sfu, Signal, TrackSettings,
+    ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle,
+    RoomId, ServerEvent, Sfu, Signal, TrackSettings,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -16,8 +16,8 @@ use tracing::Instrument;
 use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
 use crate::protocol::{
-    CandidateJson, ClientMessage, ErrorCode, IceServerJson, KickReason, ParticipantJson,
-    ServerMessage,
+    CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
+    ParticipantJson, ServerMessage,
 };
 use crate::server::EdgeOptions;
 
@@ -279,8 +279,14 @@ impl Session {
             ServerEvent::ParticipantLeft(id) => {
                 ServerMessage::ParticipantLeft { id: id.to_string() }
             }
-            ServerEvent::Offer(sdp) => ServerMessage::Offer { sdp },
-            ServerEvent::Answer(sdp) => ServerMessage::Answer { sdp },
+            ServerEvent::Offer(d) => ServerMessage::Offer {
+                tracks: tracks_to_json(&d.tracks),
+                sdp: d.sdp,
+            },
+            ServerEvent::Answer(d) => ServerMessage::Answer {
+                tracks: tracks_to_json(&d.tracks),
+                sdp: d.sdp,
+            },
             ServerEvent::Candidate(c) => ServerMessage::Candidate {
                 candidate: c.map(candidate_to_json),
             },
@@ -400,6 +406,18 @@ fn candidate_from_json(c: CandidateJson) -> IceCandidate {
         sdp_mline_index: c.sdp_mline_index,
         username_fragment: c.username_fragment,
     }
+}
+
+fn tracks_to_json(tracks: &[ForwardedTrack]) -> Vec<ForwardedTrackJson> {
+    tracks
+        .iter()
+        .map(|t| ForwardedTrackJson {
+            mid: t.mid.clone(),
+            track: t.track.clone(),
+            participant: t.participant.to_string(),
+            kind: t.kind.to_owned(),
+        })
+        .collect()
 }
 
 fn candidate_to_json(c: IceCandidate) -> CandidateJson {

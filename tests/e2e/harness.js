@@ -151,6 +151,24 @@ async function inboundStats(page) {
   });
 }
 
+/** The video `page` receives from the participant named `name`: decoded size, frames, frame
+ * rate and freezes, from getStats (tracks are identified by the stream the SFU names after the
+ * publisher, whose tile carries its name). */
+async function inboundVideoOf(page, name) {
+  return page.evaluate(async (who) => {
+    const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === who);
+    const stream = tile?.querySelector('video').srcObject;
+    const trackId = stream?.getVideoTracks()[0]?.id;
+    let video = null;
+    (await window.roomcast.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier === trackId) {
+        video = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0, freezes: r.freezeCount || 0, bytes: r.bytesReceived || 0 };
+      }
+    });
+    return video;
+  }, name);
+}
+
 async function waitFor(what, check, { timeout = 20000, interval = 250 } = {}) {
   const deadline = Date.now() + timeout;
   let last;
@@ -196,4 +214,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, waitFor, sleep, screenshot };
+module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, inboundVideoOf, waitFor, sleep, screenshot };

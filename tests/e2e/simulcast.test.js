@@ -31,24 +31,6 @@ async function outboundLayers(page) {
   });
 }
 
-/** The video `page` receives from the participant named `name`: decoded size, frames, frame
- * rate and freezes, from getStats (tracks are identified by the stream the SFU names after the
- * publisher, whose tile carries its name). */
-async function inboundVideoOf(page, name) {
-  return page.evaluate(async (who) => {
-    const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === who);
-    const stream = tile?.querySelector('video').srcObject;
-    const trackId = stream?.getVideoTracks()[0]?.id;
-    let video = null;
-    (await window.roomcast.pc.getStats()).forEach((r) => {
-      if (r.type === 'inbound-rtp' && r.kind === 'video' && r.trackIdentifier === trackId) {
-        video = { width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0, freezes: r.freezeCount || 0, bytes: r.bytesReceived || 0 };
-      }
-    });
-    return video;
-  }, name);
-}
-
 /** The video a subscriber's page receives: decoded size and frames, from getStats. */
 async function inboundVideo(page) {
   return page.evaluate(async () => {
@@ -60,7 +42,12 @@ async function inboundVideo(page) {
   });
 }
 
-test('a three-layer publisher is one track on the server, and a subscriber with room to spare gets full resolution', async () => {
+/** Clicks `name`'s tile in `page`, which enlarges it to the page's full width. */
+async function enlarge(page, name) {
+  await page.locator('.tile.remote', { has: page.locator('.name', { hasText: name }) }).click();
+}
+
+test('a three-layer publisher is one track on the server; a subscriber gets the layer its tile needs, full resolution once enlarged', async () => {
   const server = await h.startServer();
   try {
     const ada = await h.openParticipant(browser, server.http);
@@ -83,6 +70,14 @@ test('a three-layer publisher is one track on the server, and a subscriber with 
     assert.deepEqual(adaVideo.layers.map((l) => l.rid), ['q', 'h', 'f']);
     assert.deepEqual(adaVideo.layers.map((l) => l.width), [320, 640, 1280]);
 
+    // Bob's tile is about 300 × 225 px: the server picks the 320-wide layer (the 640 one would be
+    // more than 1.5 × the tile both ways), and sends no larger one however long it waits.
+    await h.waitFor('Bob to decode Ada at 320 wide', async () => (await inboundVideo(bob.page))?.width === 320, { timeout: 30000 });
+    await h.sleep(4000);
+    assert.equal((await forwardedLayer(server, 'layers', 'Bob', 'Ada')).layer, 0, 'no larger layer than the tile needs');
+    assert.equal((await inboundVideo(bob.page)).width, 320);
+    await h.screenshot(bob.page, 'simulcast-small-tile');
+    await enlarge(bob.page, 'Ada');
     const full = await h.waitFor('Bob to decode Ada at 1280 wide', async () => {
       const v = await inboundVideo(bob.page);
       return v?.width === 1280 && v;
@@ -141,7 +136,9 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     await h.join(bob.page, 'narrow', '');
     const cy = await h.openParticipant(browser, `${server.http}/?simulcast=0&token=${mint('narrow', 'Cy', '--no-publish')}`);
     await h.join(cy.page, 'narrow', '');
-    for (const who of ['Bob', 'Cy']) {
+    for (const [who, page] of [['Bob', bob.page], ['Cy', cy.page]]) {
+      await h.waitFor(`${who} to see Ada`, async () => (await h.remoteTiles(page)).some((t) => t.name === 'Ada'));
+      await enlarge(page, 'Ada');
       await h.waitFor(`${who} to receive Ada's top layer`, async () => (await forwardedLayer(server, 'narrow', who, 'Ada')).layer === 2, { timeout: 40000 });
     }
 
@@ -155,12 +152,12 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
       return f.layer !== undefined && f.layer < 2 && f;
     }, { timeout: 10000 });
     const settled = await h.waitFor('Cy to decode the lower layer', async () => {
-      const v = await inboundVideoOf(cy.page, 'Ada');
+      const v = await h.inboundVideoOf(cy.page, 'Ada');
       return v && v.width < 1280 && v.fps >= 15 && v;
     }, { timeout: 10000 - (Date.now() - policedAt) });
     console.log(`policed: Cy settled on ${settled.width} px after ${((Date.now() - policedAt) / 1000).toFixed(1)} s`);
     await h.sleep(10000);
-    const later = await inboundVideoOf(cy.page, 'Ada');
+    const later = await h.inboundVideoOf(cy.page, 'Ada');
     const fps = (later.frames - settled.frames) / 10;
     console.log(`policed: ${fps} frames/s over 10 s, ${later.freezes - settled.freezes} freezes, downlink estimate ${(await forwardedLayer(server, 'narrow', 'Cy', 'Ada')).downlinkBps} bit/s`);
     assert.ok(fps >= 15, `Cy decodes ≥ 15 frames/s under the limit: ${fps}`);
@@ -171,7 +168,7 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     lift();
     lift = null;
     const liftedAt = Date.now();
-    await h.waitFor('Cy to climb back to full resolution', async () => (await inboundVideoOf(cy.page, 'Ada'))?.width === 1280, { timeout: 20000 });
+    await h.waitFor('Cy to climb back to full resolution', async () => (await h.inboundVideoOf(cy.page, 'Ada'))?.width === 1280, { timeout: 20000 });
     console.log(`lifted: Cy back at 1280 px after ${((Date.now() - liftedAt) / 1000).toFixed(1)} s`);
     for (const { context } of [ada, bob, cy]) await context.close();
   } finally {
@@ -187,7 +184,7 @@ test('a tile out of sight receives no video, and shown again it decodes within a
     await h.join(ada.page, 'sight', 'Ada');
     const bob = await h.openParticipant(browser, `${server.http}/?simulcast=0`);
     await h.join(bob.page, 'sight', 'Bob');
-    await h.waitFor('Bob to decode Ada', async () => (await inboundVideoOf(bob.page, 'Ada'))?.frames > 20);
+    await h.waitFor('Bob to decode Ada', async () => (await h.inboundVideoOf(bob.page, 'Ada'))?.frames > 20);
 
     const setShown = (shown) => bob.page.evaluate((on) => {
       const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === 'Ada');
@@ -196,14 +193,14 @@ test('a tile out of sight receives no video, and shown again it decodes within a
     await setShown(false);
     await h.waitFor('the server to pause Ada for Bob', async () => (await forwardedLayer(server, 'sight', 'Bob', 'Ada')).layer === undefined);
     await h.sleep(500);
-    const hiddenFrom = await inboundVideoOf(bob.page, 'Ada');
+    const hiddenFrom = await h.inboundVideoOf(bob.page, 'Ada');
     await h.sleep(2000);
-    const hiddenTo = await inboundVideoOf(bob.page, 'Ada');
+    const hiddenTo = await h.inboundVideoOf(bob.page, 'Ada');
     assert.ok(hiddenTo.bytes - hiddenFrom.bytes < 2000, `no video bytes for a hidden tile: ${hiddenTo.bytes - hiddenFrom.bytes} in 2 s`);
 
     const shownAt = Date.now();
     await setShown(true);
-    await h.waitFor('Ada decoding again', async () => (await inboundVideoOf(bob.page, 'Ada')).frames > hiddenTo.frames, { timeout: 5000, interval: 50 });
+    await h.waitFor('Ada decoding again', async () => (await h.inboundVideoOf(bob.page, 'Ada')).frames > hiddenTo.frames, { timeout: 5000, interval: 50 });
     const seconds = (Date.now() - shownAt) / 1000;
     console.log(`shown again: first frame after ${seconds.toFixed(2)} s`);
     assert.ok(seconds <= 1, `decodes within 1 s of being shown: ${seconds} s`);

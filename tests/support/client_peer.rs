@@ -52,6 +52,7 @@ pub struct ClientPeer {
     received: Counts,
     video_seqs: VideoSeqs,
     messages: Messages,
+    outgoing: mpsc::UnboundedSender<Value>,
     leave: mpsc::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -105,6 +106,7 @@ impl ClientPeer {
         let video_seqs = VideoSeqs::default();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
         wire_callbacks(&pc, &received, &video_seqs, outgoing.clone());
+        let outgoing_signals = outgoing.clone();
 
         let audio = local_track(MIME_TYPE_OPUS, 48000, 2, "audio");
         let video = local_track(MIME_TYPE_VP8, 90000, 0, "video");
@@ -136,9 +138,30 @@ impl ClientPeer {
             received,
             video_seqs,
             messages,
+            outgoing: outgoing_signals,
             leave,
             tasks: vec![signaling, media],
         }
+    }
+
+    /// Removes the published track of `kind` ("audio" or "video") and offers the change, as a
+    /// browser's `removeTrack` does.
+    pub async fn stop_publishing(&self, kind: &str) {
+        for sender in self.pc.get_senders().await {
+            let Some(track) = sender.track().await else {
+                continue;
+            };
+            if track.kind().to_string() == kind {
+                self.pc.remove_track(&sender).await.expect("remove_track");
+            }
+        }
+        let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set local offer");
+        let sdp = self.pc.local_description().await.expect("local").sdp;
+        let _ = self.outgoing.send(json!({"type": "offer", "sdp": sdp}));
     }
 
     /// Waits until ICE and DTLS are up (panics after [`super::TIMEOUT`]).
@@ -327,10 +350,10 @@ fn wire_callbacks(
 }
 
 async fn count_packets(track: Arc<TrackRemote>, received: Counts, video_seqs: VideoSeqs) {
-    let publisher = track.stream_id();
-    let tag = publisher.as_bytes().to_vec();
     while let Ok((packet, _)) = track.read_rtp().await {
-        if !packet.payload.ends_with(&tag) {
+        // Read per packet: the server may move the transceiver to another publisher's track.
+        let publisher = track.stream_id();
+        if !packet.payload.ends_with(publisher.as_bytes()) {
             continue;
         }
         let mut counts = received.lock().unwrap();

@@ -102,6 +102,16 @@ impl Forwarder {
         }
     }
 
+    /// Takes up another publication on the same outgoing stream: nothing is forwarded until a
+    /// keyframe of `target` comes, and from there the numbering continues where it stopped, as
+    /// after a layer switch.
+    pub(crate) fn restart(mut self, target: Option<u8>) -> Self {
+        self.current = None;
+        self.target = target;
+        self.keyframe_asked = None;
+        self
+    }
+
     /// Asks for another layer (`None` pauses). Pausing takes effect at once; a layer is taken up
     /// at its next keyframe, and until then the current one keeps flowing.
     pub(crate) fn set_target(&mut self, target: Option<u8>) {

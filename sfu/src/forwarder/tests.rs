@@ -317,3 +317,38 @@ fn layers_beyond_eight_are_ignored_not_a_panic() {
     let info = FrameInfo::read(PayloadFormat::Opaque, 9, &[1]);
     forwarded(f.on_packet(Instant::now(), &info, 1, 1));
 }
+
+#[test]
+fn a_restarted_forwarder_carries_another_publication_on_from_where_the_last_one_stopped() {
+    let mut first = Publisher::new();
+    let mut f = Forwarder::new(CLOCK, 1000, Some(0));
+    let mut last = None;
+    for (i, key) in [true, false].into_iter().enumerate() {
+        let s = first.frame(0, key);
+        last = Some(forwarded(offer(&mut f, first.at(33 * i as u64), &s)));
+    }
+    let last = last.unwrap();
+
+    // Another publisher's stream, numbered its own way, on the same transceiver a second later.
+    let mut second = Publisher::new();
+    second.seq = [40_000, 0, 0];
+    second.ts = [123_456, 0, 0];
+    second.picture_id = [7_000, 0, 0];
+    let mut f = f.restart(Some(0));
+    assert_eq!(f.current(), None);
+    let delta = second.frame(0, false);
+    assert_eq!(
+        offer(&mut f, first.at(1033), &delta),
+        Verdict::Drop(DropReason::AwaitingKeyframe)
+    );
+    assert_eq!(f.keyframe_request(first.at(1033)), Some(0));
+    let key = second.frame(0, true);
+    let r = forwarded(offer(&mut f, first.at(1033), &key));
+    assert_eq!(r.sequence_number, last.sequence_number + 1);
+    assert_eq!(r.timestamp.wrapping_sub(last.timestamp), 1000 * 90);
+    assert_eq!(
+        picture_id(&key, &r),
+        12,
+        "the picture id runs on from the first stream's 11"
+    );
+}

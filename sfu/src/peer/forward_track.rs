@@ -1,4 +1,7 @@
-//! A track the server sends to one subscriber, carrying one publication.
+//! A track the server sends to one subscriber, carrying one publication, on a transceiver that
+//! outlives it: when the subscription ends the transceiver is parked (inactive) and a later
+//! subscription of the same kind takes it over, so the subscriber's SDP grows with the tracks it
+//! receives at once, not with every track it ever received.
 
 use std::sync::Arc;
 
@@ -8,6 +11,7 @@ use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocalWriter;
 
@@ -15,6 +19,7 @@ use super::RtpPacket;
 
 pub(crate) struct ForwardTrack {
     local: Arc<TrackLocalStaticRTP>,
+    transceiver: Arc<RTCRtpTransceiver>,
     sender: Arc<RTCRtpSender>,
     ssrc: u32,
 }
@@ -48,18 +53,33 @@ impl Feedback {
 impl ForwardTrack {
     pub(super) fn new(
         local: Arc<TrackLocalStaticRTP>,
+        transceiver: Arc<RTCRtpTransceiver>,
         sender: Arc<RTCRtpSender>,
         ssrc: u32,
     ) -> Self {
         Self {
             local,
+            transceiver,
             sender,
             ssrc,
         }
     }
 
+    pub(super) fn transceiver(&self) -> &Arc<RTCRtpTransceiver> {
+        &self.transceiver
+    }
+
     pub(super) fn sender(&self) -> &Arc<RTCRtpSender> {
         &self.sender
+    }
+
+    /// The media section it rides on, once a description has placed it.
+    pub(crate) fn mid(&self) -> Option<String> {
+        self.transceiver.mid().map(|m| m.to_string())
+    }
+
+    pub(super) fn ssrc(&self) -> u32 {
+        self.ssrc
     }
 
     /// Sends one packet; the track rewrites SSRC and payload type to the subscriber's.

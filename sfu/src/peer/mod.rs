@@ -132,23 +132,31 @@ impl Peer {
             .map_err(|e| SignalError::BadCandidate(e.to_string()))
     }
 
+    /// The media sections on which the client sends, as last negotiated: a publication on any
+    /// other was stopped by its client (`removeTrack`, or a direction turned off).
+    pub(crate) async fn receiving_mids(&self) -> Vec<String> {
+        let mut mids = Vec::new();
+        for t in self.pc.get_transceivers().await {
+            if t.current_direction().has_recv() {
+                mids.extend(t.mid().map(|m| m.to_string()));
+            }
+        }
+        mids
+    }
+
     pub(crate) fn is_stable(&self) -> bool {
         self.pc.signaling_state() == RTCSignalingState::Stable
     }
 
-    /// Adds a send-only track carrying a forwarded publication. A new transceiver each time, so a
-    /// forwarded track never rides on the client's own publishing m-line.
+    /// Adds a send-only track carrying a forwarded publication, on a new transceiver: a forwarded
+    /// track never rides on the client's own publishing m-line.
     pub(crate) async fn add_forward_track(
         &self,
         codec: &Codec,
         track_id: &str,
         stream_id: &str,
     ) -> Result<ForwardTrack, SfuError> {
-        let local = Arc::new(TrackLocalStaticRTP::new(
-            codec.capability().clone(),
-            track_id.to_owned(),
-            stream_id.to_owned(),
-        ));
+        let local = local_track(codec, track_id, stream_id);
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,
             send_encodings: Vec::new(),
@@ -169,13 +177,39 @@ impl Peer {
             .first()
             .map(|e| e.ssrc)
             .unwrap_or_default();
-        Ok(ForwardTrack::new(local, sender, ssrc))
+        Ok(ForwardTrack::new(local, transceiver, sender, ssrc))
     }
 
-    pub(crate) async fn remove_forward_track(&self, track: &ForwardTrack) {
-        if let Err(e) = self.pc.remove_track(track.sender()).await {
-            tracing::debug!(error = %e, "removing a forwarded track");
-        }
+    /// Carries another publication on a parked track's transceiver and makes it send again. The
+    /// SSRC stays; the subscriber learns the new track and stream ids from the next offer.
+    pub(crate) async fn reuse_forward_track(
+        &self,
+        parked: &ForwardTrack,
+        codec: &Codec,
+        track_id: &str,
+        stream_id: &str,
+    ) -> Result<ForwardTrack, SfuError> {
+        let local = local_track(codec, track_id, stream_id);
+        let sender = Arc::clone(parked.sender());
+        sender
+            .replace_track(Some(Arc::clone(&local) as Arc<dyn TrackLocal + Send + Sync>))
+            .await
+            .map_err(webrtc_error)?;
+        let transceiver = Arc::clone(parked.transceiver());
+        transceiver
+            .set_direction(RTCRtpTransceiverDirection::Sendonly)
+            .await;
+        Ok(ForwardTrack::new(local, transceiver, sender, parked.ssrc()))
+    }
+
+    /// Stops offering a forwarded track: its m-section turns inactive at the next offer, and the
+    /// transceiver waits for reuse. The sender stays bound (webrtc-rs cannot revive a sender whose
+    /// track was removed), it only gets nothing to send.
+    pub(crate) async fn park_forward_track(&self, track: &ForwardTrack) {
+        track
+            .transceiver()
+            .set_direction(RTCRtpTransceiverDirection::Inactive)
+            .await;
     }
 
     /// A handle that asks this peer for a keyframe of the track with `media_ssrc`; it does not keep
@@ -231,6 +265,14 @@ impl KeyframeRequester {
         };
         pc.write_rtcp(&[Box::new(pli)]).await.is_ok()
     }
+}
+
+fn local_track(codec: &Codec, track_id: &str, stream_id: &str) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(
+        codec.capability().clone(),
+        track_id.to_owned(),
+        stream_id.to_owned(),
+    ))
 }
 
 fn bad_sdp(e: webrtc::Error) -> SignalError {

@@ -1,0 +1,155 @@
+//! A track's life in a room, with webrtc-rs client peers: a track its publisher removes is
+//! unpublished for everyone, and the m-sections of tracks that ended are reused, so a subscriber's
+//! SDP stays bounded by what it receives at once however long the room lives.
+
+mod support;
+
+use roomcast_sfu::SfuConfig;
+use support::client_peer::ClientPeer;
+use support::{eventually, TestServer};
+
+/// Media sections of an SDP.
+fn sections(sdp: &str) -> Vec<&str> {
+    sdp.split("\nm=").skip(1).collect()
+}
+
+/// Kinds of the media the server sends in `sdp` from the participant `publisher`.
+fn sent_kinds(sdp: &str, publisher: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = sections(sdp)
+        .into_iter()
+        .filter(|s| s.contains("a=sendonly") || s.contains("a=sendrecv"))
+        .filter(|s| s.contains(&format!("a=msid:{publisher} ")))
+        .map(|s| s.split_whitespace().next().unwrap_or_default().to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+/// Kinds of the tracks the server lists for `who` in `room`, published or forwarded from
+/// `from`.
+fn listed_kinds(server: &TestServer, room: &str, who: &str, from: Option<&str>) -> Vec<String> {
+    let Some(report) = server.sfu.room(room) else {
+        return Vec::new();
+    };
+    let Some(p) = report.participants.iter().find(|p| p.name.as_str() == who) else {
+        return Vec::new();
+    };
+    let tracks = match from {
+        None => &p.published,
+        Some(_) => &p.forwarded,
+    };
+    let mut kinds: Vec<String> = tracks
+        .iter()
+        .filter(|t| from.is_none_or(|f| t.publisher.as_str() == f))
+        .map(|t| t.kind.to_owned())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_its_publisher_removes_is_unpublished_for_everyone_and_never_given_to_later_joiners(
+) {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let ada = ClientPeer::join(&server, "stop", "Ada").await;
+    let bob = ClientPeer::join(&server, "stop", "Bob").await;
+    eventually("Bob to receive Ada's audio and video", || async {
+        let got = bob.received_from(&ada.id);
+        got.audio >= 10 && got.video >= 10
+    })
+    .await;
+
+    ada.stop_publishing("video").await;
+    eventually(
+        "the server to list only Ada's audio as published",
+        || async { listed_kinds(&server, "stop", "Ada", None) == ["audio"] },
+    )
+    .await;
+    eventually("Bob to be forwarded only Ada's audio", || async {
+        listed_kinds(&server, "stop", "Bob", Some(&ada.id)) == ["audio"]
+    })
+    .await;
+    eventually(
+        "the server's offer to Bob to stop sending Ada's video",
+        || async { sent_kinds(&bob.remote_sdp().await, &ada.id) == ["audio"] },
+    )
+    .await;
+    let audio = bob.received_from(&ada.id).audio;
+    eventually("Bob to keep receiving Ada's audio", || async {
+        bob.received_from(&ada.id).audio >= audio + 10
+    })
+    .await;
+
+    let cy = ClientPeer::join(&server, "stop", "Cy").await;
+    eventually("Cy, who came later, to receive Ada's audio", || async {
+        cy.received_from(&ada.id).audio >= 10
+    })
+    .await;
+    assert_eq!(cy.received_from(&ada.id).video, 0);
+    assert_eq!(
+        listed_kinds(&server, "stop", "Cy", Some(&ada.id)),
+        ["audio"]
+    );
+    assert_eq!(sent_kinds(&cy.remote_sdp().await, &ada.id), ["audio"]);
+
+    for peer in [ada, bob, cy] {
+        peer.close().await;
+    }
+    server.wait_until_empty().await;
+}
+
+/// The bound: a subscriber's SDP has one m-section per track it publishes, plus one per track it
+/// receives at once, plus those of tracks that ended while the renegotiation announcing it was
+/// still in flight (reused from the next one on). Here: 2 published, 2 received, at most 2 in
+/// flight.
+const MOST_SECTIONS: usize = 2 + 2 + 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_joins_and_leaves_keep_the_sdp_of_who_stays_bounded_by_the_live_tracks() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let stayer = ClientPeer::join(&server, "churn", "Stayer").await;
+    let (mut most_sections, mut most_bytes, mut first_bytes) = (0, 0, 0);
+    let cycles = 200;
+    for cycle in 0..cycles {
+        let guest = ClientPeer::join(&server, "churn", &format!("Guest {cycle}")).await;
+        let id = guest.id.clone();
+        eventually(
+            "the stayer to receive the guest's audio and video",
+            || async {
+                let got = stayer.received_from(&id);
+                got.audio > 0 && got.video > 0
+            },
+        )
+        .await;
+        let sdp = stayer.remote_sdp().await;
+        most_sections = most_sections.max(sections(&sdp).len());
+        most_bytes = most_bytes.max(sdp.len());
+        if cycle == 0 {
+            first_bytes = sdp.len();
+        }
+        assert!(
+            sections(&sdp).len() <= MOST_SECTIONS,
+            "cycle {cycle}: {} m-sections:\n{sdp}",
+            sections(&sdp).len()
+        );
+        guest.close().await;
+        eventually(
+            "the stayer's SDP to stop sending the guest's tracks",
+            || async { sent_kinds(&stayer.remote_sdp().await, &id).is_empty() },
+        )
+        .await;
+    }
+    eprintln!(
+        "{cycles} cycles: at most {most_sections} m-sections, at most {most_bytes} SDP bytes \
+         (first cycle: {first_bytes})"
+    );
+    // Each cycle's SDP differs only in ids and session versions.
+    assert!(most_bytes <= first_bytes + first_bytes / 4);
+    let report = server.sfu.room("churn").expect("the stayer's room");
+    assert!(
+        report.participants[0].forwarded.is_empty(),
+        "nothing is forwarded once every guest is gone"
+    );
+    stayer.close().await;
+    server.wait_until_empty().await;
+}
