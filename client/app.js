@@ -14,6 +14,7 @@ const state = {
   makingOffer: false,
   participants: new Map(), // id -> { name, tile, stream, reporter }
   forwarded: new Map(), // mid -> { participant, track, kind }: what the server sends on it
+  speakers: [], // [{ id, level }], the dominant speaker first
   relayCandidates: 0,
   iceErrors: [],
   selectedPair: null,
@@ -274,6 +275,15 @@ const handlers = {
   },
   participant_joined(m) { addParticipant(m.participant); log('joined:', m.participant.name); },
   participant_left(m) { removeParticipant(m.id); log('left:', m.id); },
+  // A ring around whoever speaks; the server sends the list whenever it changes.
+  speakers(m) {
+    state.speakers = m.speakers;
+    const speaking = new Set(m.speakers.map((s) => s.id));
+    for (const el of document.querySelectorAll('.tile')) {
+      const id = el.classList.contains('local') ? state.selfId : el.dataset.participant;
+      el.classList.toggle('speaking', speaking.has(id));
+    }
+  },
   full(m) {
     notice(`Room "${m.room}" is full (${m.capacity} participants). Try again later or pick another room.`);
     teardown('Room full', 'error');

@@ -25,6 +25,7 @@ mod publication;
 mod room;
 mod sfu;
 mod signal;
+mod speakers;
 mod stats;
 mod subscription;
 
@@ -46,4 +47,5 @@ pub use signal::{
     Description, ForwardedTrack, IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal,
     TrackSettings,
 };
+pub use speakers::Speaker;
 pub use stats::{ConnectionState, LayerReport, ParticipantReport, RoomReport, Totals, TrackReport};

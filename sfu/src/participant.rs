@@ -85,6 +85,8 @@ pub(crate) struct Participant {
     publications: Vec<Arc<Publication>>,
     /// Handed to each publication, which reports its id here when its track has ended.
     ended: mpsc::UnboundedSender<String>,
+    /// Who holds the floor in the room: their video is served before the rest.
+    dominant: Option<ParticipantId>,
     published: usize,
     candidates: usize,
 }
@@ -122,6 +124,7 @@ impl Participant {
             downlink: Downlink::new(),
             publications: Vec::new(),
             ended,
+            dominant: None,
             published: 0,
             candidates: 0,
         };
@@ -273,6 +276,13 @@ impl Participant {
             RoomCommand::PeerLeft(id) => self.send(ServerEvent::ParticipantLeft(id)).await,
             RoomCommand::Subscribe(publication) => self.subscribe(publication).await,
             RoomCommand::Unsubscribe(publication_id) => self.unsubscribe(&publication_id).await,
+            RoomCommand::Speakers { speakers, dominant } => {
+                if dominant != self.dominant {
+                    self.dominant = dominant;
+                    self.allocate();
+                }
+                self.send(ServerEvent::Speakers(speakers)).await;
+            }
             RoomCommand::Remove(_) => {}
         }
     }
@@ -381,7 +391,11 @@ impl Participant {
                 MediaKind::Audio => audio_bps += publication.bitrate().max(AUDIO_RESERVE_BPS),
                 MediaKind::Video => video.push(VideoDemand {
                     track: subscription.id(),
-                    priority: Priority::Normal,
+                    priority: if Some(&publication.publisher) == self.dominant.as_ref() {
+                        Priority::Speaker
+                    } else {
+                        Priority::Normal
+                    },
                     tile: subscription.settings.size,
                     visible: subscription.settings.visible,
                     layers: publication.allocation_layers(),

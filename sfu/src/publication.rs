@@ -17,7 +17,10 @@ use tracing::Instrument;
 use crate::allocation;
 use crate::forwarder::{FrameInfo, PayloadFormat};
 use crate::ids::ParticipantId;
-use crate::peer::{wire_size, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket};
+use crate::peer::{
+    wire_size, Arrival, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket,
+};
+use crate::speakers::level::{LevelMeter, SharedLevel};
 use crate::stats::{
     add, millis_since_epoch, Counters, InboundStats, LayerReport, MeterWindow, ReceptionTracker,
     TrackReport,
@@ -127,6 +130,8 @@ pub(crate) struct Publication {
     live_layers: Arc<AtomicUsize>,
     /// Where the publisher learns that the track ended (it sends the publication's id).
     ended: mpsc::UnboundedSender<String>,
+    /// How loud it is (audio whose publisher sends RFC 6464 levels).
+    level: Arc<SharedLevel>,
     state: Mutex<State>,
 }
 
@@ -166,8 +171,15 @@ impl Publication {
             counters,
             live_layers: Arc::new(AtomicUsize::new(0)),
             ended,
+            level: Arc::default(),
             state: Mutex::default(),
         })
+    }
+
+    /// (share of recent packets with voice, loudness), both 0 to 1; zeros for video and for
+    /// audio without levels or gone quiet.
+    pub(crate) fn voice(&self, now: Instant) -> (f32, f32) {
+        self.level.read(now)
     }
 
     /// Whether some layer's stream is still open: a stream arriving on the publisher's
@@ -201,6 +213,7 @@ impl Publication {
             last_packet: Arc::clone(&layer.last_packet),
             counters: Arc::clone(&self.counters),
             subscribers: state.subscribers.clone(),
+            level: Arc::clone(&self.level),
             _end: LayerEnd::new(&self.live_layers, &self.ended, &self.id),
         };
         tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
@@ -404,6 +417,7 @@ struct FanOut {
     last_packet: Arc<AtomicU64>,
     counters: Arc<Counters>,
     subscribers: Vec<Subscriber>,
+    level: Arc<SharedLevel>,
     _end: LayerEnd,
 }
 
@@ -416,6 +430,7 @@ impl FanOut {
         });
         let mut window = MeterWindow::new();
         let mut reception = ReceptionTracker::new(track.codec().clock_rate());
+        let mut meter = LevelMeter::default();
         let mut changes_open = true;
         loop {
             tokio::select! {
@@ -425,9 +440,13 @@ impl FanOut {
                     Some(FanoutChange::Remove(id)) => self.subscribers.retain(|s| s.id != id),
                     None => changes_open = false,
                 },
-                packet = track.read() => {
-                    let Some(packet) = packet else { break };
+                arrival = track.read() => {
+                    let Some(Arrival { packet, audio_level }) = arrival else { break };
                     let now = Instant::now();
+                    if let Some(level) = audio_level {
+                        meter.on_packet(now, level);
+                        self.level.publish(now, &meter);
+                    }
                     let size = wire_size(&packet);
                     self.last_packet.store(millis_since_epoch(now), Ordering::Relaxed);
                     self.stats.meter.record(&mut window, size, now, &self.counters.received);

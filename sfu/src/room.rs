@@ -4,14 +4,16 @@
 //! never across an `.await`. Members are told of changes through their unbounded command
 //! channels, so the room never waits on a member.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
 use crate::ids::{ParticipantId, RoomId};
+use crate::peer::MediaKind;
 use crate::presence::Presence;
 use crate::publication::Publication;
+use crate::speakers::{Sample, Speaker, SpeakerDetector};
 use crate::stats::{ParticipantReport, RoomReport, Totals};
 use crate::{LeaveReason, ParticipantInfo};
 
@@ -21,9 +23,17 @@ pub(crate) enum RoomCommand {
     PeerLeft(ParticipantId),
     Subscribe(Arc<Publication>),
     Unsubscribe(String),
+    /// Who speaks now (dominant speaker first), and who holds the floor.
+    Speakers {
+        speakers: Vec<Speaker>,
+        dominant: Option<ParticipantId>,
+    },
     /// Leave now, for this reason.
     Remove(LeaveReason),
 }
+
+/// How often a room looks at its participants' audio levels.
+const SPEAKER_TICK: Duration = Duration::from_millis(100);
 
 pub(crate) enum Admission {
     /// In, with the members already there.
@@ -54,6 +64,17 @@ struct Member {
 }
 
 impl Room {
+    /// A room with its speaker detection running; the detection ends when the room goes.
+    pub(crate) fn open(id: RoomId, capacity: usize) -> Arc<Self> {
+        let room = Arc::new(Self::new(id, capacity));
+        let span = tracing::info_span!("room", room = %room.id);
+        tokio::spawn(tracing::Instrument::instrument(
+            detect_speakers(Arc::downgrade(&room)),
+            span,
+        ));
+        room
+    }
+
     pub(crate) fn new(id: RoomId, capacity: usize) -> Self {
         Self {
             id,
@@ -145,6 +166,42 @@ impl Room {
         state.closed
     }
 
+    /// Every member's voice now: the loudest of its audio tracks.
+    fn voices(&self, now: Instant) -> Vec<Sample> {
+        let state = self.lock();
+        state
+            .members
+            .iter()
+            .map(|m| {
+                let (activity, loudness) = m
+                    .publications
+                    .iter()
+                    .filter(|p| p.kind == MediaKind::Audio)
+                    .map(|p| p.voice(now))
+                    .fold((0.0f32, 0.0f32), |a, v| (a.0.max(v.0), a.1.max(v.1)));
+                Sample {
+                    participant: m.info.id.clone(),
+                    activity,
+                    loudness,
+                    muted: false,
+                }
+            })
+            .collect()
+    }
+
+    fn tell_speakers(&self, speakers: &[Speaker], dominant: Option<&ParticipantId>) {
+        for member in &self.lock().members {
+            let _ = member.commands.send(RoomCommand::Speakers {
+                speakers: speakers.to_vec(),
+                dominant: dominant.cloned(),
+            });
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     pub(crate) fn participants(&self) -> Vec<ParticipantInfo> {
         self.lock().members.iter().map(|m| m.info.clone()).collect()
     }
@@ -199,6 +256,25 @@ impl Room {
     fn lock(&self) -> MutexGuard<'_, RoomState> {
         // No code path panics while holding the lock, but a poisoned room must still be leavable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The room's speaker detection: the one owner of its [`SpeakerDetector`], reading levels every
+/// [`SPEAKER_TICK`] and telling everyone when the speakers change. Holds the room weakly, so a
+/// room no one holds any more ends it.
+async fn detect_speakers(room: Weak<Room>) {
+    let mut detector = SpeakerDetector::default();
+    let mut tick = tokio::time::interval(SPEAKER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(room) = room.upgrade().filter(|r| !r.is_closed()) else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(speakers) = detector.tick(now, &room.voices(now)) {
+            room.tell_speakers(&speakers, detector.dominant());
+        }
     }
 }
 

@@ -208,7 +208,7 @@ impl Sfu {
             self.inner
                 .rooms
                 .entry(id.clone())
-                .or_insert_with(|| Arc::new(Room::new(id.clone(), capacity)))
+                .or_insert_with(|| Room::open(id.clone(), capacity))
                 .value(),
         ))
     }

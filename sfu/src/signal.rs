@@ -1,6 +1,7 @@
 //! The messages exchanged between a participant and the edge, in domain terms.
 
 use crate::ids::{DisplayName, ParticipantId};
+use crate::speakers::Speaker;
 use crate::SignalError;
 
 /// What a client asks of its participant.
@@ -96,6 +97,8 @@ pub enum ServerEvent {
     Offer(Description),
     Answer(Description),
     Candidate(Option<IceCandidate>),
+    /// Who speaks now: the dominant speaker first, then loudest first; empty when no one does.
+    Speakers(Vec<Speaker>),
     /// A signal was refused; the session goes on.
     Error(SignalError),
     /// The participant is out of the room; no more events follow.

@@ -81,6 +81,13 @@ pub struct ParticipantJson {
     pub name: String,
 }
 
+/// One speaker: who, and how loud (0 to 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpeakerJson {
+    pub id: String,
+    pub level: f32,
+}
+
 /// What one forwarded media section of a server description carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardedTrackJson {
@@ -130,6 +137,10 @@ pub enum ServerMessage {
     },
     Candidate {
         candidate: Option<CandidateJson>,
+    },
+    /// Who speaks now: the dominant speaker first, then loudest first; empty when no one does.
+    Speakers {
+        speakers: Vec<SpeakerJson>,
     },
     Left {
         room: String,

@@ -17,7 +17,7 @@ use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
 use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
-    ParticipantJson, ServerMessage,
+    ParticipantJson, ServerMessage, SpeakerJson,
 };
 use crate::server::EdgeOptions;
 
@@ -286,6 +286,16 @@ impl Session {
             ServerEvent::Answer(d) => ServerMessage::Answer {
                 tracks: tracks_to_json(&d.tracks),
                 sdp: d.sdp,
+            },
+            ServerEvent::Speakers(speakers) => ServerMessage::Speakers {
+                speakers: speakers
+                    .into_iter()
+                    .map(|s| SpeakerJson {
+                        id: s.id.to_string(),
+                        // Two decimals say all a level meter shows.
+                        level: (s.level * 100.0).round() / 100.0,
+                    })
+                    .collect(),
             },
             ServerEvent::Candidate(c) => ServerMessage::Candidate {
                 candidate: c.map(candidate_to_json),

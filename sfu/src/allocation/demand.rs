@@ -9,7 +9,7 @@ pub type TrackKey = u64;
 
 /// How much a track matters to this subscriber; higher is served first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-// Screen shares and the active speaker arrive with the meeting features (issue #11).
+// Screen shares arrive with the meeting features (issue #11).
 #[allow(dead_code)]
 pub enum Priority {
     Normal,

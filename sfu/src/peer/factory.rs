@@ -47,6 +47,7 @@ impl PeerFactory {
         let mut media = MediaEngine::default();
         media.register_default_codecs().map_err(webrtc_error)?;
         register_simulcast_extensions(&mut media)?;
+        register_audio_level(&mut media)?;
         let twcc = TransportFeedbackBuilder::new();
         let registry = interceptors(&mut media, &twcc)?;
         let api = APIBuilder::new()
@@ -131,6 +132,17 @@ fn register_simulcast_extensions(media: &mut MediaEngine) -> Result<(), SfuError
             .map_err(webrtc_error)?;
     }
     Ok(())
+}
+
+/// RFC 6464 audio levels on published audio: the room's speaker detection reads them on ingest
+/// instead of decoding anyone's audio.
+fn register_audio_level(media: &mut MediaEngine) -> Result<(), SfuError> {
+    let extension = RTCRtpHeaderExtensionCapability {
+        uri: sdp::extmap::AUDIO_LEVEL_URI.to_owned(),
+    };
+    media
+        .register_header_extension(extension, RTPCodecType::Audio, None)
+        .map_err(webrtc_error)
 }
 
 fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {

@@ -13,7 +13,7 @@ mod twcc;
 
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
-pub(crate) use remote_track::{wire_size, Codec, MediaKind, RemoteTrack, RtpPacket};
+pub(crate) use remote_track::{wire_size, Arrival, Codec, MediaKind, RemoteTrack, RtpPacket};
 pub(crate) use twcc::TransportEvent;
 
 use std::sync::atomic::{AtomicBool, Ordering};

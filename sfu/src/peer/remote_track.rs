@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
 /// An RTP packet as it travels through the server.
@@ -55,6 +56,15 @@ pub(crate) struct RemoteTrack {
     mid: String,
     layer: u8,
     layer_count: u8,
+    /// The negotiated id of the RFC 6464 audio-level extension, if the publisher sends it.
+    audio_level_id: Option<u8>,
+}
+
+/// One packet read from a published stream.
+pub(crate) struct Arrival {
+    pub(crate) packet: RtpPacket,
+    /// Its RFC 6464 audio level (−dBov, 0–127), for audio that carries one.
+    pub(crate) audio_level: Option<u8>,
 }
 
 impl RemoteTrack {
@@ -72,7 +82,14 @@ impl RemoteTrack {
             .map(|t| t.rid().to_owned())
             .collect();
         let layer = rids.iter().position(|r| r == track.rid()).unwrap_or(0);
+        let audio_level_id = track
+            .params()
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == sdp::extmap::AUDIO_LEVEL_URI)
+            .and_then(|e| u8::try_from(e.id).ok());
         Self {
+            audio_level_id,
             track,
             receiver,
             mid,
@@ -111,18 +128,26 @@ impl RemoteTrack {
         self.track.ssrc()
     }
 
-    /// The next RTP packet, stripped of the publisher's header extensions: their ids belong to the
+    /// The next RTP packet, stripped of the publisher's header extensions (their ids belong to the
     /// publisher's negotiation, and a stale MID extension would route the packet to the wrong
-    /// transceiver at the subscriber. `None` once the track has ended.
-    pub(crate) async fn read(&self) -> Option<RtpPacket> {
+    /// transceiver at the subscriber) once its audio level is read. `None` once the track has
+    /// ended.
+    pub(crate) async fn read(&self) -> Option<Arrival> {
         let (mut packet, _) = self.track.read_rtp().await.ok()?;
+        let audio_level = self
+            .audio_level_id
+            .and_then(|id| packet.header.get_extension(id))
+            .and_then(|value| value.first().map(|b| b & 0x7f));
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions.clear();
         // Left over, the publisher's extension padding would make the forwarded packet's
         // declared size disagree with its bytes once the subscriber's own extensions are set.
         packet.header.extensions_padding = 0;
-        Some(packet)
+        Some(Arrival {
+            packet,
+            audio_level,
+        })
     }
 
     /// Drains the publisher's RTCP (sender reports) so the receiver-report interceptor can compute

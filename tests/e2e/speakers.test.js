@@ -1,0 +1,60 @@
+// End-to-end: active speakers. The server reads each publisher's RFC 6464 audio levels and tells
+// everyone who speaks; the page rings whoever does. Chromium's fake microphone beeps steadily, so
+// a page plays it or, with its audio track disabled (the browser then sends silence), does not.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('./harness');
+
+let browser;
+before(async () => { browser = await h.launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** The names of the tiles `page` rings as speaking ("(you)" for its own). */
+async function ringed(page) {
+  return page.$$eval('.tile.speaking .name', (names) => names.map((n) => n.textContent));
+}
+
+/** The speaker list `page` last received: names, from the room's participants. */
+async function speakers(page) {
+  return page.evaluate(() => window.roomcast.speakers.map((s) => (s.id === window.roomcast.selfId ? 'self' : window.roomcast.participants.get(s.id)?.name)));
+}
+
+const silence = (page, silent) => page.evaluate((off) => {
+  window.roomcast.localStream.getAudioTracks().forEach((t) => { t.enabled = !off; });
+}, silent);
+
+test('whoever plays audio is the speaker for everyone, and the floor passes when someone else talks', async () => {
+  const server = await h.startServer();
+  try {
+    const ada = await h.openParticipant(browser, server.http);
+    await h.join(ada.page, 'talk', 'Ada');
+    await h.waitFor('Ada\'s microphone to be live', () => ada.page.evaluate(() => !!window.roomcast.localStream));
+    const bob = await h.openParticipant(browser, server.http);
+    await h.join(bob.page, 'talk', 'Bob');
+    await h.waitFor('Bob\'s microphone to be live', () => bob.page.evaluate(() => !!window.roomcast.localStream));
+    await silence(bob.page, true);
+
+    await h.waitFor('Bob to see Ada as the one speaker', async () => JSON.stringify(await speakers(bob.page)) === '["Ada"]');
+    await h.waitFor('Ada to see herself as the one speaker', async () => JSON.stringify(await speakers(ada.page)) === '["self"]');
+    assert.deepEqual(await ringed(bob.page), ['Ada']);
+    assert.deepEqual(await ringed(ada.page), ['Ada (you)']);
+    await h.screenshot(bob.page, 'speakers-ada-speaks');
+
+    // Bob talks, Ada falls silent: the floor passes to Bob within a few seconds.
+    const passedAt = Date.now();
+    await silence(bob.page, false);
+    await silence(ada.page, true);
+    await h.waitFor('Ada to see Bob as the one speaker', async () => JSON.stringify(await speakers(ada.page)) === '["Bob"]', { timeout: 5000 });
+    console.log(`speakers: the floor passed after ${((Date.now() - passedAt) / 1000).toFixed(1)} s`);
+    assert.deepEqual(await ringed(ada.page), ['Bob']);
+
+    // Nobody plays anything: an empty list.
+    await silence(bob.page, true);
+    await h.waitFor('an empty speaker list', async () => (await speakers(ada.page)).length === 0, { timeout: 5000 });
+    assert.deepEqual(await ringed(ada.page), []);
+  } finally {
+    await server.stop();
+  }
+});
