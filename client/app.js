@@ -15,6 +15,7 @@ const state = {
   participants: new Map(), // id -> { name, tile, stream, reporter }
   forwarded: new Map(), // mid -> { participant, track, kind }: what the server sends on it
   speakers: [], // [{ id, level }], the dominant speaker first
+  muted: { audio: false, video: false },
   relayCandidates: 0,
   iceErrors: [],
   selectedPair: null,
@@ -53,21 +54,55 @@ function tile(id, name, { local = false } = {}) {
   const label = document.createElement('span');
   label.className = 'name';
   label.textContent = local ? `${name} (you)` : name;
-  el.append(video, label);
+  const badge = document.createElement('span');
+  badge.className = 'muted-badge';
+  badge.textContent = 'muted';
+  badge.title = 'Microphone muted';
+  el.append(video, label, badge);
   // A click enlarges a remote tile to the full width (and the server sends it a larger layer).
   if (!local) el.addEventListener('click', () => el.classList.toggle('spotlight'));
   $('tiles').append(el);
   return el;
 }
 
-function addParticipant({ id, name }) {
+function addParticipant(info) {
+  const { id, name } = info;
   if (id === state.selfId || state.participants.has(id)) return;
   const el = tile(id, name);
+  showMuted(el, info);
   // The page's own stream per participant: which received track belongs to whom comes from the
   // server's descriptions (see placeForwarded), not from the browser's remote streams.
   const stream = new MediaStream();
   el.querySelector('video').srcObject = stream;
   state.participants.set(id, { name, tile: el, stream, reporter: reportTile(el) });
+}
+
+// What a participant object says about muting, shown on a tile.
+function showMuted(el, { audio_muted: audio, video_muted: video }) {
+  el.classList.toggle('audio-muted', !!audio);
+  el.classList.toggle('video-muted', !!video);
+}
+
+function updateParticipant(info) {
+  if (info.id === state.selfId) return showMuted(document.querySelector('.tile.local'), info);
+  if (!state.participants.has(info.id)) return addParticipant(info);
+  showMuted(state.participants.get(info.id).tile, info);
+}
+
+// Mutes or unmutes what this page publishes of one kind: the browser sends silence or black,
+// and the server forwards none of it (docs/protocol.md, mute).
+function setMuted(kind, muted) {
+  state.muted[kind] = muted;
+  state.localStream?.getTracks().filter((t) => t.kind === kind).forEach((t) => { t.enabled = !muted; });
+  send({ type: 'mute', kind, muted });
+  showMuteButton(kind);
+}
+
+function showMuteButton(kind) {
+  const muted = state.muted[kind];
+  const button = $(`mute-${kind}`);
+  button.setAttribute('aria-pressed', String(muted));
+  button.textContent = kind === 'audio' ? (muted ? 'Unmute mic' : 'Mute mic') : (muted ? 'Start camera' : 'Stop camera');
 }
 
 function removeParticipant(id) {
@@ -274,6 +309,7 @@ const handlers = {
     state.pc = createPeer(m.ice_servers);
   },
   participant_joined(m) { addParticipant(m.participant); log('joined:', m.participant.name); },
+  participant_updated(m) { updateParticipant(m.participant); },
   participant_left(m) { removeParticipant(m.id); log('left:', m.id); },
   // A ring around whoever speaks; the server sends the list whenever it changes.
   speakers(m) {
@@ -328,7 +364,12 @@ async function join(event) {
   history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
-  ws.onopen = () => { send({ type: 'join', room, name, ...(params.get('token') ? { token: params.get('token') } : {}) }); $('leave').disabled = false; };
+  ws.onopen = () => {
+    send({ type: 'join', room, name, ...(params.get('token') ? { token: params.get('token') } : {}) });
+    $('leave').disabled = false;
+    $('mute-audio').disabled = false;
+    $('mute-video').disabled = false;
+  };
   // Messages are handled one at a time, in order: a candidate must not overtake its offer.
   let queue = Promise.resolve();
   ws.onmessage = (e) => {
@@ -359,6 +400,11 @@ function teardown(text, kind) {
   $('tiles').replaceChildren();
   $('join').disabled = false;
   $('leave').disabled = true;
+  for (const kind of ['audio', 'video']) {
+    $(`mute-${kind}`).disabled = true;
+    state.muted[kind] = false;
+    showMuteButton(kind);
+  }
   setStatus(text, kind);
 }
 
@@ -369,6 +415,8 @@ function leave() {
 
 $('join-form').addEventListener('submit', join);
 $('leave').addEventListener('click', leave);
+$('mute-audio').addEventListener('click', () => setMuted('audio', !state.muted.audio));
+$('mute-video').addEventListener('click', () => setMuted('video', !state.muted.video));
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || '';
 $('relay').checked = params.get('relay') === '1';

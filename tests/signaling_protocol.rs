@@ -31,14 +31,12 @@ async fn joined_lists_the_others_and_they_hear_of_arrivals_and_departures() {
 
     let mut bob = server.ws().await;
     let joined = bob.join("hall", "Bob").await;
-    assert_eq!(
-        joined["participants"],
-        json!([{"id": ada_id, "name": "Ada"}])
-    );
+    let fresh = |id: &str, name: &str| json!({"id": id, "name": name, "audio_muted": false, "video_muted": false, "publishes": []});
+    assert_eq!(joined["participants"], json!([fresh(&ada_id, "Ada")]));
     let bob_id = joined["id"].as_str().unwrap().to_owned();
 
     let arrival = ada.recv_type("participant_joined").await;
-    assert_eq!(arrival["participant"], json!({"id": bob_id, "name": "Bob"}));
+    assert_eq!(arrival["participant"], fresh(&bob_id, "Bob"));
 
     bob.send(json!({"type": "leave"})).await;
     assert_eq!(bob.recv_type("left").await["room"], "hall");

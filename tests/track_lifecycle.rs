@@ -1,10 +1,14 @@
-//! A track's life in a room, with webrtc-rs client peers: a track its publisher removes is
-//! unpublished for everyone, and the m-sections of tracks that ended are reused, so a subscriber's
-//! SDP stays bounded by what it receives at once however long the room lives.
+//! A track's life in a room, with webrtc-rs client peers: a muted kind is forwarded to no one, a
+//! track its publisher removes is unpublished for everyone, and the m-sections of tracks that
+//! ended are reused, so a subscriber's SDP stays bounded by what it receives at once however
+//! long the room lives.
 
 mod support;
 
+use std::time::Duration;
+
 use roomcast_sfu::SfuConfig;
+use serde_json::{json, Value};
 use support::client_peer::ClientPeer;
 use support::{eventually, TestServer};
 
@@ -45,6 +49,107 @@ fn listed_kinds(server: &TestServer, room: &str, who: &str, from: Option<&str>) 
         .collect();
     kinds.sort();
     kinds
+}
+
+/// The last `participant_updated` about `who` that `peer` received.
+fn last_update(peer: &ClientPeer, who: &str) -> Option<Value> {
+    peer.messages_of("participant_updated")
+        .into_iter()
+        .rev()
+        .map(|m| m["participant"].clone())
+        .find(|p| p["id"] == who)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_muted_kind_reaches_no_subscriber_and_everyone_is_told() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let ada = ClientPeer::join(&server, "mute", "Ada").await;
+    let bob = ClientPeer::join(&server, "mute", "Bob").await;
+    let cy = ClientPeer::join(&server, "mute", "Cy").await;
+    for peer in [&bob, &cy] {
+        eventually("Ada's audio and video to arrive", || async {
+            let got = peer.received_from(&ada.id);
+            got.audio >= 10 && got.video >= 10
+        })
+        .await;
+    }
+    eventually(
+        "everyone to know Ada publishes a microphone and a camera",
+        || async {
+            [&ada, &bob, &cy].iter().all(|p| {
+                last_update(p, &ada.id)
+                    .is_some_and(|a| a["publishes"] == json!(["microphone", "camera"]))
+            })
+        },
+    )
+    .await;
+
+    ada.send(json!({"type": "mute", "kind": "audio", "muted": true}));
+    eventually(
+        "everyone, Ada included, to be told Ada's audio is muted",
+        || async {
+            [&ada, &bob, &cy]
+                .iter()
+                .all(|p| last_update(p, &ada.id).is_some_and(|a| a["audio_muted"] == true))
+        },
+    )
+    .await;
+    // What was in flight when the server took the mute has arrived by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before: Vec<_> = [&bob, &cy]
+        .iter()
+        .map(|p| p.received_from(&ada.id))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for (peer, before) in [&bob, &cy].iter().zip(before) {
+        let after = peer.received_from(&ada.id);
+        assert_eq!(after.audio, before.audio, "no audio packet in 1 s of mute");
+        assert!(after.video >= before.video + 20, "video goes on: {after:?}");
+    }
+
+    ada.send(json!({"type": "mute", "kind": "audio", "muted": false}));
+    ada.send(json!({"type": "mute", "kind": "video", "muted": true}));
+    eventually(
+        "Bob to be told Ada's video is muted and her audio is not",
+        || async {
+            last_update(&bob, &ada.id)
+                .is_some_and(|a| a["audio_muted"] == false && a["video_muted"] == true)
+        },
+    )
+    .await;
+    let audio = bob.received_from(&ada.id).audio;
+    eventually("Ada's audio to reach Bob again", || async {
+        bob.received_from(&ada.id).audio >= audio + 10
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let video = bob.received_from(&ada.id).video;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        bob.received_from(&ada.id).video,
+        video,
+        "no video in 1 s of mute"
+    );
+
+    let dan = ClientPeer::join(&server, "mute", "Dan").await;
+    eventually("Dan, who came later, to receive Ada's audio", || async {
+        dan.received_from(&ada.id).audio >= 10
+    })
+    .await;
+    assert_eq!(
+        dan.received_from(&ada.id).video,
+        0,
+        "a muted camera, even for late joiners"
+    );
+    let joined = dan.messages_of("joined");
+    let listed = joined[0]["participants"].as_array().unwrap();
+    let ada_seen = listed.iter().find(|p| p["id"] == ada.id.as_str()).unwrap();
+    assert_eq!(ada_seen["video_muted"], true, "joined lists who is muted");
+
+    for peer in [ada, bob, cy, dan] {
+        peer.close().await;
+    }
+    server.wait_until_empty().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,13 +39,14 @@ pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
 pub use limits::SfuLimits;
 pub use participant::ParticipantHandle;
+pub use peer::MediaKind;
 /// The fan-out step of the per-packet path, exposed for the microbenchmarks in `benches/`.
 #[doc(hidden)]
 pub use publication::FanOutBench;
 pub use sfu::{Joined, Sfu};
 pub use signal::{
     Description, ForwardedTrack, IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal,
-    TrackSettings,
+    Source, TrackSettings,
 };
 pub use speakers::Speaker;
 pub use stats::{ConnectionState, LayerReport, ParticipantReport, RoomReport, Totals, TrackReport};

@@ -21,7 +21,7 @@ use crate::stats::ConnectionState;
 use crate::subscription::{Parked, Subscription};
 use crate::{
     Description, ForwardedTrack, Grants, IceCandidate, LeaveReason, ParticipantId, ParticipantInfo,
-    ServerEvent, Signal, SignalError, TrackSettings,
+    ServerEvent, Signal, SignalError, Source, TrackSettings,
 };
 
 /// Signals a client may have in flight before the edge waits.
@@ -178,6 +178,10 @@ impl Participant {
             Signal::Answer(sdp) => self.on_answer(sdp).await,
             Signal::Candidate(Some(candidate)) => self.on_candidate(candidate).await,
             Signal::TrackSettings(settings) => self.on_track_settings(settings),
+            Signal::Mute { kind, muted } => {
+                self.mute(kind, muted);
+                Ok(())
+            }
             Signal::Candidate(None) | Signal::Leave => Ok(()),
         };
         if let Err(error) = result {
@@ -199,6 +203,42 @@ impl Participant {
         subscription.settings = settings;
         self.allocate();
         Ok(())
+    }
+
+    /// Stops (or resumes) forwarding what this participant publishes of `kind`, now and for
+    /// whatever it publishes of that kind later, and tells the room.
+    fn mute(&mut self, kind: MediaKind, muted: bool) {
+        let flag = match kind {
+            MediaKind::Audio => &mut self.info.audio_muted,
+            MediaKind::Video => &mut self.info.video_muted,
+        };
+        if *flag == muted {
+            return;
+        }
+        *flag = muted;
+        for publication in self.publications.iter().filter(|p| p.kind == kind) {
+            publication.set_muted(muted);
+        }
+        tracing::info!(kind = kind.as_str(), muted, "mute");
+        self.room.update(&self.info);
+    }
+
+    /// Tells the room what this participant publishes, when that changed.
+    fn publishes_changed(&mut self) {
+        let mut publishes: Vec<Source> = self
+            .publications
+            .iter()
+            .map(|p| match p.kind {
+                MediaKind::Audio => Source::Microphone,
+                MediaKind::Video => Source::Camera,
+            })
+            .collect();
+        publishes.sort();
+        publishes.dedup();
+        if publishes != self.info.publishes {
+            self.info.publishes = publishes;
+            self.room.update(&self.info);
+        }
     }
 
     async fn on_candidate(&mut self, candidate: IceCandidate) -> Result<(), SignalError> {
@@ -273,6 +313,9 @@ impl Participant {
     async fn on_room(&mut self, command: RoomCommand) {
         match command {
             RoomCommand::PeerJoined(info) => self.send(ServerEvent::ParticipantJoined(info)).await,
+            RoomCommand::PeerUpdated(info) => {
+                self.send(ServerEvent::ParticipantUpdated(info)).await
+            }
             RoomCommand::PeerLeft(id) => self.send(ServerEvent::ParticipantLeft(id)).await,
             RoomCommand::Subscribe(publication) => self.subscribe(publication).await,
             RoomCommand::Unsubscribe(publication_id) => self.unsubscribe(&publication_id).await,
@@ -347,6 +390,7 @@ impl Participant {
         self.publications.swap_remove(pos);
         self.room.unpublish(&self.info.id, publication_id);
         tracing::info!(track = %publication_id, "unpublished");
+        self.publishes_changed();
     }
 
     /// Returns why the participant must leave, if it must.
@@ -388,6 +432,7 @@ impl Participant {
         for subscription in &self.subscriptions {
             let publication = subscription.publication();
             match publication.kind {
+                MediaKind::Audio if publication.is_muted() => {}
                 MediaKind::Audio => audio_bps += publication.bitrate().max(AUDIO_RESERVE_BPS),
                 MediaKind::Video => video.push(VideoDemand {
                     track: subscription.id(),
@@ -397,7 +442,9 @@ impl Participant {
                         Priority::Normal
                     },
                     tile: subscription.settings.size,
-                    visible: subscription.settings.visible,
+                    // A muted camera sends nothing: it is paused like a hidden tile, and resumed
+                    // at once when unmuted.
+                    visible: subscription.settings.visible && !publication.is_muted(),
                     layers: publication.allocation_layers(),
                 }),
             }
@@ -450,9 +497,14 @@ impl Participant {
         let counters = Arc::clone(&self.sfu.counters);
         let ended = self.ended.clone();
         let publication = Publication::new(id, self.info.id.clone(), &track, counters, ended);
+        publication.set_muted(match publication.kind {
+            MediaKind::Audio => self.info.audio_muted,
+            MediaKind::Video => self.info.video_muted,
+        });
         publication.add_layer(LayerSource { track, keyframes });
         self.publications.push(Arc::clone(&publication));
         self.room.publish(&self.info.id, publication);
+        self.publishes_changed();
     }
 
     async fn negotiate(&mut self) {

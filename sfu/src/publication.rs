@@ -7,7 +7,7 @@
 //! of each subscription whose forwarder wants that layer (one relaxed atomic load). A full queue
 //! drops for that subscriber only.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,8 @@ pub(crate) struct Publication {
     ended: mpsc::UnboundedSender<String>,
     /// How loud it is (audio whose publisher sends RFC 6464 levels).
     level: Arc<SharedLevel>,
+    /// Its publisher muted it: nothing of it is forwarded.
+    muted: Arc<AtomicBool>,
     state: Mutex<State>,
 }
 
@@ -172,6 +174,7 @@ impl Publication {
             live_layers: Arc::new(AtomicUsize::new(0)),
             ended,
             level: Arc::default(),
+            muted: Arc::default(),
             state: Mutex::default(),
         })
     }
@@ -180,6 +183,16 @@ impl Publication {
     /// audio without levels or gone quiet.
     pub(crate) fn voice(&self, now: Instant) -> (f32, f32) {
         self.level.read(now)
+    }
+
+    /// Stops (or resumes) forwarding. Resumed video starts again at a keyframe, which the
+    /// subscribers' forwarders ask for.
+    pub(crate) fn set_muted(&self, muted: bool) {
+        self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
     }
 
     /// Whether some layer's stream is still open: a stream arriving on the publisher's
@@ -214,6 +227,7 @@ impl Publication {
             counters: Arc::clone(&self.counters),
             subscribers: state.subscribers.clone(),
             level: Arc::clone(&self.level),
+            muted: Arc::clone(&self.muted),
             _end: LayerEnd::new(&self.live_layers, &self.ended, &self.id),
         };
         tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
@@ -418,6 +432,7 @@ struct FanOut {
     counters: Arc<Counters>,
     subscribers: Vec<Subscriber>,
     level: Arc<SharedLevel>,
+    muted: Arc<AtomicBool>,
     _end: LayerEnd,
 }
 
@@ -431,6 +446,8 @@ impl FanOut {
         let mut window = MeterWindow::new();
         let mut reception = ReceptionTracker::new(track.codec().clock_rate());
         let mut meter = LevelMeter::default();
+        // Set while muted: the first packet after it starts a new stream for the forwarders.
+        let mut resync = false;
         let mut changes_open = true;
         loop {
             tokio::select! {
@@ -453,10 +470,15 @@ impl FanOut {
                     reception.on_packet(packet.header.sequence_number, packet.header.timestamp, now);
                     self.stats.lost.store(reception.lost(), Ordering::Relaxed);
                     self.stats.jitter_micros.store(reception.jitter_micros(), Ordering::Relaxed);
-                    let info = FrameInfo::read(self.format, self.layer, &packet.payload);
+                    let mut info = FrameInfo::read(self.format, self.layer, &packet.payload);
                     if let Some((w, h)) = info.vp8.and_then(|d| d.keyframe_size(&packet.payload)) {
                         self.size.store(u32::from(w) << 16 | u32::from(h), Ordering::Relaxed);
                     }
+                    if self.muted.load(Ordering::Relaxed) {
+                        resync = true;
+                        continue;
+                    }
+                    info.resync = std::mem::take(&mut resync);
                     let dropped = forward(Arc::new(Ingress { packet, info }), &mut self.subscribers);
                     if dropped > 0 {
                         add(&self.stats.dropped, dropped);

@@ -20,6 +20,8 @@ use crate::{LeaveReason, ParticipantInfo};
 /// What a room tells one of its members.
 pub(crate) enum RoomCommand {
     PeerJoined(ParticipantInfo),
+    /// A member's state changed (sent to every member, the one it is about included).
+    PeerUpdated(ParticipantInfo),
     PeerLeft(ParticipantId),
     Subscribe(Arc<Publication>),
     Unsubscribe(String),
@@ -132,6 +134,17 @@ impl Room {
         }
     }
 
+    /// Records a member's new state and tells every member, that one included.
+    pub(crate) fn update(&self, info: &ParticipantInfo) {
+        let mut state = self.lock();
+        for member in &mut state.members {
+            if member.info.id == info.id {
+                member.info = info.clone();
+            }
+            let _ = member.commands.send(RoomCommand::PeerUpdated(info.clone()));
+        }
+    }
+
     /// Forgets a member's track that ended and unsubscribes every other member from it, so late
     /// joiners are not subscribed to it either.
     pub(crate) fn unpublish(&self, publisher: &ParticipantId, publication_id: &str) {
@@ -183,7 +196,7 @@ impl Room {
                     participant: m.info.id.clone(),
                     activity,
                     loudness,
-                    muted: false,
+                    muted: m.info.audio_muted,
                 }
             })
             .collect()
@@ -284,10 +297,10 @@ mod tests {
     use crate::ids::DisplayName;
 
     fn person(name: &str) -> ParticipantInfo {
-        ParticipantInfo {
-            id: ParticipantId::random(),
-            name: DisplayName::parse(Some(name)).unwrap(),
-        }
+        ParticipantInfo::new(
+            ParticipantId::random(),
+            DisplayName::parse(Some(name)).unwrap(),
+        )
     }
 
     fn room(capacity: usize) -> Room {

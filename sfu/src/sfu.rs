@@ -86,10 +86,7 @@ impl Sfu {
             .ok_or(JoinError::ServerFull {
                 max: limits.max_participants,
             })?;
-        let info = ParticipantInfo {
-            id: ParticipantId::random(),
-            name,
-        };
+        let info = ParticipantInfo::new(ParticipantId::random(), name);
         let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
         let (transport, transport_rx) = mpsc::unbounded_channel();
         let peer = self.inner.factory.create(peer_events, transport).await?;

@@ -1,6 +1,7 @@
 //! The messages exchanged between a participant and the edge, in domain terms.
 
 use crate::ids::{DisplayName, ParticipantId};
+use crate::peer::MediaKind;
 use crate::speakers::Speaker;
 use crate::SignalError;
 
@@ -13,6 +14,11 @@ pub enum Signal {
     Candidate(Option<IceCandidate>),
     /// How the client shows one forwarded track.
     TrackSettings(TrackSettings),
+    /// Stop (or resume) forwarding everything the client publishes of one kind.
+    Mute {
+        kind: MediaKind,
+        muted: bool,
+    },
     Leave,
 }
 
@@ -50,6 +56,41 @@ pub struct IceCandidate {
 pub struct ParticipantInfo {
     pub id: ParticipantId,
     pub name: DisplayName,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    /// What the participant publishes now, in a stable order.
+    pub publishes: Vec<Source>,
+}
+
+impl ParticipantInfo {
+    /// Someone who has just arrived: publishing nothing yet, muted nowhere.
+    pub fn new(id: ParticipantId, name: DisplayName) -> Self {
+        Self {
+            id,
+            name,
+            audio_muted: false,
+            video_muted: false,
+            publishes: Vec::new(),
+        }
+    }
+}
+
+/// What a published track carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Microphone => "microphone",
+            Source::Camera => "camera",
+            Source::Screen => "screen",
+        }
+    }
 }
 
 /// Why a participant's session ended.
@@ -93,6 +134,8 @@ pub struct ForwardedTrack {
 #[derive(Clone, Debug)]
 pub enum ServerEvent {
     ParticipantJoined(ParticipantInfo),
+    /// Someone (you included) muted, unmuted, or published or stopped a track.
+    ParticipantUpdated(ParticipantInfo),
     ParticipantLeft(ParticipantId),
     Offer(Description),
     Answer(Description),

@@ -42,19 +42,33 @@ pub enum ClientMessage {
         #[serde(default)]
         height: Option<u32>,
     },
+    /// Stop (or resume) forwarding everything the client publishes of one kind.
+    Mute {
+        kind: KindJson,
+        muted: bool,
+    },
+}
+
+/// A kind of media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KindJson {
+    Audio,
+    Video,
 }
 
 fn shown() -> bool {
     true
 }
 
-const CLIENT_TYPES: [&str; 6] = [
+const CLIENT_TYPES: [&str; 7] = [
     "join",
     "offer",
     "answer",
     "candidate",
     "leave",
     "track_settings",
+    "mute",
 ];
 
 /// The browser's RTCIceCandidateInit.
@@ -79,6 +93,10 @@ pub struct CandidateJson {
 pub struct ParticipantJson {
     pub id: String,
     pub name: String,
+    pub audio_muted: bool,
+    pub video_muted: bool,
+    /// "microphone", "camera", "screen": what the participant publishes now.
+    pub publishes: Vec<String>,
 }
 
 /// One speaker: who, and how loud (0 to 1).
@@ -118,6 +136,10 @@ pub enum ServerMessage {
         ice_servers: Vec<IceServerJson>,
     },
     ParticipantJoined {
+        participant: ParticipantJson,
+    },
+    /// Someone (you included) muted, unmuted, or started or stopped publishing something.
+    ParticipantUpdated {
         participant: ParticipantJson,
     },
     ParticipantLeft {

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
-    ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, ParticipantHandle,
-    RoomId, ServerEvent, Sfu, Signal, TrackSettings,
+    ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
+    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, TrackSettings,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -17,7 +17,7 @@ use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
 use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
-    ParticipantJson, ServerMessage, SpeakerJson,
+    KindJson, ParticipantJson, ServerMessage, SpeakerJson,
 };
 use crate::server::EdgeOptions;
 
@@ -139,6 +139,13 @@ impl Session {
             }
             ClientMessage::Leave {} => self.leave().await,
             ClientMessage::Offer { sdp } => self.signal(Signal::Offer(sdp)).await,
+            ClientMessage::Mute { kind, muted } => {
+                let kind = match kind {
+                    KindJson::Audio => MediaKind::Audio,
+                    KindJson::Video => MediaKind::Video,
+                };
+                self.signal(Signal::Mute { kind, muted }).await
+            }
             ClientMessage::Answer { sdp } => self.signal(Signal::Answer(sdp)).await,
             ClientMessage::Candidate { candidate } => {
                 self.signal(Signal::Candidate(candidate.map(candidate_from_json)))
@@ -271,10 +278,10 @@ impl Session {
     async fn on_event(&mut self, event: ServerEvent) {
         let message = match event {
             ServerEvent::ParticipantJoined(p) => ServerMessage::ParticipantJoined {
-                participant: ParticipantJson {
-                    id: p.id.to_string(),
-                    name: p.name.as_str().to_owned(),
-                },
+                participant: participant_to_json(&p),
+            },
+            ServerEvent::ParticipantUpdated(p) => ServerMessage::ParticipantUpdated {
+                participant: participant_to_json(&p),
             },
             ServerEvent::ParticipantLeft(id) => {
                 ServerMessage::ParticipantLeft { id: id.to_string() }
@@ -392,10 +399,7 @@ fn joined_message(joined: &Joined) -> ServerMessage {
         participants: joined
             .participants
             .iter()
-            .map(|p| ParticipantJson {
-                id: p.id.to_string(),
-                name: p.name.as_str().to_owned(),
-            })
+            .map(participant_to_json)
             .collect(),
         ice_servers: joined
             .ice_servers
@@ -415,6 +419,16 @@ fn candidate_from_json(c: CandidateJson) -> IceCandidate {
         sdp_mid: c.sdp_mid,
         sdp_mline_index: c.sdp_mline_index,
         username_fragment: c.username_fragment,
+    }
+}
+
+fn participant_to_json(p: &ParticipantInfo) -> ParticipantJson {
+    ParticipantJson {
+        id: p.id.to_string(),
+        name: p.name.as_str().to_owned(),
+        audio_muted: p.audio_muted,
+        video_muted: p.video_muted,
+        publishes: p.publishes.iter().map(|s| s.as_str().to_owned()).collect(),
     }
 }
 

@@ -122,7 +122,7 @@ impl ClientPeer {
         let sdp = pc.local_description().await.expect("local").sdp;
         ws.send(json!({"type": "offer", "sdp": sdp})).await;
 
-        let messages = Messages::default();
+        let messages = Messages::new(Mutex::new(vec![joined]));
         let (leave, leave_rx) = mpsc::channel(1);
         let signaling = tokio::spawn(signal_loop(
             ws,
@@ -213,6 +213,21 @@ impl ClientPeer {
         };
         self.pc.write_rtcp(&[Box::new(nack)]).await.expect("NACK");
         seq
+    }
+
+    /// Sends a signaling message as it is.
+    pub fn send(&self, message: Value) {
+        let _ = self.outgoing.send(message);
+    }
+
+    /// Every message of type `kind` the server sent this peer, oldest first.
+    pub fn messages_of(&self, kind: &str) -> Vec<Value> {
+        let messages = self.messages.lock().unwrap();
+        messages
+            .iter()
+            .filter(|m| m["type"] == kind)
+            .cloned()
+            .collect()
     }
 
     pub fn saw_leave_of(&self, participant: &str) -> bool {

@@ -35,6 +35,9 @@ pub(crate) struct FrameInfo {
     pub(crate) keyframe: bool,
     /// Padding only (a publisher's bandwidth probe): it carries no media.
     pub(crate) padding_only: bool,
+    /// The first packet after a stretch the server did not forward (its publisher was muted):
+    /// what follows is a new stream, to be taken up like a switch.
+    pub(crate) resync: bool,
     pub(crate) vp8: Option<Vp8Descriptor>,
 }
 

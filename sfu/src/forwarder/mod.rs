@@ -148,6 +148,11 @@ impl Forwarder {
         sequence_number: u16,
         timestamp: u32,
     ) -> Verdict {
+        if info.resync && Some(info.layer) == self.current {
+            // Nothing of this layer was forwarded for a while: pick it up again at a keyframe,
+            // numbered on from the last packet sent.
+            self.current = None;
+        }
         let switching = self.target.is_some() && self.current != self.target;
         if switching && Some(info.layer) == self.target && info.keyframe {
             self.switch(now, info, sequence_number, timestamp);

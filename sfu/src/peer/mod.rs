@@ -13,7 +13,8 @@ mod twcc;
 
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
-pub(crate) use remote_track::{wire_size, Arrival, Codec, MediaKind, RemoteTrack, RtpPacket};
+pub use remote_track::MediaKind;
+pub(crate) use remote_track::{wire_size, Arrival, Codec, RemoteTrack, RtpPacket};
 pub(crate) use twcc::TransportEvent;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,14 +16,15 @@ pub(crate) fn wire_size(packet: &RtpPacket) -> usize {
     12 + 4 * packet.header.csrc.len() + packet.payload.len()
 }
 
+/// Audio or video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MediaKind {
+pub enum MediaKind {
     Audio,
     Video,
 }
 
 impl MediaKind {
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
