@@ -352,3 +352,25 @@ fn a_restarted_forwarder_carries_another_publication_on_from_where_the_last_one_
         "the picture id runs on from the first stream's 11"
     );
 }
+
+#[test]
+fn after_a_stretch_not_forwarded_the_stream_restarts_at_a_keyframe_numbered_on() {
+    let mut p = Publisher::new();
+    let mut f = Forwarder::new(CLOCK, 500, Some(0));
+    let first = forwarded(offer(&mut f, p.at(0), &p.frame(0, true)));
+    // The publisher was muted: the server forwarded nothing of these.
+    for _ in 0..30 {
+        p.frame(0, false);
+    }
+    let mut back = p.frame(0, false);
+    back.info.resync = true;
+    assert_eq!(
+        offer(&mut f, p.at(1000), &back),
+        Verdict::Drop(DropReason::AwaitingKeyframe)
+    );
+    assert_eq!(f.keyframe_request(p.at(1000)), Some(0));
+    let key = p.frame(0, true);
+    let r = forwarded(offer(&mut f, p.at(1100), &key));
+    assert_eq!(r.sequence_number, first.sequence_number + 1, "no gap to NACK");
+    assert_eq!(r.timestamp.wrapping_sub(first.timestamp), 1100 * 90);
+}
