@@ -443,6 +443,7 @@ async fn run_simulcast(
     if !parts.steps.is_empty() {
         let mut plain = Vec::new();
         let mut layered = Vec::new();
+        let mut retried = String::new();
         let simulcast = Bench {
             simulcast: true,
             ..bench.clone()
@@ -452,11 +453,26 @@ async fn run_simulcast(
                 (bench, &mut plain, "roomcast"),
                 (&simulcast, &mut layered, "roomcast (simulcast)"),
             ] {
-                println!("step: {label} — 1 publisher + {s} subscribers");
-                let r = b
-                    .step(System::Roomcast, shape)
-                    .await
-                    .with_context(|| format!("{label} at {s} subscribers"))?;
+                let mut attempt = 0;
+                let r = loop {
+                    attempt += 1;
+                    println!("step: {label} — 1 publisher + {s} subscribers");
+                    let r = b
+                        .step(System::Roomcast, shape)
+                        .await
+                        .with_context(|| format!("{label} at {s} subscribers"))?;
+                    // A simulcast start where the server never ingested the top layer (see
+                    // adaptive::START_ATTEMPTS) is retried with a fresh server, and noted.
+                    let stalled = b.simulcast && r.video_layers.last() == Some(&0);
+                    if !stalled || attempt >= adaptive::START_ATTEMPTS {
+                        break r;
+                    }
+                    let note = format!(
+                        "{label} at {s} subscribers: the top layer reached no subscriber (start {attempt}); retried with a fresh server\n\n"
+                    );
+                    println!("{note}");
+                    retried.push_str(&note);
+                };
                 println!(
                     "{}",
                     report::steps_table(label, std::slice::from_ref(&r), floor_mmsg)
@@ -475,6 +491,7 @@ async fn run_simulcast(
         doc.push('\n');
         doc.push_str(&report::simulcast_comparison(&plain, &layered));
         doc.push('\n');
+        doc.push_str(&retried);
     }
     if let Some(config) = parts.switch {
         println!(
