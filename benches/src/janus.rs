@@ -211,7 +211,7 @@ pub async fn join_publisher(
         .ok_or_else(|| anyhow!("no feed id in `joined`: {joined}"))?;
     let pc = factory.peer_connection().await?;
     let (candidates, candidates_rx) = mpsc::unbounded_channel();
-    peer::wire_callbacks(&pc, candidates, shared, None);
+    peer::wire_callbacks(&pc, candidates, shared, None, None);
     let (mut tasks, sent) = peer::start_publishing(&pc, shared).await?;
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
@@ -267,7 +267,7 @@ pub async fn join_subscriber(
         .await?;
     let pc = factory.peer_connection().await?;
     let (candidates, candidates_rx) = mpsc::unbounded_channel();
-    peer::wire_callbacks(&pc, candidates, shared, Some(feed.to_owned()));
+    peer::wire_callbacks(&pc, candidates, shared, Some(feed.to_owned()), None);
     pc.set_remote_description(RTCSessionDescription::offer(sdp_of(&attached)?)?)
         .await?;
     let answer = pc.create_answer(None).await?;

@@ -7,19 +7,24 @@
 //! The binary (`src/main.rs`) drives the scenarios; the modules are usable from the criterion
 //! microbenchmarks too.
 
+pub mod adaptive;
+pub mod admin;
 pub mod clock;
 pub mod floor;
 pub mod histogram;
 pub mod janus;
 pub mod janus_process;
 pub mod join_storm;
+pub mod layers;
 pub mod media;
 pub mod netns;
 pub mod peer;
 pub mod plot;
+pub mod police;
 pub mod proc_stats;
 pub mod report;
 pub mod scenario;
 pub mod sfu_process;
 pub mod signaling;
+pub mod simulcast;
 pub mod window;

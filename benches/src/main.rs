@@ -6,6 +6,9 @@
 //! roomcast-bench rooms              # R rooms of 4 participants, all publishing
 //! roomcast-bench join-storm         # joins/s accepted while background rooms stay healthy
 //! roomcast-bench floor              # only the physical floor
+//! roomcast-bench simulcast          # fan-out with/without simulcast, layer switches, mixed room
+//! roomcast-bench layer-switch       # only the layer-switch times
+//! roomcast-bench mixed-room         # only the mixed room with policed subscribers (root)
 //! ```
 
 use std::path::PathBuf;
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
+use roomcast_bench::adaptive::{self, MixedConfig, SwitchConfig};
 use roomcast_bench::floor::{self, FloorResult, SendMode};
 use roomcast_bench::janus_process;
 use roomcast_bench::join_storm::{self, Storm, StormResult};
@@ -90,6 +94,74 @@ enum Cmd {
     },
     /// The physical floor only.
     Floor,
+    /// Simulcast in one run: fan-out with a plain and a simulcast publisher side by side,
+    /// layer-switch times, and a mixed room with policed subscribers (needs root: iptables).
+    Simulcast {
+        /// Subscriber counts for the fan-out comparison.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 10, 100])]
+        steps: Vec<usize>,
+        #[command(flatten)]
+        switch: SwitchArgs,
+        #[command(flatten)]
+        mixed: MixedArgs,
+    },
+    /// Layer-switch times only: subscribers switch between the top and the lowest layer.
+    LayerSwitch {
+        #[command(flatten)]
+        switch: SwitchArgs,
+    },
+    /// A mixed room only: some subscribers' downlinks policed with iptables (needs root).
+    MixedRoom {
+        #[command(flatten)]
+        mixed: MixedArgs,
+    },
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct SwitchArgs {
+    /// Subscribers switching layers at once.
+    #[arg(long, default_value_t = 20)]
+    switch_subscribers: usize,
+    /// Seconds they keep switching.
+    #[arg(long, default_value_t = 30)]
+    switch_seconds: u64,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct MixedArgs {
+    /// Subscribers in the mixed room.
+    #[arg(long, default_value_t = 10)]
+    mixed_subscribers: usize,
+    /// How many of them are policed.
+    #[arg(long, default_value_t = 3)]
+    policed: usize,
+    /// The policed downlink, kbit/s.
+    #[arg(long, default_value_t = 400)]
+    police_kbit: u32,
+    /// Seconds the room runs after policing starts.
+    #[arg(long, default_value_t = 30)]
+    mixed_seconds: u64,
+}
+
+impl SwitchArgs {
+    fn config(self) -> SwitchConfig {
+        SwitchConfig {
+            subscribers: self.switch_subscribers,
+            duration: Duration::from_secs(self.switch_seconds),
+        }
+    }
+}
+
+impl MixedArgs {
+    fn config(self) -> MixedConfig {
+        MixedConfig {
+            subscribers: self.mixed_subscribers,
+            policed: self.policed.min(self.mixed_subscribers),
+            kbit: self.police_kbit,
+            duration: Duration::from_secs(self.mixed_seconds),
+            tail: Duration::from_secs(10.min(self.mixed_seconds)),
+        }
+    }
 }
 
 const SFU_CORE: usize = 0;
@@ -134,6 +206,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         pacing_bytes_per_sec: args
             .paced
             .then_some(2.5 * f64::from(roomcast_bench::media::VIDEO_BITRATE) / 8.0),
+        simulcast: false,
     };
     let label = |system: System| {
         if args.paced {
@@ -171,6 +244,37 @@ async fn run(args: Args, pin: bool) -> Result<()> {
     if matches!(args.command, Cmd::Floor) {
         return Ok(());
     }
+    match &args.command {
+        Cmd::Simulcast {
+            steps,
+            switch,
+            mixed,
+        } => {
+            let parts = SimulcastParts {
+                steps: steps.clone(),
+                switch: Some(switch.config()),
+                mixed: Some(mixed.config()),
+            };
+            return run_simulcast(&args, &bench, parts, floor_mmsg, "simulcast").await;
+        }
+        Cmd::LayerSwitch { switch } => {
+            let parts = SimulcastParts {
+                steps: Vec::new(),
+                switch: Some(switch.config()),
+                mixed: None,
+            };
+            return run_simulcast(&args, &bench, parts, floor_mmsg, "layer-switch").await;
+        }
+        Cmd::MixedRoom { mixed } => {
+            let parts = SimulcastParts {
+                steps: Vec::new(),
+                switch: None,
+                mixed: Some(mixed.config()),
+            };
+            return run_simulcast(&args, &bench, parts, floor_mmsg, "mixed-room").await;
+        }
+        _ => {}
+    }
     if let Cmd::JoinStorm {
         rates,
         seconds,
@@ -206,7 +310,11 @@ async fn run(args: Args, pin: bool) -> Result<()> {
                 .collect(),
             *max_minutes,
         ),
-        Cmd::Floor | Cmd::JoinStorm { .. } => unreachable!("returned above"),
+        Cmd::Floor
+        | Cmd::JoinStorm { .. }
+        | Cmd::Simulcast { .. }
+        | Cmd::LayerSwitch { .. }
+        | Cmd::MixedRoom { .. } => unreachable!("returned above"),
     };
     // A paced run writes its own tables and charts beside the unpaced ones.
     let name = if args.paced {
@@ -308,6 +416,146 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         return Ok(());
     }
     draw(&args.plots, &name, &results, floor_mmsg, floor_gso)
+}
+
+/// Which simulcast scenarios a run does.
+struct SimulcastParts {
+    /// Fan-out steps, each run with a plain and then a simulcast publisher.
+    steps: Vec<usize>,
+    switch: Option<SwitchConfig>,
+    mixed: Option<MixedConfig>,
+}
+
+/// Runs the simulcast scenarios and writes `<out>/<name>.md`.
+async fn run_simulcast(
+    args: &Args,
+    bench: &Bench,
+    parts: SimulcastParts,
+    floor_mmsg: f64,
+    name: &str,
+) -> Result<()> {
+    let started = chrono_like_now();
+    let mut doc = format!(
+        "# {name}\n\nmachine: {}\nstarted: {started}\nload average at start: {}\n\n",
+        report::machine(),
+        load_average()
+    );
+    if !parts.steps.is_empty() {
+        let mut plain = Vec::new();
+        let mut layered = Vec::new();
+        let mut retried = String::new();
+        let simulcast = Bench {
+            simulcast: true,
+            ..bench.clone()
+        };
+        for (s, shape) in parts.steps.iter().zip(fanout_shapes(&parts.steps)) {
+            for (b, rows, label) in [
+                (bench, &mut plain, "roomcast"),
+                (&simulcast, &mut layered, "roomcast (simulcast)"),
+            ] {
+                let mut attempt = 0;
+                let r = loop {
+                    attempt += 1;
+                    println!("step: {label} — 1 publisher + {s} subscribers");
+                    let r = b
+                        .step(System::Roomcast, shape)
+                        .await
+                        .with_context(|| format!("{label} at {s} subscribers"))?;
+                    // A simulcast start where the server never ingested the top layer (see
+                    // adaptive::START_ATTEMPTS) is retried with a fresh server, and noted.
+                    let stalled = b.simulcast && r.video_layers.last() == Some(&0);
+                    if !stalled || attempt >= adaptive::START_ATTEMPTS {
+                        break r;
+                    }
+                    let note = format!(
+                        "{label} at {s} subscribers: the top layer reached no subscriber (start {attempt}); retried with a fresh server\n\n"
+                    );
+                    println!("{note}");
+                    retried.push_str(&note);
+                };
+                println!(
+                    "{}",
+                    report::steps_table(label, std::slice::from_ref(&r), floor_mmsg)
+                );
+                rows.push(r);
+            }
+        }
+        doc.push_str("## Fan-out: plain and simulcast publisher, same run\n\n");
+        doc.push_str(&report::steps_table("roomcast", &plain, floor_mmsg));
+        doc.push('\n');
+        doc.push_str(&report::steps_table(
+            "roomcast (simulcast)",
+            &layered,
+            floor_mmsg,
+        ));
+        doc.push('\n');
+        doc.push_str(&report::simulcast_comparison(&plain, &layered));
+        doc.push('\n');
+        doc.push_str(&retried);
+    }
+    if let Some(config) = parts.switch {
+        println!(
+            "layer switch: {} subscribers for {:?}",
+            config.subscribers, config.duration
+        );
+        let r = bench.layer_switch(config).await.context("layer switch")?;
+        let table = adaptive::switch_table(&r);
+        println!("{table}");
+        doc.push_str(&failed_starts(&r.failed_starts));
+        doc.push_str(&format!(
+            "## Layer switch: {} subscribers, {:.0} s of switching\n\nthe server's view of the publication (rid, bps, width, height): {:?}\n\n{table}\n",
+            r.subscribers, r.seconds, r.server_layers
+        ));
+    }
+    if let Some(config) = parts.mixed {
+        println!(
+            "mixed room: {} subscribers, {} policed to {} kbit/s, {:?}",
+            config.subscribers, config.policed, config.kbit, config.duration
+        );
+        let r = bench.mixed_room(config).await.context("mixed room")?;
+        let tables = adaptive::mixed_tables(&r);
+        println!("{tables}");
+        doc.push_str(&failed_starts(&r.failed_starts));
+        doc.push_str(&format!(
+            "## Mixed room: {} subscribers, {} policed to {} kbit/s, {} s; rates over the last {} s\n\n{tables}\n{}",
+            config.subscribers,
+            config.policed,
+            config.kbit,
+            config.duration.as_secs(),
+            config.tail.as_secs(),
+            adaptive::mixed_timeline(&r)
+        ));
+    }
+    doc.push_str(&format!("\nload average at the end: {}\n", load_average()));
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.join(format!("{name}.md"));
+    std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// A note on starts that were retried, for the raw output.
+fn failed_starts(failed: &[String]) -> String {
+    failed
+        .iter()
+        .map(|why| format!("retried a start (fresh server): {why}\n\n"))
+        .collect()
+}
+
+/// The current UTC time, `YYYY-MM-DD HH:MM UTC`, without a date dependency (`date -u`).
+fn chrono_like_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// Runs storms in order until one stops the scenario or the time budget is spent.

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -40,12 +41,13 @@ use webrtc::track::track_remote::TrackRemote;
 use crate::clock::now_micros;
 use crate::media::{self, Probe};
 use crate::signaling::Signaling;
+use crate::simulcast::start_simulcast;
 use crate::window::{Kind, Reception, Sent, Window};
 
 /// How long a renegotiation offer waits for ICE to start (see [`wait_for_ice_start`]).
 const ICE_START_GRACE: Duration = Duration::from_secs(5);
 /// A publisher stops sending after this long even if nobody stops it.
-const MAX_SEND: Duration = Duration::from_secs(30 * 60);
+pub(crate) const MAX_SEND: Duration = Duration::from_secs(30 * 60);
 
 /// What a participant does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,19 @@ pub enum Role {
     Publisher,
     /// Receives only.
     Subscriber,
+    /// Sends audio and simulcast video (three layers on one transceiver, see
+    /// [`start_simulcast`]); needs a factory made with [`FactoryOptions::simulcast`].
+    SimulcastPublisher,
+}
+
+/// What a [`PeerFactory`]'s peers negotiate beyond the lean default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FactoryOptions {
+    /// Negotiate the MID and RID header extensions on video, as a browser's simulcast offer does.
+    pub simulcast: bool,
+    /// Register receiver reports and the transport-wide congestion control feedback
+    /// interceptor, so the server can estimate this peer's downlink as it does a browser's.
+    pub feedback: bool,
 }
 
 /// Shared by every participant of a step: the window and everything received.
@@ -83,6 +98,10 @@ pub struct PeerFactory {
 
 impl PeerFactory {
     pub fn new() -> Result<Self> {
+        Self::with_options(FactoryOptions::default())
+    }
+
+    pub fn with_options(options: FactoryOptions) -> Result<Self> {
         let mut media = MediaEngine::default();
         media.register_default_codecs()?;
         // Browsers negotiate transport-wide sequence numbers, so the server stamps every packet
@@ -95,6 +114,23 @@ impl PeerFactory {
             };
             media.register_header_extension(extension, kind, None)?;
         }
+        if options.simulcast {
+            for uri in [
+                webrtc::sdp::extmap::SDES_MID_URI,
+                webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            ] {
+                let extension = RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                };
+                media.register_header_extension(extension, RTPCodecType::Video, None)?;
+            }
+        }
+        let registry = if options.feedback {
+            let registry = configure_rtcp_reports(Registry::new());
+            configure_twcc_receiver_only(registry, &mut media)?
+        } else {
+            Registry::new()
+        };
         let mut settings = SettingEngine::default();
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
         settings.set_include_loopback_candidate(true);
@@ -108,7 +144,7 @@ impl PeerFactory {
         settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
         let api = APIBuilder::new()
             .with_media_engine(media)
-            .with_interceptor_registry(Registry::new())
+            .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .build();
         Ok(Self { api })
@@ -132,7 +168,14 @@ pub struct Participant {
     tasks: Vec<JoinHandle<()>>,
     /// The connection's state, where the participant was joined by [`Participant::join`].
     state: Option<watch::Receiver<RTCPeerConnectionState>>,
+    /// Signaling messages to send, where the participant was joined by [`Participant::join`].
+    outgoing: Option<mpsc::UnboundedSender<Value>>,
+    /// The tracks this participant receives.
+    pub receptions: Receptions,
 }
+
+/// One participant's receptions, in the order its tracks arrived.
+pub type Receptions = Arc<Mutex<Vec<Arc<Reception>>>>;
 
 impl Participant {
     /// A participant assembled by another signaling front end (e.g. Janus's API).
@@ -148,6 +191,8 @@ impl Participant {
             pc,
             tasks,
             state: None,
+            outgoing: None,
+            receptions: Receptions::default(),
         }
     }
 
@@ -163,11 +208,19 @@ impl Participant {
         let name = match role {
             Role::Publisher => "publisher",
             Role::Subscriber => "subscriber",
+            Role::SimulcastPublisher => "simulcast publisher",
         };
         let joined = ws.join(room, name).await?;
         let pc = factory.peer_connection().await?;
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
-        wire_callbacks(&pc, outgoing, shared, None);
+        let receptions = Receptions::default();
+        wire_callbacks(
+            &pc,
+            outgoing.clone(),
+            shared,
+            None,
+            Some(Arc::clone(&receptions)),
+        );
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         pc.on_peer_connection_state_change(Box::new(move |s| {
             let _ = state_tx.send(s);
@@ -179,6 +232,11 @@ impl Participant {
         match role {
             Role::Publisher => {
                 let (senders, counts) = start_publishing(&pc, shared).await?;
+                tasks.extend(senders);
+                sent = Some(counts);
+            }
+            Role::SimulcastPublisher => {
+                let (senders, counts) = start_simulcast(&pc, shared).await?;
                 tasks.extend(senders);
                 sent = Some(counts);
             }
@@ -199,7 +257,41 @@ impl Participant {
             pc,
             tasks,
             state: Some(state),
+            outgoing: Some(outgoing),
+            receptions,
         })
+    }
+
+    /// Sends a signaling message to the server (e.g. `track_settings`).
+    pub fn signal(&self, message: Value) -> Result<()> {
+        self.outgoing
+            .as_ref()
+            .context("this participant has no signaling connection")?
+            .send(message)
+            .map_err(|_| anyhow::anyhow!("the signaling connection is closed"))
+    }
+
+    /// This participant's received video tracks.
+    pub fn video_receptions(&self) -> Vec<Arc<Reception>> {
+        self.receptions
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|r| r.kind == Kind::Video)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The local UDP port of the selected ICE pair: where the server sends this peer's media.
+    pub async fn media_port(&self) -> Option<u16> {
+        self.pc
+            .dtls_transport()
+            .ice_transport()
+            .get_selected_candidate_pair()
+            .await
+            .map(|pair| pair.local.port)
     }
 
     /// Waits until ICE and DTLS are up; an error if the connection fails or `timeout` passes.
@@ -278,7 +370,12 @@ pub(crate) async fn add_receive_only(pc: &RTCPeerConnection) -> Result<()> {
     Ok(())
 }
 
-fn local_track(mime: &str, clock_rate: u32, channels: u16, id: &str) -> Arc<TrackLocalStaticRTP> {
+pub(crate) fn local_track(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    id: &str,
+) -> Arc<TrackLocalStaticRTP> {
     let codec = RTCRtpCodecCapability {
         mime_type: mime.to_owned(),
         clock_rate,
@@ -300,6 +397,7 @@ pub(crate) fn wire_callbacks(
     outgoing: mpsc::UnboundedSender<Value>,
     shared: &Arc<Shared>,
     publisher: Option<String>,
+    own: Option<Receptions>,
 ) {
     pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
         let candidate = c
@@ -312,26 +410,48 @@ pub(crate) fn wire_callbacks(
     // The callback holds the shared counters, never the connection (no reference cycle).
     let shared = Arc::clone(shared);
     pc.on_track(Box::new(move |track, _, _| {
-        tokio::spawn(receive(track, Arc::clone(&shared), publisher.clone()));
+        tokio::spawn(receive(
+            track,
+            Arc::clone(&shared),
+            publisher.clone(),
+            own.clone(),
+        ));
         Box::pin(async {})
     }));
 }
 
 /// Reads one forwarded track until it ends, recording each packet's probe.
-async fn receive(track: Arc<TrackRemote>, shared: Arc<Shared>, publisher: Option<String>) {
+async fn receive(
+    track: Arc<TrackRemote>,
+    shared: Arc<Shared>,
+    publisher: Option<String>,
+    own: Option<Receptions>,
+) {
     let kind = match track.kind() {
         RTPCodecType::Audio => Kind::Audio,
         _ => Kind::Video,
     };
     let publisher = publisher.unwrap_or_else(|| track.stream_id());
-    let reception = Arc::new(Reception::new(publisher, kind));
+    let reception = Arc::new(Reception::for_track(publisher, kind, track.id()));
     if let Ok(mut all) = shared.receptions.lock() {
         all.push(Arc::clone(&reception));
     }
+    if let Some(own) = own {
+        if let Ok(mut mine) = own.lock() {
+            mine.push(Arc::clone(&reception));
+        }
+    }
     let mut buf = vec![0u8; 1_500];
     while let Ok((packet, _)) = track.read(&mut buf).await {
+        let now = now_micros();
+        if kind == Kind::Video {
+            if let Some((probe, size)) = media::read_video_probe(&packet.payload) {
+                reception.record_video(probe, size, now, &shared.window);
+                continue;
+            }
+        }
         if let Some(probe) = media::read_probe(&packet.payload) {
-            reception.record(probe, now_micros(), &shared.window);
+            reception.record(probe, now, &shared.window);
         }
     }
 }
@@ -408,7 +528,7 @@ async fn wait_for_ice_start(pc: &RTCPeerConnection) {
     }
 }
 
-fn rtp(seq: u16, timestamp: u32, marker: bool, payload: bytes::Bytes) -> Packet {
+pub(crate) fn rtp(seq: u16, timestamp: u32, marker: bool, payload: bytes::Bytes) -> Packet {
     Packet {
         header: Header {
             version: 2,
@@ -422,7 +542,11 @@ fn rtp(seq: u16, timestamp: u32, marker: bool, payload: bytes::Bytes) -> Packet 
 }
 
 /// Opus-sized audio: one packet every 20 ms.
-async fn send_audio(track: Arc<TrackLocalStaticRTP>, shared: Arc<Shared>, sent: Arc<Sent>) {
+pub(crate) async fn send_audio(
+    track: Arc<TrackLocalStaticRTP>,
+    shared: Arc<Shared>,
+    sent: Arc<Sent>,
+) {
     let period = Duration::from_secs(1) / media::AUDIO_PPS;
     let mut tick = tokio::time::interval(period);
     let ticks = media::AUDIO_CLOCK / media::AUDIO_PPS;

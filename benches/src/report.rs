@@ -119,3 +119,26 @@ pub fn storm_table(storms: &[StormResult]) -> String {
     }
     s
 }
+
+/// Plain and simulcast publisher side by side, step by step (same subscriber counts, in order).
+pub fn simulcast_comparison(plain: &[StepResult], simulcast: &[StepResult]) -> String {
+    let mut s = String::from(
+        "| subscribers | plain: SFU CPU µs/pkt | simulcast: SFU CPU µs/pkt | simulcast / plain | plain / simulcast p99 ms | simulcast: video packets received per layer q / h / f |\n\
+         | ---: | ---: | ---: | ---: | --- | --- |\n",
+    );
+    for (p, m) in plain.iter().zip(simulcast) {
+        let layers: Vec<String> = m.video_layers.iter().map(u64::to_string).collect();
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.2} | {} / {} | {} |",
+            p.shape.subscribers,
+            p.cpu_micros_per_packet(),
+            m.cpu_micros_per_packet(),
+            m.cpu_micros_per_packet() / p.cpu_micros_per_packet(),
+            ms(p.p(0.99)),
+            ms(m.p(0.99)),
+            layers.join(" / ")
+        );
+    }
+    s
+}

@@ -14,7 +14,7 @@ use crate::clock::now_micros;
 use crate::histogram::Histogram;
 use crate::janus;
 use crate::janus_process::JanusProcess;
-use crate::peer::{Participant, PeerFactory, Role, Shared};
+use crate::peer::{FactoryOptions, Participant, PeerFactory, Role, Shared};
 use crate::proc_stats;
 use crate::proc_stats::ProcSample;
 use crate::sfu_process::SfuProcess;
@@ -80,6 +80,8 @@ pub struct Bench {
     pub measure: Duration,
     /// Pace publishers' video at this many bytes per second (see [`Shared`]).
     pub pacing_bytes_per_sec: Option<f64>,
+    /// Publishers send three simulcast layers (see [`crate::simulcast`]) instead of one stream.
+    pub simulcast: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -125,6 +127,8 @@ pub struct StepResult {
     pub sfu_rss_base: u64,
     pub sfu_rss: u64,
     pub join_secs: f64,
+    /// Simulcast video packets received per layer over the whole step, every subscriber.
+    pub video_layers: [u64; crate::media::LAYERS.len()],
 }
 
 impl StepResult {
@@ -193,6 +197,7 @@ impl Bench {
                     shape.publishers == 1,
                     "the Janus driver does fan-out shapes only (one publisher per room)"
                 );
+                anyhow::ensure!(!self.simulcast, "the Janus driver sends no simulcast");
                 Server::Janus(JanusProcess::start(self.sfu_core).await?)
             }
         };
@@ -206,6 +211,19 @@ impl Bench {
         let base = server.sample()?;
         let addr = server.addr();
         let factory = Arc::new(PeerFactory::new()?);
+        // Subscribers keep the lean factory either way, so only the publisher differs.
+        let (publisher_factory, publisher_role) = if self.simulcast {
+            let options = FactoryOptions {
+                simulcast: true,
+                ..FactoryOptions::default()
+            };
+            (
+                Arc::new(PeerFactory::with_options(options)?),
+                Role::SimulcastPublisher,
+            )
+        } else {
+            (Arc::clone(&factory), Role::Publisher)
+        };
         let shared = Arc::new(Shared {
             pacing_bytes_per_sec: self.pacing_bytes_per_sec,
             ..Shared::default()
@@ -219,10 +237,10 @@ impl Bench {
                 let p = match server {
                     Server::Roomcast(_) => {
                         Participant::join(
-                            &factory,
+                            &publisher_factory,
                             addr,
                             &format!("bench-{room}"),
-                            Role::Publisher,
+                            publisher_role,
                             &shared,
                         )
                         .await
@@ -290,6 +308,16 @@ impl Bench {
         tokio::time::sleep(GRACE).await;
 
         let tally = tally(&participants, &shared, expected_tracks);
+        let mut video_layers = [0; crate::media::LAYERS.len()];
+        if let Ok(receptions) = shared.receptions.lock() {
+            for r in receptions.iter().filter(|r| r.kind == Kind::Video) {
+                if let Some(per_layer) = r.with_video(|v| v.per_layer) {
+                    for (sum, n) in video_layers.iter_mut().zip(per_layer) {
+                        *sum += n;
+                    }
+                }
+            }
+        }
         close_all(participants).await;
         Ok(StepResult {
             shape,
@@ -308,6 +336,7 @@ impl Bench {
             sfu_rss_base: base.rss_bytes,
             sfu_rss: s1.rss_bytes,
             join_secs,
+            video_layers,
         })
     }
 }

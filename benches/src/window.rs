@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::histogram::Histogram;
-use crate::media::Probe;
+use crate::layers::VideoLog;
+use crate::media::{Probe, VideoProbe};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -77,6 +78,8 @@ pub struct Reception {
     /// The publishing participant's id (the forwarded stream's id).
     pub publisher: String,
     pub kind: Kind,
+    /// The forwarded track's id (the subscriber's `MediaStreamTrack.id`).
+    pub track_id: String,
     inner: Mutex<Counts>,
 }
 
@@ -85,6 +88,8 @@ struct Counts {
     total: u64,
     in_window: u64,
     latency: Histogram,
+    /// Simulcast video only.
+    video: VideoLog,
 }
 
 /// A reception's figures for the window.
@@ -97,11 +102,46 @@ pub struct ReceptionSummary {
 
 impl Reception {
     pub fn new(publisher: String, kind: Kind) -> Self {
+        Self::for_track(publisher, kind, String::new())
+    }
+
+    pub fn for_track(publisher: String, kind: Kind, track_id: String) -> Self {
         Self {
             publisher,
             kind,
+            track_id,
             inner: Mutex::new(Counts::default()),
         }
+    }
+
+    /// Records one simulcast video packet: as [`Reception::record`], plus its layer and frame.
+    pub fn record_video(
+        &self,
+        probe: VideoProbe,
+        size: Option<(u16, u16)>,
+        now: u64,
+        window: &Window,
+    ) {
+        let Ok(mut c) = self.inner.lock() else { return };
+        c.total += 1;
+        if window.contains(probe.sent_micros) {
+            c.in_window += 1;
+            c.latency.record(now.saturating_sub(probe.sent_micros));
+        }
+        c.video.record(probe, size, now);
+    }
+
+    /// A copy of the simulcast video log so far.
+    pub fn video(&self) -> VideoLog {
+        self.inner
+            .lock()
+            .map(|c| c.video.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the simulcast video log without copying it.
+    pub fn with_video<T>(&self, f: impl FnOnce(&VideoLog) -> T) -> Option<T> {
+        self.inner.lock().ok().map(|c| f(&c.video))
     }
 
     /// Records one received packet; `now` is [`crate::clock::now_micros`] at reception.

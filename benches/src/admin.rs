@@ -1,0 +1,80 @@
+//! roomcast's admin API from the bench: `GET /api/rooms/{room}` over loopback (no token needed
+//! there), as plain HTTP/1.0 so the body needs no chunked decoding.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The room's JSON (participants with their `published` and `forwarded` tracks).
+pub async fn room(addr: SocketAddr, room: &str) -> Result<Value> {
+    let fetch = async {
+        let mut stream = TcpStream::connect(addr).await?;
+        let request = format!("GET /api/rooms/{room} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, anyhow::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), fetch)
+        .await
+        .map_err(|_| anyhow!("no admin API answer within 5 s"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed HTTP response"))?;
+    anyhow::ensure!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "admin API: {}",
+        head.lines().next().unwrap_or_default()
+    );
+    serde_json::from_str(body).context("parsing the admin API's JSON")
+}
+
+/// A participant's entry in a room's JSON.
+pub fn participant<'a>(room: &'a Value, id: &str) -> Option<&'a Value> {
+    room["participants"]
+        .as_array()?
+        .iter()
+        .find(|p| p["id"].as_str() == Some(id))
+}
+
+/// The simulcast layer the server forwards a participant on its (first) video track; `None`
+/// while paused or unknown.
+pub fn forwarded_video_layer(participant: &Value) -> Option<u64> {
+    participant["forwarded"]
+        .as_array()?
+        .iter()
+        .find(|f| f["kind"].as_str() == Some("video"))?["layer"]
+        .as_u64()
+}
+
+/// A published video track's layers as the server sees them: (rid, bitrate, width, height).
+pub fn published_layers(participant: &Value) -> Vec<(String, u64, u64, u64)> {
+    let Some(video) = participant["published"].as_array().and_then(|p| {
+        p.iter()
+            .find(|t| t["kind"].as_str() == Some("video"))
+            .cloned()
+    }) else {
+        return Vec::new();
+    };
+    video["layers"]
+        .as_array()
+        .map(|layers| {
+            layers
+                .iter()
+                .map(|l| {
+                    (
+                        l["rid"].as_str().unwrap_or_default().to_owned(),
+                        l["bitrate_bps"].as_u64().unwrap_or(0),
+                        l["width"].as_u64().unwrap_or(0),
+                        l["height"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
