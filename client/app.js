@@ -12,7 +12,7 @@ const state = {
   selfId: null,
   room: null,
   makingOffer: false,
-  participants: new Map(), // id -> { name, tile, stream, reporter }
+  participants: new Map(), // id -> { name, tile, reporter }
   forwarded: new Map(), // mid -> { participant, track, kind }: what the server sends on it
   speakers: [], // [{ id, level }], the dominant speaker first
   muted: { audio: false, video: false },
@@ -70,11 +70,7 @@ function addParticipant(info) {
   if (id === state.selfId || state.participants.has(id)) return;
   const el = tile(id, name);
   showMuted(el, info);
-  // The page's own stream per participant: which received track belongs to whom comes from the
-  // server's descriptions (see placeForwarded), not from the browser's remote streams.
-  const stream = new MediaStream();
-  el.querySelector('video').srcObject = stream;
-  state.participants.set(id, { name, tile: el, stream, reporter: reportTile(el) });
+  state.participants.set(id, { name, tile: el, reporter: reportTile(el) });
 }
 
 // What a participant object says about muting, shown on a tile.
@@ -133,8 +129,8 @@ function attach({ participant, track: id, kind }, track) {
   if (!state.participants.has(participant)) addParticipant({ id: participant, name: 'Guest' });
   const p = state.participants.get(participant);
   if (!p) return;
-  p.stream.getTracks().filter((t) => t.kind === kind).forEach((t) => p.stream.removeTrack(t));
-  p.stream.addTrack(track);
+  const others = tracksOf(p.tile).filter((t) => t.kind !== kind);
+  show(p.tile, [...others, track]);
   const el = p.tile;
   if (kind === 'video') {
     el.dataset.track = id;
@@ -147,11 +143,23 @@ function attach({ participant, track: id, kind }, track) {
   log('track', kind, 'from', participant);
 }
 
+function tracksOf(el) {
+  return el.querySelector('video').srcObject?.getTracks() || [];
+}
+
+// The page's own stream per participant (which received track is whose comes from the server's
+// descriptions, not from the browser's remote streams), made anew on each change: a media
+// element given a new stream reloads with all of its tracks, where one whose stream merely
+// gained a track may go on showing nothing.
+function show(el, tracks) {
+  el.querySelector('video').srcObject = new MediaStream(tracks);
+}
+
 // A track its publisher stopped: the tile keeps its name and says it has no video.
 function detach({ participant, kind }, track) {
   const p = state.participants.get(participant);
   if (!p) return;
-  p.stream.removeTrack(track);
+  show(p.tile, tracksOf(p.tile).filter((t) => t !== track));
   if (kind !== 'video') return;
   delete p.tile.dataset.track;
   p.tile.classList.remove('waiting');

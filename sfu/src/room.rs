@@ -56,6 +56,9 @@ pub(crate) struct Room {
 struct RoomState {
     closed: bool,
     members: Vec<Member>,
+    /// The speaker list last sent, and who held the floor then: a newcomer gets it on arrival.
+    speakers: Vec<Speaker>,
+    dominant: Option<ParticipantId>,
 }
 
 struct Member {
@@ -111,6 +114,13 @@ impl Room {
             }
         }
         let others = state.members.iter().map(|m| m.info.clone()).collect();
+        if !state.speakers.is_empty() {
+            // The list goes out only when it changes: a newcomer learns the current one now.
+            let _ = commands.send(RoomCommand::Speakers {
+                speakers: state.speakers.clone(),
+                dominant: state.dominant.clone(),
+            });
+        }
         state.members.push(Member {
             info,
             commands,
@@ -203,7 +213,10 @@ impl Room {
     }
 
     fn tell_speakers(&self, speakers: &[Speaker], dominant: Option<&ParticipantId>) {
-        for member in &self.lock().members {
+        let mut state = self.lock();
+        state.speakers = speakers.to_vec();
+        state.dominant = dominant.cloned();
+        for member in &state.members {
             let _ = member.commands.send(RoomCommand::Speakers {
                 speakers: speakers.to_vec(),
                 dominant: dominant.cloned(),
@@ -327,6 +340,24 @@ mod tests {
         };
         assert_eq!(others, vec![ada.clone()]);
         assert!(matches!(ada_rx.try_recv(), Ok(RoomCommand::PeerJoined(p)) if p == bob));
+    }
+
+    #[test]
+    fn a_newcomer_is_told_who_is_speaking_without_waiting_for_a_change() {
+        let room = room(4);
+        let ada = person("Ada");
+        let _ada_rx = admit(&room, &ada);
+        let speaking = vec![Speaker {
+            id: ada.id.clone(),
+            level: 0.5,
+        }];
+        room.tell_speakers(&speaking, Some(&ada.id));
+        let mut bob_rx = admit(&room, &person("Bob"));
+        assert!(matches!(
+            bob_rx.try_recv(),
+            Ok(RoomCommand::Speakers { speakers, dominant })
+                if speakers == speaking && dominant == Some(ada.id.clone())
+        ));
     }
 
     #[test]
