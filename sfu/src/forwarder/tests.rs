@@ -371,6 +371,10 @@ fn after_a_stretch_not_forwarded_the_stream_restarts_at_a_keyframe_numbered_on()
     assert_eq!(f.keyframe_request(p.at(1000)), Some(0));
     let key = p.frame(0, true);
     let r = forwarded(offer(&mut f, p.at(1100), &key));
-    assert_eq!(r.sequence_number, first.sequence_number + 1, "no gap to NACK");
+    assert_eq!(
+        r.sequence_number,
+        first.sequence_number + 1,
+        "no gap to NACK"
+    );
     assert_eq!(r.timestamp.wrapping_sub(first.timestamp), 1100 * 90);
 }
