@@ -445,7 +445,7 @@ impl FanOut {
         });
         let mut window = MeterWindow::new();
         let mut reception = ReceptionTracker::new(track.codec().clock_rate());
-        let mut meter = LevelMeter::default();
+        let mut meter = LevelMeter::new(track.codec().clock_rate());
         // Set while muted: the first packet after it starts a new stream for the forwarders.
         let mut resync = false;
         let mut changes_open = true;
@@ -461,7 +461,7 @@ impl FanOut {
                     let Some(Arrival { packet, audio_level }) = arrival else { break };
                     let now = Instant::now();
                     if let Some(level) = audio_level {
-                        meter.on_packet(now, level);
+                        meter.on_packet(packet.header.timestamp, level);
                         self.level.publish(now, &meter);
                     }
                     let size = wire_size(&packet);

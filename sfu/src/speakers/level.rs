@@ -19,23 +19,44 @@ const QUIETEST_REPORTED: f32 = 60.0;
 /// sentence shows within a few hundred milliseconds and a word's end does not flicker.
 const ACTIVITY_TIME: Duration = Duration::from_millis(300);
 
-/// The audio level of one track, smoothed over time.
-#[derive(Debug, Default)]
+/// What a packet counts for when its timestamp says nothing sensible (the first, a reordered
+/// one, one after a long gap): an Opus packet's usual duration.
+const USUAL_PACKET: Duration = Duration::from_millis(20);
+
+/// The audio level of one track, smoothed over media time.
+#[derive(Debug)]
 pub(crate) struct LevelMeter {
+    clock_rate: u32,
     /// Share of recent packets that carried voice, 0 to 1.
     activity: f32,
     /// Loudness of the recent voice packets, 0 to 1.
     loudness: f32,
-    last: Option<Instant>,
+    last_timestamp: Option<u32>,
 }
 
 impl LevelMeter {
-    /// One packet with RFC 6464 `level` (−dBov, 0–127) arrived at `now`.
-    pub(crate) fn on_packet(&mut self, now: Instant, level: u8) {
-        let elapsed = self.last.map_or(Duration::from_millis(20), |l| {
-            now.saturating_duration_since(l)
-        });
-        self.last = Some(now);
+    pub(crate) fn new(clock_rate: u32) -> Self {
+        Self {
+            clock_rate: clock_rate.max(1),
+            activity: 0.0,
+            loudness: 0.0,
+            last_timestamp: None,
+        }
+    }
+
+    /// One packet with RFC 6464 `level` (−dBov, 0–127) and RTP `timestamp`. Smoothing follows
+    /// the media's own clock, not arrival: packets that arrive in a burst (network jitter, a
+    /// busy server) weigh what they last, not nothing.
+    pub(crate) fn on_packet(&mut self, timestamp: u32, level: u8) {
+        let ticks = self
+            .last_timestamp
+            .map_or(0, |last| timestamp.wrapping_sub(last) as i32);
+        self.last_timestamp = Some(timestamp);
+        let seconds = f64::from(ticks.max(0)) / f64::from(self.clock_rate);
+        let elapsed = match Duration::from_secs_f64(seconds) {
+            d if d.is_zero() || d > Duration::from_secs(1) => USUAL_PACKET,
+            d => d,
+        };
         let keep = (-elapsed.as_secs_f32() / ACTIVITY_TIME.as_secs_f32()).exp();
         let voice = level <= VOICE_LEVEL;
         self.activity = self.activity * keep + if voice { 1.0 - keep } else { 0.0 };
@@ -96,28 +117,42 @@ impl SharedLevel {
 mod tests {
     use super::*;
 
-    fn feed(meter: &mut LevelMeter, start: Instant, from_ms: u64, to_ms: u64, level: u8) {
+    /// Opus at 48 kHz, one packet per 20 ms of media.
+    fn feed(meter: &mut LevelMeter, from_ms: u64, to_ms: u64, level: u8) {
         for ms in (from_ms..to_ms).step_by(20) {
-            meter.on_packet(start + Duration::from_millis(ms), level);
+            meter.on_packet((ms * 48) as u32, level);
         }
     }
 
     #[test]
     fn speech_shows_within_a_few_hundred_milliseconds_and_silence_fades_it() {
-        let start = Instant::now();
-        let mut meter = LevelMeter::default();
-        feed(&mut meter, start, 0, 300, 20);
+        let mut meter = LevelMeter::new(48_000);
+        feed(&mut meter, 0, 300, 20);
         assert!(meter.activity() > 0.6, "{}", meter.activity());
         assert!((meter.loudness() - 40.0 / 60.0).abs() < 0.25);
-        feed(&mut meter, start, 300, 1300, 127);
+        feed(&mut meter, 300, 1300, 127);
         assert!(meter.activity() < 0.05, "{}", meter.activity());
     }
 
     #[test]
+    fn packets_that_arrive_in_a_burst_count_for_the_media_they_carry() {
+        let mut steady = LevelMeter::new(48_000);
+        feed(&mut steady, 0, 400, 20);
+        // The same packets, handed over in bursts of five: the timestamps still say 20 ms each.
+        let mut bursty = LevelMeter::new(48_000);
+        for burst in (0..400).step_by(100) {
+            for ms in (burst..burst + 100).step_by(20) {
+                bursty.on_packet((ms * 48) as u32, 20);
+            }
+        }
+        assert_eq!(steady.activity(), bursty.activity());
+        assert!(bursty.activity() > 0.7);
+    }
+
+    #[test]
     fn background_noise_below_the_voice_level_is_not_activity() {
-        let start = Instant::now();
-        let mut meter = LevelMeter::default();
-        feed(&mut meter, start, 0, 2000, 55);
+        let mut meter = LevelMeter::new(48_000);
+        feed(&mut meter, 0, 2000, 55);
         assert_eq!(meter.activity(), 0.0);
         assert_eq!(meter.loudness(), 0.0);
     }
@@ -125,8 +160,8 @@ mod tests {
     #[test]
     fn a_track_that_stops_sending_reads_as_silent() {
         let start = Instant::now();
-        let mut meter = LevelMeter::default();
-        feed(&mut meter, start, 0, 500, 10);
+        let mut meter = LevelMeter::new(48_000);
+        feed(&mut meter, 0, 500, 10);
         let shared = SharedLevel::default();
         shared.publish(start + Duration::from_millis(500), &meter);
         assert!(shared.read(start + Duration::from_millis(600)).0 > 0.5);

@@ -24,7 +24,7 @@ impl Room {
             start: Instant::now(),
             ms: 0,
             people: (0..people)
-                .map(|_| (ParticipantId::random(), LevelMeter::default(), false))
+                .map(|_| (ParticipantId::random(), LevelMeter::new(48_000), false))
                 .collect(),
             detector: SpeakerDetector::default(),
             sent: Vec::new(),
@@ -51,7 +51,7 @@ impl Room {
             self.ms += 20;
             let now = self.start + Duration::from_millis(self.ms);
             for ((_, meter, _), level) in self.people.iter_mut().zip(levels(self.ms)) {
-                meter.on_packet(now, level);
+                meter.on_packet((self.ms * 48) as u32, level);
             }
             if self.ms.is_multiple_of(100) {
                 self.tick(now);
