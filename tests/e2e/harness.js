@@ -138,6 +138,14 @@ async function remoteTiles(page) {
   })));
 }
 
+/** The classes of the tile named `name` in `page` ("Ada (you)" for Ada's own), or null. */
+async function tileClasses(page, name) {
+  return page.evaluate((who) => {
+    const tile = [...document.querySelectorAll('.tile')].find((t) => t.querySelector('.name').textContent === who);
+    return tile ? [...tile.classList] : null;
+  }, name);
+}
+
 /** Per remote track: frames decoded (video) or bytes received (audio), from the client's getStats. */
 async function inboundStats(page) {
   return page.evaluate(async () => {
@@ -214,4 +222,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, inboundStats, inboundVideoOf, waitFor, sleep, screenshot };
+module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, tileClasses, inboundStats, inboundVideoOf, waitFor, sleep, screenshot };

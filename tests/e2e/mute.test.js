@@ -23,14 +23,6 @@ async function bytesFrom(page, name, kind) {
   }, [name, kind]);
 }
 
-/** The classes of the tile named `name` in `page` ("Ada (you)" for Ada's own). */
-async function tileClasses(page, name) {
-  return page.evaluate((who) => {
-    const tile = [...document.querySelectorAll('.tile')].find((t) => t.querySelector('.name').textContent === who);
-    return tile ? [...tile.classList] : [];
-  }, name);
-}
-
 test('muting stops a kind at every subscriber and shows it; unmuting resumes within a second', async () => {
   const server = await h.startServer();
   try {
@@ -49,9 +41,9 @@ test('muting stops a kind at every subscriber and shows it; unmuting resumes wit
     await ada.page.click('#mute-audio');
     assert.equal(await ada.page.getAttribute('#mute-audio', 'aria-pressed'), 'true');
     for (const { page } of others) {
-      await h.waitFor('Ada\'s tile to show her muted', async () => (await tileClasses(page, 'Ada')).includes('audio-muted'));
+      await h.waitFor('Ada\'s tile to show her muted', async () => (await h.tileClasses(page, 'Ada')).includes('audio-muted'));
     }
-    await h.waitFor('Ada\'s own tile to show her muted', async () => (await tileClasses(ada.page, 'Ada (you)')).includes('audio-muted'));
+    await h.waitFor('Ada\'s own tile to show her muted', async () => (await h.tileClasses(ada.page, 'Ada (you)')).includes('audio-muted'));
     await h.sleep(500);
     const before = await Promise.all(others.map(({ page }) => bytesFrom(page, 'Ada', 'audio')));
     await h.sleep(2000);
@@ -66,11 +58,11 @@ test('muting stops a kind at every subscriber and shows it; unmuting resumes wit
     const seconds = (Date.now() - unmutedAt) / 1000;
     console.log(`mute: audio back after ${seconds.toFixed(2)} s`);
     assert.ok(seconds <= 1, `unmuted audio resumes within 1 s: ${seconds} s`);
-    await h.waitFor('Ada\'s tile to show her unmuted', async () => !(await tileClasses(others[0].page, 'Ada')).includes('audio-muted'));
+    await h.waitFor('Ada\'s tile to show her unmuted', async () => !(await h.tileClasses(others[0].page, 'Ada')).includes('audio-muted'));
 
     // The camera: its bytes stop too, and resume on a keyframe.
     await ada.page.click('#mute-video');
-    await h.waitFor('Bob to see Ada\'s camera off', async () => (await tileClasses(others[0].page, 'Ada')).includes('video-muted'));
+    await h.waitFor('Bob to see Ada\'s camera off', async () => (await h.tileClasses(others[0].page, 'Ada')).includes('video-muted'));
     await h.sleep(500);
     const videoBefore = await bytesFrom(others[0].page, 'Ada', 'video');
     await h.sleep(1500);

@@ -25,14 +25,6 @@ async function sections(page) {
   return page.evaluate(() => window.roomcast.pc.remoteDescription.sdp.split('\nm=').length - 1);
 }
 
-/** The classes of `name`'s tile in `page`. */
-async function tileClasses(page, name) {
-  return page.evaluate((who) => {
-    const tile = [...document.querySelectorAll('.tile.remote')].find((t) => t.querySelector('.name').textContent === who);
-    return tile ? [...tile.classList] : null;
-  }, name);
-}
-
 test('a stopped camera is unpublished for everyone, and its m-section carries the next newcomer\'s video', async () => {
   const server = await h.startServer();
   try {
@@ -45,7 +37,7 @@ test('a stopped camera is unpublished for everyone, and its m-section carries th
     await ada.page.evaluate(() => window.roomcast.unpublish('video'));
     await h.waitFor('the server to list only Ada\'s audio', async () => (await listed(server, 'tracks', 'Ada')) === 'audio');
     await h.waitFor('Bob to be forwarded only Ada\'s audio', async () => (await listed(server, 'tracks', 'Bob', 'Ada')) === 'audio');
-    await h.waitFor('Bob\'s tile of Ada to say it has no video', async () => (await tileClasses(bob.page, 'Ada'))?.includes('no-video'));
+    await h.waitFor('Bob\'s tile of Ada to say it has no video', async () => (await h.tileClasses(bob.page, 'Ada'))?.includes('no-video'));
     await h.screenshot(bob.page, 'tracks-camera-stopped');
 
     // Cy's video rides on the m-section that carried Ada's; only Cy's audio needs a new one.
@@ -71,7 +63,7 @@ test('a stopped camera is unpublished for everyone, and its m-section carries th
     });
     assert.equal(await sections(bob.page), before + 1, 'Dan\'s audio rides on the m-section Ada\'s left');
     assert.ok(decoded.width > 0);
-    const danTile = await tileClasses(bob.page, 'Dan');
+    const danTile = await h.tileClasses(bob.page, 'Dan');
     assert.ok(!danTile.includes('waiting') && !danTile.includes('no-video'), `Dan's tile shows video: ${danTile}`);
     await h.waitFor('Bob to hear Dan', async () => (await h.remoteTiles(bob.page)).find((t) => t.name === 'Dan')?.audioTracks === 1);
     await h.screenshot(bob.page, 'tracks-reused-m-section');
