@@ -24,18 +24,22 @@ pub(crate) const AUDIO_RESERVE_BPS: u64 = 40_000;
 pub(crate) struct Downlink {
     estimator: BandwidthEstimator,
     allocator: Allocator,
+    /// The allocator's: a need is tried with the same headroom the allocator keeps.
+    headroom: f64,
     last_feedback: Option<Instant>,
 }
 
 impl Downlink {
     pub(crate) fn new() -> Self {
+        let config = AllocatorConfig::default();
         Self {
             estimator: BandwidthEstimator::new(EstimatorConfig {
                 initial_bps: INITIAL_ESTIMATE_BPS,
                 min_bps: MIN_ESTIMATE_BPS,
                 max_bps: MAX_ESTIMATE_BPS,
             }),
-            allocator: Allocator::new(AllocatorConfig::default()),
+            allocator: Allocator::new(config),
+            headroom: config.headroom,
             last_feedback: None,
         }
     }
@@ -59,7 +63,9 @@ impl Downlink {
         }
     }
 
-    /// Shares what the estimate leaves after `audio_bps` among the video tracks.
+    /// Shares what the estimate leaves after `audio_bps` among the video tracks. When the
+    /// tracks want more than that, the estimator is asked to try the whole need (it does
+    /// unless congestion is recent); the allocator takes it up once it has lasted.
     pub(crate) fn allocate(
         &mut self,
         now: Instant,
@@ -67,7 +73,24 @@ impl Downlink {
         video: &[VideoDemand],
     ) -> Allocation {
         let budget = self.estimate_bps().saturating_sub(audio_bps);
-        self.allocator.allocate(now, budget, video)
+        let allocation = self.allocator.allocate(now, budget, video);
+        if allocation.deficit_bps > 0 {
+            let video = allocation
+                .allocated_bps
+                .saturating_add(allocation.deficit_bps);
+            let with_headroom = (video as f64 / self.headroom) as u64;
+            let before = self.estimate_bps();
+            self.estimator
+                .try_rate(now, with_headroom.saturating_add(audio_bps));
+            if self.estimate_bps() != before {
+                tracing::debug!(
+                    before,
+                    tried = self.estimate_bps(),
+                    "trying a higher downlink rate"
+                );
+            }
+        }
+        allocation
     }
 
     /// A track no longer received.
@@ -190,6 +213,30 @@ mod tests {
             before,
             d.estimate_bps()
         );
+    }
+
+    #[test]
+    fn after_heavy_loss_the_top_layer_is_tried_again_once_the_backoff_ran_out() {
+        let mut d = Downlink::new();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        for step in 0..10u64 {
+            d.on_transport(at(step * 500), TransportEvent::LossReport(128));
+            d.allocate(at(step * 500), 64_000, &[camera(1)]);
+        }
+        let low = d.estimate_bps();
+        assert!(low < 400_000, "{low}");
+        let mut top_from = None;
+        for step in 10..60u64 {
+            d.on_transport(at(step * 500), TransportEvent::LossReport(0));
+            let a = d.allocate(at(step * 500), 64_000, &[camera(1)]);
+            if a.decisions[0].1 == Decision::Forward(2) && top_from.is_none() {
+                top_from = Some(step * 500);
+            }
+        }
+        // The last cut was at 4.5 s: 5 s of backoff, then 3 s for the tried rate to last.
+        let top_from = top_from.expect("the top layer came back");
+        assert!((12_500..=13_500).contains(&top_from), "{top_from} ms");
     }
 
     #[test]

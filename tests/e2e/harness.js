@@ -19,6 +19,7 @@ async function startServer(args = [], { logLevel } = {}) {
   });
   let logs = '';
   child.stderr.on('data', (d) => { logs += d; });
+  if (process.env.E2E_SERVER_LOG) { const f = fs.createWriteStream(`${process.env.E2E_SERVER_LOG}.${child.pid}`); child.stdout.pipe(f); child.stderr.pipe(f); }
   const urls = {};
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs}`)), 20000);

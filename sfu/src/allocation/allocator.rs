@@ -1,22 +1,23 @@
 //! The per-subscriber allocator: shares one downlink budget among video tracks.
 //!
-//! Each call makes two greedy plans in serving order (Screen, Speaker, Normal;
-//! larger tiles first; then input order). The *target* plan lets every track
-//! reach its wanted layer and only drives the hysteresis timers; the *actual*
-//! plan lets a track keep its layer (or drop) at once, but take one step up only
-//! once that step has been in the target for `up_after`.
+//! Each call makes one greedy plan in serving order (Screen, Speaker, Normal; larger tiles
+//! first; then input order). A track may keep its layer, or drop, within the whole budget at
+//! once; anything above what it had is a step up and must fit, with headroom, in the budget the
+//! subscriber has had without a break for `up_after` ([`SustainedBudget`]). So congestion moves
+//! tracks down in the call that sees it, and a budget that has covered the top layer for
+//! `up_after` lets a track go straight there.
 //!
-//! Both plans first give every visible track its lowest layer (three small
-//! cameras beat one sharp one), then climb one layer at a time, tier by tier,
-//! round-robin inside a tier: a screen share reaches its full layer before any
-//! camera leaves its lowest ("priority first", as in libwebrtc and LiveKit).
+//! The plan first gives every visible track its lowest layer (three small cameras beat one
+//! sharp one), then climbs one layer at a time, tier by tier, round-robin inside a tier: a
+//! screen share reaches its full layer before any camera leaves its lowest ("priority first",
+//! as in libwebrtc and LiveKit).
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::allocation::demand::{TrackKey, VideoDemand};
-use crate::allocation::hysteresis::History;
+use crate::allocation::hysteresis::SustainedBudget;
 
 /// What to do with one video track for this subscriber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +45,15 @@ pub struct Allocation {
     pub allocated_bps: u64,
     /// Bits/s more that the visible tracks would need, all at their tile-fit
     /// layer, than they got; > 0 means a probe for more bandwidth would help.
-    /// It is also briefly > 0 while tracks wait out `up_after` to climb.
+    /// It is also briefly > 0 while a higher budget waits out `up_after`.
     pub deficit_bps: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AllocatorConfig {
-    /// How long a step up must have fitted without a break before it is taken.
+    /// How long the budget must have covered a step up, without a break, before it is taken.
     pub up_after: Duration,
-    /// A step up must keep the new total within this fraction of the budget.
+    /// A step up must keep the new total within this fraction of that budget.
     pub headroom: f64,
     /// How much larger than the tile, in both sides, a layer may be and still be wanted.
     pub tile_overshoot: f64,
@@ -60,8 +61,7 @@ pub struct AllocatorConfig {
 
 impl Default for AllocatorConfig {
     /// * `up_after` 3 s: spans several bandwidth-estimate updates, so a short
-    ///   spike cannot buy an up-switch (each one costs a keyframe), yet the top
-    ///   of three layers is reached in about 6 s.
+    ///   spike cannot buy an up-switch (each one costs a keyframe).
     /// * `headroom` 0.9: estimates are noisy by about 10 %, and the keyframe
     ///   after a switch overshoots the layer's average bitrate.
     /// * `tile_overshoot` 1.5: with layers 2× apart, a tile up to 1.33× the
@@ -75,18 +75,20 @@ impl Default for AllocatorConfig {
     }
 }
 
-/// Decides the video layers of one subscriber, remembering per-track history.
+/// Decides the video layers of one subscriber, remembering what each track got.
 #[derive(Clone, Debug)]
 pub struct Allocator {
     config: AllocatorConfig,
-    history: HashMap<TrackKey, History>,
+    last: HashMap<TrackKey, Decision>,
+    sustained: SustainedBudget,
 }
 
 impl Allocator {
     pub fn new(config: AllocatorConfig) -> Self {
         Self {
             config,
-            history: HashMap::new(),
+            last: HashMap::new(),
+            sustained: SustainedBudget::default(),
         }
     }
 
@@ -100,26 +102,16 @@ impl Allocator {
         video_budget_bps: u64,
         tracks: &[VideoDemand],
     ) -> Allocation {
-        let budget = Budget::new(video_budget_bps, self.config.headroom);
+        let sustained = self
+            .sustained
+            .observe(now, video_budget_bps, self.config.up_after);
+        let budget = Budget::new(video_budget_bps, sustained, self.config.headroom);
         let slots: Vec<_> = tracks.iter().map(|d| self.slot(d)).collect();
-        let plan_up_to = |ceiling: &dyn Fn(usize, &Slot) -> Option<u8>| {
-            let ceilings = slots.iter().enumerate();
-            let ceilings: Vec<_> = ceilings
-                .map(|(i, v)| ceiling(i, v.as_ref().ok()?))
-                .collect();
-            plan(tracks, &slots, &ceilings, budget)
-        };
-        let (target, _) = plan_up_to(&|_, s| Some(s.wanted));
-        let ripe = self.observe(now, tracks, &slots, &target);
-        let (levels, allocated_bps) =
-            plan_up_to(&|i, s| if ripe[i] { s.step.or(s.hold) } else { s.hold });
-
+        let (levels, allocated_bps) = plan(tracks, &slots, budget);
         let mut decisions = Vec::with_capacity(tracks.len());
         for ((d, slot), &level) in tracks.iter().zip(&slots).zip(&levels) {
             let decision = decide(slot, level);
-            let held = decide(slot, slot.as_ref().ok().and_then(|s| s.hold));
-            let history = self.history.entry(d.track).or_default();
-            history.commit(decision, held);
+            self.last.insert(d.track, decision);
             decisions.push((d.track, decision));
         }
         Allocation {
@@ -131,48 +123,27 @@ impl Allocator {
 
     /// Forget a track's history (unsubscribed); if it comes back it starts low.
     pub fn remove(&mut self, track: TrackKey) {
-        self.history.remove(&track);
+        self.last.remove(&track);
     }
 
     fn slot(&self, d: &VideoDemand) -> Verdict {
-        let last = self.history.get(&d.track).and_then(History::last);
+        let last = self.last.get(&d.track).copied();
         Slot::new(d, last, self.config.tile_overshoot)
-    }
-
-    /// Feeds each track's timer with "does the target put it above its hold?"
-    /// and returns which tracks may take their step up now.
-    fn observe(
-        &mut self,
-        now: Instant,
-        tracks: &[VideoDemand],
-        slots: &[Verdict],
-        target: &[Option<u8>],
-    ) -> Vec<bool> {
-        let mut ripe = Vec::with_capacity(tracks.len());
-        for ((d, slot), &goal) in tracks.iter().zip(slots).zip(target) {
-            let step_fits = slot.as_ref().is_ok_and(|s| goal > s.hold);
-            let history = self.history.entry(d.track).or_default();
-            ripe.push(history.observe(now, step_fits, self.config.up_after));
-        }
-        ripe
     }
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Budget {
     full: u64,
-    /// The most a step up may bring the total to.
-    up: u64,
+    /// The most a step up may bring the total to; `None` = no step up now.
+    up: Option<u64>,
 }
 
 impl Budget {
-    fn new(full: u64, headroom: f64) -> Self {
+    fn new(full: u64, sustained: Option<u64>, headroom: f64) -> Self {
         // `as` saturates and maps NaN to 0; `min` keeps a headroom > 1 from overspending.
-        let up = (full as f64 * headroom) as u64;
-        Self {
-            full,
-            up: up.min(full),
-        }
+        let up = sustained.map(|s| ((s as f64 * headroom) as u64).min(full));
+        Self { full, up }
     }
 }
 
@@ -185,8 +156,6 @@ struct Slot {
     wanted: u8,
     /// The layer it may keep using the whole budget; `None` while paused for bandwidth.
     hold: Option<u8>,
-    /// The one step above `hold` it may take once its timer is ripe.
-    step: Option<u8>,
 }
 
 impl Slot {
@@ -204,36 +173,23 @@ impl Slot {
             // New, shown again, or layers back: the user is waiting, so start now, but low.
             _ => Some(lowest),
         };
-        let step = match hold {
-            Some(h) => d.next_usable_above(h).filter(|&n| n <= wanted),
-            None => Some(lowest),
-        };
         Ok(Self {
             lowest,
             wanted,
             hold,
-            step,
         })
     }
 }
 
 /// Greedy: every track's lowest layer in serving order, then one layer at a
-/// time, tier by tier, round-robin inside a tier, up to each track's ceiling.
-fn plan(
-    tracks: &[VideoDemand],
-    slots: &[Verdict],
-    ceilings: &[Option<u8>],
-    budget: Budget,
-) -> (Vec<Option<u8>>, u64) {
-    let mut order: Vec<usize> = (0..tracks.len())
-        .filter(|&i| ceilings[i].is_some())
-        .collect();
+/// time, tier by tier, round-robin inside a tier, up to the layer each track's tile wants.
+fn plan(tracks: &[VideoDemand], slots: &[Verdict], budget: Budget) -> (Vec<Option<u8>>, u64) {
+    let mut order: Vec<usize> = (0..tracks.len()).filter(|&i| slots[i].is_ok()).collect();
     order.sort_by_key(|&i| (Reverse(tracks[i].rank()), i));
     let levels = vec![None; tracks.len()];
     let mut p = Planner {
         tracks,
         slots,
-        ceilings,
         budget,
         levels,
         total: 0,
@@ -250,7 +206,6 @@ fn plan(
 struct Planner<'a> {
     tracks: &'a [VideoDemand],
     slots: &'a [Verdict],
-    ceilings: &'a [Option<u8>],
     budget: Budget,
     levels: Vec<Option<u8>>,
     total: u64,
@@ -273,11 +228,11 @@ impl Planner<'_> {
     }
 
     fn climb(&mut self, i: usize) -> bool {
-        let (Some(ceiling), Some(current)) = (self.ceilings[i], self.levels[i]) else {
+        let (Ok(slot), Some(current)) = (self.slots[i], self.levels[i]) else {
             return false;
         };
         match self.tracks[i].next_usable_above(current) {
-            Some(next) if next <= ceiling => self.try_move(i, next),
+            Some(next) if next <= slot.wanted => self.try_move(i, next),
             _ => false,
         }
     }
@@ -287,15 +242,15 @@ impl Planner<'_> {
         let current = self.levels[i].map_or(0, |l| d.bitrate(l));
         let others = self.total.saturating_sub(current);
         let total = others.saturating_add(d.bitrate(to));
-        // Keeping what it had may use the whole budget; anything more is a step
-        // up and must leave headroom, or a budget at the edge would flap.
+        // Keeping what it had may use the whole budget; anything more is a step up and must
+        // fit, with headroom, what the budget has been without a break.
         let hold = self.slots[i].as_ref().ok().and_then(|s| s.hold);
         let limit = if hold.is_some_and(|h| to <= h) {
-            self.budget.full
+            Some(self.budget.full)
         } else {
             self.budget.up
         };
-        let fits = total <= limit;
+        let fits = limit.is_some_and(|limit| total <= limit);
         if fits {
             self.levels[i] = Some(to);
             self.total = total;
@@ -445,14 +400,34 @@ mod tests {
     }
 
     #[test]
-    fn moving_up_waits_for_sustained_headroom_one_layer_per_period() {
+    fn a_new_subscriber_starts_low_and_after_3_s_of_budget_goes_straight_to_the_top() {
         let run = Sim::new().run(15, 10_000_000, &[camera(1, None)]);
         let layer_at = |seconds: f64| decisions(&run[(seconds * 2.0) as usize]);
+        assert_eq!(layer_at(0.0), [Forward(0)]);
         assert_eq!(layer_at(2.5), [Forward(0)]);
-        assert_eq!(layer_at(3.0), [Forward(1)]);
-        // The next wait starts at the first call after that step, 3.5 s.
-        assert_eq!(layer_at(6.0), [Forward(1)]);
-        assert_eq!(layer_at(6.5), [Forward(2)]);
+        assert_eq!(layer_at(3.0), [Forward(2)]);
+    }
+
+    #[test]
+    fn a_tile_enlarged_on_a_budget_that_long_covered_the_top_layer_gets_it_at_once() {
+        let mut sim = Sim::new();
+        assert_eq!(
+            decisions(&sim.settle(10_000_000, &[camera(1, SMALL)])),
+            [Forward(0)]
+        );
+        assert_eq!(sim.decide(10_000_000, &[camera(1, None)]), [Forward(2)]);
+    }
+
+    #[test]
+    fn a_step_up_takes_only_what_the_budget_covered_for_the_whole_period() {
+        let tracks = [camera(1, None)];
+        let mut sim = Sim::new();
+        sim.settle(600_000, &tracks);
+        // The budget rises to room for the top layer; for 3 s only the middle one was covered.
+        let run = sim.run(4, 2_000_000, &tracks);
+        assert_eq!(decisions(&run[0]), [Forward(1)]);
+        assert_eq!(decisions(&run[5]), [Forward(1)]);
+        assert_eq!(decisions(&run[6]), [Forward(2)]);
     }
 
     #[test]
@@ -476,14 +451,15 @@ mod tests {
     }
 
     #[test]
-    fn a_hidden_track_shown_again_resumes_at_once_at_its_lowest_layer() {
+    fn a_hidden_track_shown_again_resumes_at_once_at_what_the_budget_has_covered() {
         let shown = [camera(1, None)];
         let hidden = [camera(1, None).hidden()];
         let mut sim = Sim::new();
         sim.settle(10_000_000, &shown);
         assert_eq!(sim.step(10_000_000, &hidden).allocated_bps, 0);
-        assert_eq!(sim.decide(10_000_000, &shown), [Forward(0)]);
-        assert_eq!(decisions(&sim.settle(10_000_000, &shown)), [Forward(2)]);
+        assert_eq!(sim.decide(10_000_000, &shown), [Forward(2)]);
+        sim.step(10_000_000, &hidden);
+        assert_eq!(sim.decide(300_000, &shown), [Forward(0)]);
     }
 
     #[test]
@@ -499,12 +475,13 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_track_starts_over_at_its_lowest_layer() {
+    fn a_removed_track_comes_back_like_a_new_one() {
         let tracks = [camera(1, None)];
         let mut sim = Sim::new();
-        sim.settle(10_000_000, &tracks);
+        assert_eq!(decisions(&sim.settle(100_000, &tracks)), [STARVED]);
+        // Paused for bandwidth it would wait 3 s for the budget to last; new, it starts low now.
         sim.allocator.remove(1);
-        assert_eq!(sim.decide(10_000_000, &tracks), [Forward(0)]);
+        assert_eq!(sim.decide(200_000, &tracks), [Forward(0)]);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::bwe::acked_bitrate::AckedBitrate;
 use crate::bwe::aimd::AimdRateControl;
+use crate::bwe::backoff::Backoff;
 use crate::bwe::bound;
 use crate::bwe::inter_arrival::InterArrival;
 use crate::bwe::loss::LossBasedControl;
@@ -73,6 +74,9 @@ pub struct BandwidthEstimator {
     rtts: VecDeque<i64>,
     last_feedback_us: Option<i64>,
     delay_based: bool,
+    /// Over-use blocks [`BandwidthEstimator::try_rate`] for a while; the delay-based
+    /// controller's own growth near the link's capacity is slow enough without a ceiling.
+    delay_backoff: Backoff,
 }
 
 impl BandwidthEstimator {
@@ -95,6 +99,7 @@ impl BandwidthEstimator {
             rtts: VecDeque::new(),
             last_feedback_us: None,
             delay_based: false,
+            delay_backoff: Backoff::default(),
         }
     }
 
@@ -167,6 +172,30 @@ impl BandwidthEstimator {
         self.probe.on_probe(now_us, probe_bps as f64);
     }
 
+    /// The allocator could use `needed_bps` in all. If that is more than the estimate and no
+    /// congestion was seen lately (heavy loss or over-use: 5 s after the first, doubling up to
+    /// 60 s while attempts keep failing, see `backoff`), the estimate becomes that at
+    /// once and the media the allocator then sends tests it: a probe made of media, since
+    /// padding probes on a video SSRC break some receivers (issue #10: aiortc takes an empty
+    /// frame for end of stream) and webrtc-rs offers no other stream to send them on. A failed
+    /// attempt costs the subscriber the loss until the next feedback cuts the estimate and
+    /// the allocator moves back down.
+    pub fn try_rate(&mut self, now: Instant, needed_bps: u64) {
+        let now_us = self.micros(now);
+        let needed = bound(needed_bps as f64, self.min_bps, self.max_bps);
+        let congested = self.detector.usage() == Usage::Overusing
+            || self.delay_backoff.waiting(now_us)
+            || !self.loss.may_try(now_us);
+        if needed <= self.estimate_bps || congested {
+            return;
+        }
+        if needed > self.aimd.bitrate() {
+            self.aimd.set_estimate(needed, now_us);
+        }
+        self.loss.raise_to(now_us, needed);
+        self.combine(now_us);
+    }
+
     fn micros(&mut self, t: Instant) -> i64 {
         let origin = *self.origin.get_or_insert(t);
         match t.checked_duration_since(origin) {
@@ -211,6 +240,7 @@ impl BandwidthEstimator {
             (Usage::Overusing, Some(a)) => {
                 if self.aimd.time_to_reduce_further(now_us, a) {
                     self.aimd.update(now_us, usage, acked, 0.0);
+                    self.delay_backoff.on_congestion(now_us);
                 }
             }
             // Over-use before anything was measured: halve, at most once per RTT

@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 
+use crate::bwe::backoff::Backoff;
 use crate::bwe::bound;
 
 /// Loss fractions in RTCP units (x/256): ≤ 2 % grows, > 10 % cuts (draft §6).
@@ -32,6 +33,12 @@ const ACKED_FLOOR: f64 = 0.85;
 /// Without a loss report this recent nothing is known about loss, so neither grow nor
 /// cut (libwebrtc 1.2 × `kMaxRtcpFeedbackInterval`).
 const REPORT_FRESH_US: i64 = 6_000_000;
+/// Where the cuts of the last congestion stopped, and how long growth stays below it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ceiling {
+    bps: f64,
+    backoff: Backoff,
+}
 
 #[derive(Debug)]
 pub struct LossBasedControl {
@@ -50,6 +57,7 @@ pub struct LossBasedControl {
     rtt_us: i64,
     /// [`ACKED_FLOOR`] × the acknowledged bitrate, when known.
     acked_floor: f64,
+    ceiling: Ceiling,
 }
 
 impl LossBasedControl {
@@ -68,6 +76,7 @@ impl LossBasedControl {
             expected: 0,
             rtt_us: 0,
             acked_floor: 0.0,
+            ceiling: Ceiling::default(),
         }
     }
 
@@ -117,13 +126,45 @@ impl LossBasedControl {
         }
         if self.fraction <= LOW_LOSS {
             let floor = self.history.front().map_or(self.target, |h| h.1);
-            self.set(now_us, floor * INCREASE_FACTOR + INCREASE_SLACK_BPS);
+            let grown = floor * INCREASE_FACTOR + INCREASE_SLACK_BPS;
+            self.set(now_us, grown.min(self.ceiling_bps(now_us)));
         } else if self.fraction > HIGH_LOSS && self.decrease_due(now_us) {
             self.last_decrease_us = Some(now_us);
             self.decreased_since_report = true;
             // rate × (1 − 0.5 × loss), with loss = fraction / 256.
             let cut = self.target * (512.0 - f64::from(self.fraction)) / 512.0;
-            self.set(now_us, cut.max(self.acked_floor.min(self.target)));
+            let cut = cut.max(self.acked_floor.min(self.target));
+            self.set(now_us, cut.min(self.ceiling_bps(now_us)));
+            self.on_congestion(now_us, self.target);
+        }
+    }
+
+    /// Congestion (heavy loss, or the delay detector's over-use) brought the rate down to
+    /// `bps`: while the [`Backoff`] waits, the target stays at or below the lowest such rate
+    /// of the episode. Measuring what got through instead fails twice over: a policer's burst
+    /// lets a sudden rise through for a moment, and feedback arriving after a move down still
+    /// reports the losses of before. Where the cuts stop is where the media fitted.
+    pub fn on_congestion(&mut self, now_us: i64, bps: f64) {
+        let episode = self.ceiling.backoff.waiting(now_us);
+        self.ceiling.bps = if episode {
+            self.ceiling.bps.min(bps)
+        } else {
+            bps
+        };
+        self.ceiling.backoff.on_congestion(now_us);
+    }
+
+    /// Whether the last congestion is long enough ago to try a higher rate.
+    pub fn may_try(&self, now_us: i64) -> bool {
+        !self.ceiling.backoff.waiting(now_us)
+    }
+
+    /// The most the target may be now.
+    fn ceiling_bps(&self, now_us: i64) -> f64 {
+        if self.ceiling.backoff.waiting(now_us) {
+            self.ceiling.bps
+        } else {
+            f64::INFINITY
         }
     }
 

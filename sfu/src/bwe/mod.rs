@@ -12,10 +12,15 @@
 //! Probes announced by the sender ([`probe`]) may lift the acknowledged-bitrate cap and,
 //! when delivered intact, move the estimate up at once instead of at 8 % per second.
 //!
+//! When the allocator could use more than the estimate, the estimator may jump to that
+//! rate and let the media test it, but only once congestion is long enough ago ([`backoff`]);
+//! after loss the estimate stays below where the last cuts stopped for as long.
+//!
 //! Everything is a plain state machine fed with timestamps; nothing here reads a clock.
 
 mod acked_bitrate;
 mod aimd;
+mod backoff;
 mod estimator;
 mod inter_arrival;
 mod loss;

@@ -44,11 +44,55 @@ impl Link {
     }
 }
 
-/// A sender pacing 1200-byte packets at min(estimate, demand); optionally it probes at
-/// twice the estimate for 100 ms once per `probe_every`.
+/// A policer (token bucket) in front of the subscriber: drops what exceeds `bps` beyond a
+/// burst of `burst_bytes`, and never queues, so delay says nothing (iptables `hashlimit`).
+struct Policer {
+    bps: f64,
+    burst_bytes: f64,
+    tokens: f64,
+    last: Duration,
+}
+
+impl Policer {
+    fn new(bps: f64, burst_bytes: f64) -> Self {
+        Policer {
+            bps,
+            burst_bytes,
+            tokens: burst_bytes,
+            last: Duration::ZERO,
+        }
+    }
+
+    fn carry(&mut self, sent: Duration, bytes: u32) -> Option<Duration> {
+        let elapsed = sent.saturating_sub(self.last).as_secs_f64();
+        self.last = self.last.max(sent);
+        self.tokens = (self.tokens + elapsed * self.bps / 8.0).min(self.burst_bytes);
+        if self.tokens < f64::from(bytes) {
+            return None;
+        }
+        self.tokens -= f64::from(bytes);
+        Some(sent + PROPAGATION)
+    }
+}
+
+/// Audio plus the largest simulcast layer (150 k, 500 k, 1.5 M) whose total fits 0.9 × the
+/// estimate, the lowest when none does: what the allocator makes a subscriber receive.
+fn layered(estimate_bps: f64) -> f64 {
+    const AUDIO: f64 = 40_000.0;
+    let layer = [1_500_000.0, 500_000.0]
+        .into_iter()
+        .find(|&l| l + AUDIO <= 0.9 * estimate_bps)
+        .unwrap_or(150_000.0);
+    layer + AUDIO
+}
+
+/// A sender pacing 1200-byte packets at min(estimate, demand) (or as `layered` when set);
+/// optionally it probes at twice the estimate for 100 ms once per `probe_every`.
 struct Sim {
     bwe: BandwidthEstimator,
     link: Link,
+    policer: Option<Policer>,
+    layered: bool,
     base: Instant,
     now: Duration,
     next_send: Duration,
@@ -66,6 +110,8 @@ impl Sim {
                 busy_until: Duration::ZERO,
                 max_queue: ms(500),
             },
+            policer: None,
+            layered: false,
             base: Instant::now(),
             now: Duration::ZERO,
             next_send: Duration::ZERO,
@@ -77,11 +123,16 @@ impl Sim {
 
     fn send_rate(&mut self) -> f64 {
         let estimate = self.bwe.estimate_bps() as f64;
+        let media = if self.layered {
+            layered(estimate)
+        } else {
+            estimate.min(self.demand_bps)
+        };
         let Some(every) = self.probe_every else {
-            return estimate.min(self.demand_bps);
+            return media;
         };
         if self.next_send.as_nanos() % every.as_nanos() >= ms(100).as_nanos() {
-            return estimate.min(self.demand_bps);
+            return media;
         }
         let probe = 2.0 * estimate;
         self.bwe.on_probe(self.base + self.next_send, probe as u64);
@@ -92,7 +143,10 @@ impl Sim {
         let end = self.now + FEEDBACK_EVERY;
         while self.next_send < end {
             let rate = self.send_rate();
-            let arrival = self.link.carry(self.next_send, PACKET_BYTES);
+            let arrival = match &mut self.policer {
+                Some(policer) => policer.carry(self.next_send, PACKET_BYTES),
+                None => self.link.carry(self.next_send, PACKET_BYTES),
+            };
             self.in_flight.push_back((self.next_send, arrival));
             self.next_send += Duration::from_secs_f64(f64::from(PACKET_BYTES) * 8.0 / rate);
         }
@@ -226,15 +280,72 @@ fn climb_after_lifting(probe_every: Option<Duration>) -> Option<Duration> {
 #[test]
 fn lifting_the_bottleneck_lets_the_estimate_climb_back_at_eight_percent_per_second() {
     // From ~0.5 to 2.5 Mbit/s at 8 %/s alone takes at least ln 5 / ln 1.08 = 20.9 s;
-    // only probing can do better (next test).
+    // only probing can do better (next test). The full queue before the lift lost packets,
+    // so growth first waits out what is left of the backoff after that loss (≤ 5 s).
     let took = climb_after_lifting(None).expect("climbed");
-    assert!(took <= Duration::from_secs(23), "{took:?}");
+    assert!(took <= Duration::from_secs(26), "{took:?}");
 }
 
 #[test]
 fn lifting_the_bottleneck_with_periodic_probes_climbs_back_within_20_s() {
     let took = climb_after_lifting(Some(Duration::from_secs(2))).expect("climbed");
     assert!(took <= Duration::from_secs(20), "{took:?}");
+}
+
+/// A subscriber receiving simulcast behind a 400 kbit/s policer, lifted after `lift_after`:
+/// the estimates and the media rates after each feedback (every 50 ms).
+fn policed_subscriber(secs: u64, lift_after: u64) -> (Vec<u64>, Vec<f64>) {
+    let mut sim = Sim::new(5_000_000, 10e6, 0.0);
+    sim.layered = true;
+    sim.policer = Some(Policer::new(400e3, 50e3));
+    let mut estimates = Vec::new();
+    let mut rates = Vec::new();
+    while sim.now < Duration::from_secs(secs) {
+        if sim.now >= Duration::from_secs(lift_after) {
+            sim.policer = None;
+        }
+        // What the allocator asks for: the top layer and audio, with its 10 % headroom.
+        sim.bwe.try_rate(sim.base + sim.now, 1_540_000 * 10 / 9);
+        sim.step();
+        estimates.push(sim.bwe.estimate_bps());
+        rates.push(layered(sim.bwe.estimate_bps() as f64));
+    }
+    (estimates, rates)
+}
+
+/// When (in seconds) the sender moved to a larger layer than before.
+fn moves_up(rates: &[f64]) -> Vec<f64> {
+    let up = rates.windows(2).enumerate().filter(|(_, w)| w[1] > w[0]);
+    up.map(|(i, _)| (i + 1) as f64 * 0.05).collect()
+}
+
+#[test]
+fn behind_a_policer_tries_past_the_loss_point_less_and_less_often() {
+    let (estimates, rates) = policed_subscriber(150, 150);
+    let trials = moves_up(&rates);
+    let tail = &estimates[estimates.len() / 2..];
+    eprintln!(
+        "policed at 400 k: moves up at {trials:?} s; last 75 s mean estimate {:.0}",
+        mean(tail)
+    );
+    assert!(trials.len() <= 5, "{trials:?}");
+    let gaps: Vec<f64> = trials.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "gaps grow: {gaps:?}");
+    assert!((350_000.0..=600_000.0).contains(&mean(tail)));
+}
+
+#[test]
+fn after_a_policer_is_lifted_the_top_layer_comes_back() {
+    let (_, rates) = policed_subscriber(70, 30);
+    let top = rates
+        .iter()
+        .rposition(|&r| r < 1.5e6)
+        .map(|i| (i + 1) as f64 * 0.05);
+    eprintln!(
+        "lifted at 30 s: top layer from {top:?} s on, moves up at {:?}",
+        moves_up(&rates)
+    );
+    assert!(top.is_some_and(|t| t <= 30.0 + 25.0), "{top:?}");
 }
 
 /// Flat feedback: `n` packets 10 ms apart from `start`; counting packets from time zero,
