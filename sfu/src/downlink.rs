@@ -78,7 +78,8 @@ impl Downlink {
             let video = allocation
                 .allocated_bps
                 .saturating_add(allocation.deficit_bps);
-            let with_headroom = (video as f64 / self.headroom) as u64;
+            // Rounded up: the allocator must find the need within headroom × the estimate.
+            let with_headroom = (video as f64 / self.headroom).ceil() as u64 + 1;
             let before = self.estimate_bps();
             self.estimator
                 .try_rate(now, with_headroom.saturating_add(audio_bps));

@@ -192,7 +192,7 @@ impl BandwidthEstimator {
         if needed > self.aimd.bitrate() {
             self.aimd.set_estimate(needed, now_us);
         }
-        self.loss.raise_to(now_us, needed);
+        self.loss.start_trial(now_us, needed);
         self.combine(now_us);
     }
 

@@ -33,6 +33,15 @@ const ACKED_FLOOR: f64 = 0.85;
 /// Without a loss report this recent nothing is known about loss, so neither grow nor
 /// cut (libwebrtc 1.2 × `kMaxRtcpFeedbackInterval`).
 const REPORT_FRESH_US: i64 = 6_000_000;
+/// A tried rate (see [`LossBasedControl::start_trial`]) is judged for this long: the allocator
+/// takes it up after 3 s, and loss in the seconds after that is the answer.
+const TRIAL_US: i64 = 6_000_000;
+/// Growth never takes the target beyond this multiple of what the subscriber acknowledges
+/// (plus the slack): an application-limited sender learns nothing about the path above what it
+/// sends (libwebrtc caps its delay-based rate the same way). Only a trial goes further.
+const ACKED_GROWTH_CAP: f64 = 1.5;
+const ACKED_GROWTH_SLACK_BPS: f64 = 10_000.0;
+
 /// Where the cuts of the last congestion stopped, and how long growth stays below it.
 #[derive(Clone, Copy, Debug, Default)]
 struct Ceiling {
@@ -57,6 +66,10 @@ pub struct LossBasedControl {
     rtt_us: i64,
     /// [`ACKED_FLOOR`] × the acknowledged bitrate, when known.
     acked_floor: f64,
+    /// The acknowledged bitrate, when known.
+    acked_bps: Option<f64>,
+    /// (judged until, started at, the target before it) of a rate being tried.
+    trial: Option<(i64, i64, f64)>,
     ceiling: Ceiling,
 }
 
@@ -76,6 +89,8 @@ impl LossBasedControl {
             expected: 0,
             rtt_us: 0,
             acked_floor: 0.0,
+            acked_bps: None,
+            trial: None,
             ceiling: Ceiling::default(),
         }
     }
@@ -87,6 +102,7 @@ impl LossBasedControl {
     /// What the subscriber acknowledges receiving now (transport-wide feedback only).
     pub fn set_acked(&mut self, acked_bps: f64) {
         self.acked_floor = ACKED_FLOOR * acked_bps.max(0.0);
+        self.acked_bps = Some(acked_bps.max(0.0));
     }
 
     pub fn set_rtt(&mut self, rtt_us: i64) {
@@ -121,22 +137,64 @@ impl LossBasedControl {
         let fresh = self
             .reported_at_us
             .is_some_and(|t| now_us.saturating_sub(t) < REPORT_FRESH_US);
-        if !fresh {
+        if !fresh || self.judge_trial(now_us) {
             return;
         }
         if self.fraction <= LOW_LOSS {
             let floor = self.history.front().map_or(self.target, |h| h.1);
             let grown = floor * INCREASE_FACTOR + INCREASE_SLACK_BPS;
-            self.set(now_us, grown.min(self.ceiling_bps(now_us)));
+            let app_limit = self.acked_bps.map_or(f64::INFINITY, |a| {
+                (a * ACKED_GROWTH_CAP + ACKED_GROWTH_SLACK_BPS).max(self.target)
+            });
+            self.set(now_us, grown.min(self.ceiling_bps(now_us)).min(app_limit));
         } else if self.fraction > HIGH_LOSS && self.decrease_due(now_us) {
             self.last_decrease_us = Some(now_us);
             self.decreased_since_report = true;
-            // rate × (1 − 0.5 × loss), with loss = fraction / 256.
+            // rate × (1 − 0.5 × loss), with loss = fraction / 256. Not down to what arrives:
+            // feedback after a move down reports the earlier losses against the new, lower
+            // acknowledged rate, and that ratchet took the simulcast model's estimate below
+            // the lowest layer.
             let cut = self.target * (512.0 - f64::from(self.fraction)) / 512.0;
             let cut = cut.max(self.acked_floor.min(self.target));
             self.set(now_us, cut.min(self.ceiling_bps(now_us)));
             self.on_congestion(now_us, self.target);
         }
+    }
+
+    /// Tries `bps` at once: it becomes the target, and any loss above [`LOW_LOSS`] reported in
+    /// the next [`TRIAL_US`] puts the target back where it was and counts as congestion.
+    /// Cutting in proportion to the loss instead, as for ordinary loss, left a subscriber
+    /// behind a 400 kbit/s policer on a tried 1.5 Mbit/s layer for 10 s: the losses the
+    /// feedback reported hovered around the 10 % threshold.
+    /// One trial at a time: a need that grows while it runs (a layer's measured bitrate
+    /// moves with every keyframe) waits for its verdict.
+    pub fn start_trial(&mut self, now_us: i64, bps: f64) {
+        if self.trial.is_none() && bps > self.target {
+            self.trial = Some((now_us.saturating_add(TRIAL_US), now_us, self.target));
+            self.history.clear();
+            self.set(now_us, bps);
+        }
+    }
+
+    /// True if a trial failed now (the target is back where it was).
+    fn judge_trial(&mut self, now_us: i64) -> bool {
+        let Some((until, started, before)) = self.trial else {
+            return false;
+        };
+        if now_us >= until {
+            self.trial = None;
+            return false;
+        }
+        let reported_since = self.reported_at_us.is_some_and(|t| t > started);
+        if !reported_since || self.fraction <= LOW_LOSS {
+            return false;
+        }
+        self.trial = None;
+        self.last_decrease_us = Some(now_us);
+        self.decreased_since_report = true;
+        self.set(now_us, before.min(self.target));
+        self.on_congestion(now_us, self.target);
+        true
     }
 
     /// Congestion (heavy loss, or the delay detector's over-use) brought the rate down to
@@ -230,6 +288,42 @@ mod tests {
         // Re-evaluating the same report later must not cut again.
         l.update(2_000_000);
         assert_eq!(l.target(), twice);
+    }
+
+    #[test]
+    fn a_tried_rate_that_brings_any_loss_goes_back_to_where_it_was_and_waits() {
+        let mut l = LossBasedControl::new(400_000.0, 1e4, 1e8);
+        l.on_fraction_lost(0, 0);
+        let before = l.target();
+        l.start_trial(100_000, 1_700_000.0);
+        assert_eq!(l.target(), 1_700_000.0);
+        // 5 %: outside a trial that would only hold the rate.
+        l.on_fraction_lost(3_500_000, 13);
+        assert_eq!(l.target(), before);
+        assert!(!l.may_try(3_600_000) && l.may_try(8_500_000));
+    }
+
+    #[test]
+    fn a_tried_rate_without_loss_is_kept() {
+        let mut l = LossBasedControl::new(400_000.0, 1e4, 1e8);
+        l.on_fraction_lost(0, 0);
+        l.start_trial(100_000, 1_700_000.0);
+        l.set_acked(1_600_000.0);
+        for step in 1..=10 {
+            l.on_fraction_lost(step * 1_000_000, 0);
+        }
+        assert!(l.target() >= 1_700_000.0 && l.may_try(10_000_000));
+    }
+
+    #[test]
+    fn an_application_limited_sender_does_not_grow_the_target_past_one_and_a_half_times_what_arrives(
+    ) {
+        let mut l = LossBasedControl::new(300_000.0, 1e4, 1e8);
+        l.set_acked(200_000.0);
+        for step in 0..60 {
+            l.on_fraction_lost(step * 1_000_000, 0);
+        }
+        assert_eq!(l.target(), 310_000.0);
     }
 
     #[test]
