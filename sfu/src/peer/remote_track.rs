@@ -1,11 +1,17 @@
 //! A track a client publishes to the server: read its RTP, keep its RTCP flowing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
+
+/// How long a simulcast layer's RTCP read may hold the receiver's track list (see
+/// [`RemoteTrack::drain_rtcp`]): what a layer arriving later waits at most, and with it the
+/// layers already flowing.
+const RTCP_READ_SLICE: Duration = Duration::from_millis(50);
 
 /// An RTP packet as it travels through the server.
 pub(crate) type RtpPacket = webrtc::rtp::packet::Packet;
@@ -153,12 +159,28 @@ impl RemoteTrack {
 
     /// Drains the publisher's RTCP (sender reports) so the receiver-report interceptor can compute
     /// round-trip times. Returns when the track's connection is gone.
+    ///
+    /// A simulcast layer's read is given up every [`RTCP_READ_SLICE`] and started again:
+    /// webrtc-rs holds the receiver's track list (a fair `RwLock`) for reading while it waits for
+    /// a layer's next RTCP packet, and a layer that arrives later needs that list for writing.
+    /// Queued behind a read that waits for a sender report, the writer blocked every new reader,
+    /// the RTP reads of the layers already flowing included: the publisher's whole video stopped
+    /// until each earlier layer's next sender report, forever for a publisher that sends none
+    /// (≈ 1 in 3 starts of the bench's three-layer publisher, issue #10). A read cancelled while
+    /// it waits loses nothing; one cancelled inside the interceptor chain may lose a sender
+    /// report, which costs one round-trip sample.
     pub(crate) async fn drain_rtcp(&self) {
         let rid = self.track.rid();
         if rid.is_empty() {
             while self.receiver.read_rtcp().await.is_ok() {}
-        } else {
-            while self.receiver.read_simulcast_rtcp(rid).await.is_ok() {}
+            return;
+        }
+        loop {
+            let read = self.receiver.read_simulcast_rtcp(rid);
+            match tokio::time::timeout(RTCP_READ_SLICE, read).await {
+                Ok(Ok(_)) | Err(_) => {}
+                Ok(Err(_)) => return,
+            }
         }
     }
 }
