@@ -16,6 +16,7 @@ const state = {
   forwarded: new Map(), // mid -> { participant, track, kind }: what the server sends on it
   speakers: [], // [{ id, level }], the dominant speaker first
   muted: { audio: false, video: false },
+  screen: null, // { sender, track } while this page shares a screen
   relayCandidates: 0,
   iceErrors: [],
   selectedPair: null,
@@ -43,9 +44,9 @@ function send(message) {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
 }
 
-function tile(id, name, { local = false } = {}) {
+function tile(id, name, { local = false, screen = false } = {}) {
   const el = document.createElement('div');
-  el.className = `tile ${local ? 'local' : 'remote waiting'}`;
+  el.className = `tile ${local ? 'local' : 'remote waiting'}${screen ? ' screen' : ''}`;
   el.dataset.participant = id;
   const video = document.createElement('video');
   video.autoplay = true;
@@ -60,10 +61,85 @@ function tile(id, name, { local = false } = {}) {
   badge.title = 'Microphone muted';
   el.append(video, label, badge);
   // A click enlarges a remote tile to the full width (and the server sends it a larger layer).
-  if (!local) el.addEventListener('click', () => el.classList.toggle('spotlight'));
-  $('tiles').append(el);
+  if (!local && !screen) el.addEventListener('click', () => el.classList.toggle('spotlight'));
+  // A shared screen comes first, across the whole width, for everyone.
+  if (screen) $('tiles').prepend(el); else $('tiles').append(el);
   return el;
 }
+
+// The tile a forwarded track goes to: the participant's own, or for a screen share one of its own.
+function tileOf(p, participant, source) {
+  if (source !== 'screen') return p.tile;
+  if (!p.screen) {
+    const el = tile(participant, `${p.name} (screen)`, { screen: true });
+    p.screen = { tile: el, reporter: reportTile(el) };
+  }
+  return p.screen.tile;
+}
+
+function dropScreen(p) {
+  if (!p.screen) return;
+  p.screen.reporter.stop();
+  p.screen.tile.remove();
+  p.screen = null;
+}
+
+// The grid: as many tiles as fit the window without scrolling, up to PAGE_SIZE a page (the rest on
+// further pages, which the server is told are hidden: a hidden tile's reporter says so), with a
+// shared screen or an enlarged tile across the width above them. Recomputed whenever tiles come,
+// go or change, and when the window is resized.
+const PAGE_SIZE = 16;
+// The debug panel's summary line below the grid.
+const BELOW_GRID = 40;
+state.page = 0;
+
+function layout() {
+  const box = $('tiles');
+  const tiles = [...box.children];
+  const big = tiles.filter((el) => el.classList.contains('screen') || el.classList.contains('spotlight'));
+  const small = tiles.filter((el) => !big.includes(el));
+  const pages = Math.max(1, Math.ceil(small.length / PAGE_SIZE));
+  state.page = Math.min(state.page, pages - 1);
+  small.forEach((el, i) => {
+    el.hidden = Math.floor(i / PAGE_SIZE) !== state.page;
+    el.style.height = '';
+    el.style.width = '';
+  });
+  $('pager').hidden = pages < 2;
+  $('page-label').textContent = `${state.page + 1} / ${pages}`;
+  const shown = small.filter((el) => !el.hidden);
+  const style = getComputedStyle(box);
+  const gap = parseFloat(style.rowGap) || 0;
+  const width = box.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const top = box.getBoundingClientRect().top + window.scrollY;
+  const height = Math.max(160, window.innerHeight - top - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) - BELOW_GRID);
+  // Big tiles get most of the height, the grid of the others a strip below: enlarged is meant to
+  // be large (in a 1280×800 window a spotlight is about 900×500, enough for a 720p layer).
+  const bigShare = big.length ? (shown.length ? 0.8 : 1) : 0;
+  const bigHeight = big.length ? (height * bigShare) / big.length - gap : 0;
+  for (const el of big) {
+    el.style.height = `${Math.floor(bigHeight)}px`;
+    el.style.width = `${Math.floor(Math.min(width, (bigHeight * 16) / 9))}px`;
+  }
+  const rest = height - (big.length ? (bigHeight + gap) * big.length : 0);
+  let best = { cols: 1, w: 0 };
+  for (let cols = 1; cols <= Math.max(1, shown.length); cols++) {
+    const rows = Math.max(1, Math.ceil(shown.length / cols));
+    const w = Math.min((width - (cols - 1) * gap) / cols, (((rest - (rows - 1) * gap) / rows) * 4) / 3);
+    if (w > best.w) best = { cols, w };
+  }
+  box.style.gridTemplateColumns = `repeat(${best.cols}, ${Math.max(80, Math.floor(best.w))}px)`;
+}
+
+let layoutFrame = 0;
+function relayout() {
+  cancelAnimationFrame(layoutFrame);
+  layoutFrame = requestAnimationFrame(layout);
+}
+new MutationObserver(relayout).observe($('tiles'), { childList: true, subtree: true, attributes: true, attributeFilter: ['class'] });
+window.addEventListener('resize', relayout);
+$('page-prev').addEventListener('click', () => { state.page = Math.max(0, state.page - 1); relayout(); });
+$('page-next').addEventListener('click', () => { state.page += 1; relayout(); });
 
 function addParticipant(info) {
   const { id, name } = info;
@@ -73,10 +149,16 @@ function addParticipant(info) {
   state.participants.set(id, { name, tile: el, reporter: reportTile(el) });
 }
 
-// What a participant object says about muting, shown on a tile.
-function showMuted(el, { audio_muted: audio, video_muted: video }) {
+// What a participant object says about muting and publishing, shown on a tile: someone who sends
+// no camera (audio only, or a viewer) has a tile that says so rather than "connecting…".
+function showMuted(el, { audio_muted: audio, video_muted: video, publishes = [] }) {
   el.classList.toggle('audio-muted', !!audio);
   el.classList.toggle('video-muted', !!video);
+  if (!el.classList.contains('local') && !el.dataset.track) {
+    const camera = publishes.includes('camera');
+    el.classList.toggle('no-camera', !camera);
+    el.classList.toggle('waiting', camera);
+  }
 }
 
 function updateParticipant(info) {
@@ -106,6 +188,7 @@ function removeParticipant(id) {
   if (!p) return;
   p.reporter.stop();
   p.tile.remove();
+  dropScreen(p);
   state.participants.delete(id);
 }
 
@@ -125,22 +208,22 @@ function placeForwarded(pc, tracks) {
   state.forwarded = now;
 }
 
-function attach({ participant, track: id, kind }, track) {
+function attach({ participant, track: id, kind, source }, track) {
   if (!state.participants.has(participant)) addParticipant({ id: participant, name: 'Guest' });
   const p = state.participants.get(participant);
   if (!p) return;
-  const others = tracksOf(p.tile).filter((t) => t.kind !== kind);
-  show(p.tile, [...others, track]);
-  const el = p.tile;
+  const el = tileOf(p, participant, source);
+  const others = tracksOf(el).filter((t) => t.kind !== kind);
+  show(el, [...others, track]);
   if (kind === 'video') {
     el.dataset.track = id;
-    el.classList.remove('no-video');
+    el.classList.remove('no-video', 'no-camera');
     el.classList.toggle('waiting', track.muted);
     track.onunmute = () => el.classList.remove('waiting');
-    p.reporter.changed();
+    (source === 'screen' ? p.screen : p).reporter.changed();
   }
   el.querySelector('video').play().catch(() => {});
-  log('track', kind, 'from', participant);
+  log('track', source || kind, 'from', participant);
 }
 
 function tracksOf(el) {
@@ -155,10 +238,12 @@ function show(el, tracks) {
   el.querySelector('video').srcObject = new MediaStream(tracks);
 }
 
-// A track its publisher stopped: the tile keeps its name and says it has no video.
-function detach({ participant, kind }, track) {
+// A track its publisher stopped: the tile keeps its name and says it has no video; a shared
+// screen's tile goes away.
+function detach({ participant, kind, source }, track) {
   const p = state.participants.get(participant);
   if (!p) return;
+  if (source === 'screen') return dropScreen(p);
   show(p.tile, tracksOf(p.tile).filter((t) => t !== track));
   if (kind !== 'video') return;
   delete p.tile.dataset.track;
@@ -254,7 +339,7 @@ function createPeer(iceServers) {
     try {
       state.makingOffer = true;
       await pc.setLocalDescription();
-      send({ type: 'offer', sdp: pc.localDescription.sdp });
+      send({ type: 'offer', sdp: pc.localDescription.sdp, sources: sources(pc) });
       showDescriptions();
     } catch (e) {
       log('offer failed', e);
@@ -263,6 +348,9 @@ function createPeer(iceServers) {
     }
   };
   for (const track of state.localStream.getTracks()) publish(pc, track);
+  // A viewer publishes nothing, yet the server waits for the client's first offer before it
+  // offers anything (docs/protocol.md, negotiation): one receive-only section makes that offer.
+  if (!state.localStream.getTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
   state.statsTimer = setInterval(() => showSelectedPair(pc).catch(() => {}), 2000);
   return pc;
 }
@@ -281,12 +369,51 @@ function publish(pc, track) {
   return null;
 }
 
+// What this page's offer says its media sections carry beyond what their kind tells: which one is
+// a shared screen (docs/protocol.md, offer).
+function sources(pc) {
+  const out = {};
+  for (const t of pc.getTransceivers()) if (t.mid && state.screen && t.sender === state.screen.sender) out[t.mid] = 'screen';
+  return out;
+}
+
+// Shares a screen (or, for tests and embedding pages, any video track given) as a second video
+// track; everyone sees it large, with a presenter label. It stops when the browser's own "Stop
+// sharing" ends the track, or on stopScreen().
+async function shareScreen(given) {
+  if (!state.pc || state.screen) return;
+  const track = given || (await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })).getVideoTracks()[0];
+  // Its own transceiver: addTrack could take over an m-section the server forwards on.
+  const { sender } = state.pc.addTransceiver(track, { direction: 'sendonly', streams: [new MediaStream([track])] });
+  state.screen = { sender, track };
+  track.addEventListener('ended', stopScreen);
+  showScreenButton();
+  log('sharing the screen');
+}
+
+function stopScreen() {
+  const screen = state.screen;
+  if (!screen) return;
+  state.screen = null;
+  screen.track.stop();
+  if (state.pc && state.pc.signalingState !== 'closed') state.pc.removeTrack(screen.sender);
+  showScreenButton();
+  log('stopped sharing the screen');
+}
+Object.assign(state, { shareScreen, stopScreen });
+
+function showScreenButton() {
+  const button = $('share-screen');
+  button.setAttribute('aria-pressed', String(!!state.screen));
+  button.textContent = state.screen ? 'Stop sharing' : 'Share screen';
+}
+
 // Stops publishing one kind of media: the track ends and leaves the connection, and the server
 // unpublishes it for everyone.
 function unpublish(kind) {
   const pc = state.pc;
   for (const sender of pc?.getSenders() || []) {
-    if (sender.track?.kind !== kind) continue;
+    if (sender.track?.kind !== kind || sender === state.screen?.sender) continue;
     sender.track.stop();
     pc.removeTrack(sender);
     log('stopped publishing', kind);
@@ -323,7 +450,7 @@ const handlers = {
   speakers(m) {
     state.speakers = m.speakers;
     const speaking = new Set(m.speakers.map((s) => s.id));
-    for (const el of document.querySelectorAll('.tile')) {
+    for (const el of document.querySelectorAll('.tile:not(.screen)')) {
       const id = el.classList.contains('local') ? state.selfId : el.dataset.participant;
       el.classList.toggle('speaking', speaking.has(id));
     }
@@ -352,6 +479,29 @@ const handlers = {
   },
 };
 
+// The camera and microphone asked for, as far as the browser gives them: without a camera (none,
+// refused, busy) the page joins with the microphone, without either as a viewer that only
+// receives; it says which.
+async function openDevices(camera, mic) {
+  // 720p when the camera has it, so that all three simulcast layers are worth sending.
+  const video = params.get('simulcast') === '0' ? true : { width: { ideal: 1280 }, height: { ideal: 720 } };
+  const tries = [];
+  if (camera) tries.push({ audio: mic, video });
+  if (mic) tries.push({ audio: true, video: false });
+  let failure = null;
+  for (const constraints of tries) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      if (camera && !constraints.video) notice(`Camera unavailable (${failure.message}): joined with the microphone only.`);
+      return stream;
+    } catch (e) {
+      failure = failure || e;
+    }
+  }
+  if (failure) notice(`Camera and microphone unavailable (${failure.message}): joined as a viewer.`);
+  return new MediaStream();
+}
+
 async function join(event) {
   event.preventDefault();
   const room = $('room').value.trim();
@@ -359,24 +509,19 @@ async function join(event) {
   notice('');
   $('join').disabled = true;
   setStatus('Starting camera…', 'connecting');
-  try {
-    // 720p when the camera has it, so that all three simulcast layers are worth sending.
-    const video = params.get('simulcast') === '0' ? true : { width: { ideal: 1280 }, height: { ideal: 720 } };
-    state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video });
-  } catch (e) {
-    notice(`Camera or microphone unavailable: ${e.message}`);
-    $('join').disabled = false;
-    return setStatus('Not connected', 'idle');
-  }
-  tile('self', name || 'Guest', { local: true }).querySelector('video').srcObject = state.localStream;
+  state.localStream = await openDevices($('use-camera').checked, $('use-mic').checked);
+  const self = tile('self', name || 'Guest', { local: true });
+  self.querySelector('video').srcObject = state.localStream;
+  self.classList.toggle('no-camera', state.localStream.getVideoTracks().length === 0);
   history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
   ws.onopen = () => {
     send({ type: 'join', room, name, ...(params.get('token') ? { token: params.get('token') } : {}) });
     $('leave').disabled = false;
-    $('mute-audio').disabled = false;
-    $('mute-video').disabled = false;
+    $('mute-audio').disabled = state.localStream.getAudioTracks().length === 0;
+    $('mute-video').disabled = state.localStream.getVideoTracks().length === 0;
+    $('share-screen').disabled = !navigator.mediaDevices.getDisplayMedia;
   };
   // Messages are handled one at a time, in order: a candidate must not overtake its offer.
   let queue = Promise.resolve();
@@ -401,7 +546,11 @@ function teardown(text, kind) {
   $('selected-pair').textContent = 'none yet';
   state.localStream?.getTracks().forEach((t) => t.stop());
   state.localStream = null;
-  state.participants.forEach((p) => p.reporter.stop());
+  state.screen?.track.stop();
+  state.screen = null;
+  showScreenButton();
+  $('share-screen').disabled = true;
+  state.participants.forEach((p) => { p.reporter.stop(); p.screen?.reporter.stop(); });
   state.participants.clear();
   state.forwarded = new Map();
   state.selfId = null;
@@ -425,7 +574,10 @@ $('join-form').addEventListener('submit', join);
 $('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', () => setMuted('audio', !state.muted.audio));
 $('mute-video').addEventListener('click', () => setMuted('video', !state.muted.video));
+$('share-screen').addEventListener('click', () => (state.screen ? stopScreen() : shareScreen().catch((e) => notice(`Screen sharing unavailable: ${e.message}`))));
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || '';
 $('relay').checked = params.get('relay') === '1';
+$('use-camera').checked = params.get('camera') !== '0';
+$('use-mic').checked = params.get('mic') !== '0';
 window.addEventListener('pagehide', () => send({ type: 'leave' }));

@@ -55,10 +55,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut pieces = text.split('\0').map(loopback_only);
     let offer = pieces.next().unwrap_or_default();
-    let signals: Vec<Signal> = std::iter::once(Signal::Offer(offer))
+    let signals: Vec<Signal> = std::iter::once(Signal::offer(offer))
         .chain(pieces.map(|piece| {
             if piece.starts_with("v=") {
-                Signal::Offer(piece)
+                Signal::offer(piece)
             } else {
                 Signal::Candidate(Some(IceCandidate {
                     candidate: piece,

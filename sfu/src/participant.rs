@@ -2,6 +2,7 @@
 //! subscriptions. A task driven by three inboxes (the client's signals, the room's commands and
 //! the connection's events), so no state here is shared or locked.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,8 @@ pub(crate) struct Participant {
     /// Who holds the floor in the room: their video is served before the rest.
     dominant: Option<ParticipantId>,
     published: usize,
+    /// What the client's last offer said its media sections carry (mid → source).
+    sources: HashMap<String, Source>,
     candidates: usize,
 }
 
@@ -126,6 +129,7 @@ impl Participant {
             ended,
             dominant: None,
             published: 0,
+            sources: HashMap::new(),
             candidates: 0,
         };
         tokio::spawn(participant.run(signals, inboxes, ended_rx).instrument(span));
@@ -174,7 +178,10 @@ impl Participant {
 
     async fn on_signal(&mut self, signal: Signal) {
         let result = match signal {
-            Signal::Offer(sdp) => self.on_offer(sdp).await,
+            Signal::Offer { sdp, sources } => {
+                self.sources = sources.into_iter().collect();
+                self.on_offer(sdp).await
+            }
             Signal::Answer(sdp) => self.on_answer(sdp).await,
             Signal::Candidate(Some(candidate)) => self.on_candidate(candidate).await,
             Signal::TrackSettings(settings) => self.on_track_settings(settings),
@@ -225,14 +232,7 @@ impl Participant {
 
     /// Tells the room what this participant publishes, when that changed.
     fn publishes_changed(&mut self) {
-        let mut publishes: Vec<Source> = self
-            .publications
-            .iter()
-            .map(|p| match p.kind {
-                MediaKind::Audio => Source::Microphone,
-                MediaKind::Video => Source::Camera,
-            })
-            .collect();
+        let mut publishes: Vec<Source> = self.publications.iter().map(|p| p.source).collect();
         publishes.sort();
         publishes.dedup();
         if publishes != self.info.publishes {
@@ -436,7 +436,9 @@ impl Participant {
                 MediaKind::Audio => audio_bps += publication.bitrate().max(AUDIO_RESERVE_BPS),
                 MediaKind::Video => video.push(VideoDemand {
                     track: subscription.id(),
-                    priority: if Some(&publication.publisher) == self.dominant.as_ref() {
+                    priority: if publication.source == Source::Screen {
+                        Priority::Screen
+                    } else if Some(&publication.publisher) == self.dominant.as_ref() {
                         Priority::Speaker
                     } else {
                         Priority::Normal
@@ -496,7 +498,15 @@ impl Participant {
         tracing::info!(track = %id, kind = track.kind().as_str(), codec = track.codec().mime_type(), rid = track.rid(), layer, layers, "publishing");
         let counters = Arc::clone(&self.sfu.counters);
         let ended = self.ended.clone();
-        let publication = Publication::new(id, self.info.id.clone(), &track, counters, ended);
+        let kind = track.kind();
+        let source = self
+            .sources
+            .get(track.mid())
+            .copied()
+            .filter(|s| s.fits(kind))
+            .unwrap_or(Source::default_for(kind));
+        let publisher = self.info.id.clone();
+        let publication = Publication::new(id, publisher, &track, source, counters, ended);
         publication.set_muted(match publication.kind {
             MediaKind::Audio => self.info.audio_muted,
             MediaKind::Video => self.info.video_muted,
@@ -533,6 +543,7 @@ impl Participant {
                     track: publication.id.clone(),
                     participant: publication.publisher.clone(),
                     kind: publication.kind.as_str(),
+                    source: publication.source,
                 })
             })
             .collect();

@@ -20,6 +20,7 @@ use crate::ids::ParticipantId;
 use crate::peer::{
     wire_size, Arrival, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket,
 };
+use crate::signal::Source;
 use crate::speakers::level::{LevelMeter, SharedLevel};
 use crate::stats::{
     add, millis_since_epoch, Counters, InboundStats, LayerReport, MeterWindow, ReceptionTracker,
@@ -121,6 +122,8 @@ pub(crate) struct Publication {
     /// The publisher's transceiver: every layer of this track arrives on it.
     pub(crate) mid: String,
     pub(crate) kind: MediaKind,
+    /// What the publisher says it is (its offer's `sources`), else what its kind suggests.
+    pub(crate) source: Source,
     pub(crate) codec: Codec,
     pub(crate) format: PayloadFormat,
     /// Layers the publisher announced (1 without simulcast); index 0 is the lowest.
@@ -158,6 +161,7 @@ impl Publication {
         id: String,
         publisher: ParticipantId,
         first: &RemoteTrack,
+        source: Source,
         counters: Arc<Counters>,
         ended: mpsc::UnboundedSender<String>,
     ) -> Arc<Self> {
@@ -167,6 +171,7 @@ impl Publication {
             publisher,
             mid: first.mid().to_owned(),
             kind: first.kind(),
+            source,
             format: PayloadFormat::from_mime_type(codec.mime_type()),
             codec,
             layer_count: first.layer().1,

@@ -8,7 +8,12 @@ use crate::SignalError;
 /// What a client asks of its participant.
 #[derive(Clone, Debug)]
 pub enum Signal {
-    Offer(String),
+    /// The client's offer, with what the client says each of its media sections carries
+    /// (mid → source); a section it does not name is a camera or a microphone by its kind.
+    Offer {
+        sdp: String,
+        sources: Vec<(String, Source)>,
+    },
     Answer(String),
     /// A remote ICE candidate; `None` marks the end of candidates.
     Candidate(Option<IceCandidate>),
@@ -20,6 +25,16 @@ pub enum Signal {
         muted: bool,
     },
     Leave,
+}
+
+impl Signal {
+    /// An offer that names no sources.
+    pub fn offer(sdp: String) -> Self {
+        Signal::Offer {
+            sdp,
+            sources: Vec::new(),
+        }
+    }
 }
 
 /// How a client shows one forwarded video track.
@@ -84,6 +99,19 @@ pub enum Source {
 }
 
 impl Source {
+    /// What a track of `kind` is when its publisher does not say.
+    pub fn default_for(kind: MediaKind) -> Self {
+        match kind {
+            MediaKind::Audio => Source::Microphone,
+            MediaKind::Video => Source::Camera,
+        }
+    }
+
+    /// Whether a track of `kind` can be this: a screen share or a camera is video.
+    pub fn fits(self, kind: MediaKind) -> bool {
+        (self == Source::Microphone) == (kind == MediaKind::Audio)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Microphone => "microphone",
@@ -128,6 +156,7 @@ pub struct ForwardedTrack {
     pub participant: ParticipantId,
     /// "audio" or "video".
     pub kind: &'static str,
+    pub source: Source,
 }
 
 /// What the server tells a client.

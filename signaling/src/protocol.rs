@@ -1,6 +1,8 @@
 //! Signaling protocol v1: one JSON object per WebSocket text frame, with a `type` field.
 //! Parsing never panics; every refusal carries a stable error code.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Text frames larger than this are refused with `too_large`: room for the largest SDP the SFU
@@ -21,6 +23,10 @@ pub enum ClientMessage {
     },
     Offer {
         sdp: String,
+        /// What some of the offer's media sections carry, by mid (a screen share, say); a
+        /// section not named is a camera or a microphone by its kind.
+        #[serde(default)]
+        sources: BTreeMap<String, SourceJson>,
     },
     Answer {
         sdp: String,
@@ -48,6 +54,18 @@ pub enum ClientMessage {
         muted: bool,
     },
 }
+
+/// What a published track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceJson {
+    Microphone,
+    Camera,
+    Screen,
+}
+
+/// An offer names at most this many sources: more media sections than any client publishes.
+pub const MAX_SOURCES: usize = 16;
 
 /// A kind of media.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +131,8 @@ pub struct ForwardedTrackJson {
     pub track: String,
     pub participant: String,
     pub kind: String,
+    /// "microphone", "camera" or "screen".
+    pub source: String,
 }
 
 /// The browser's RTCIceServer.
@@ -354,6 +374,22 @@ mod tests {
 
     fn code(text: &str) -> ErrorCode {
         ClientMessage::parse(text).unwrap_err().code
+    }
+
+    #[test]
+    fn an_offer_may_name_the_source_of_its_media_sections_by_mid() {
+        let offer = r#"{"type":"offer","sdp":"v=0","sources":{"2":"screen","0":"microphone"}}"#;
+        let sources = BTreeMap::from([
+            ("0".to_owned(), SourceJson::Microphone),
+            ("2".to_owned(), SourceJson::Screen),
+        ]);
+        let sdp = "v=0".to_owned();
+        assert_eq!(
+            ClientMessage::parse(offer).unwrap(),
+            ClientMessage::Offer { sdp, sources }
+        );
+        let projector = r#"{"type":"offer","sdp":"v=0","sources":{"2":"projector"}}"#;
+        assert!(ClientMessage::parse(projector).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocket};
 use roomcast_sfu::{
     ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
-    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, TrackSettings,
+    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, Source, TrackSettings,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -17,7 +17,7 @@ use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
 use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
-    KindJson, ParticipantJson, ServerMessage, SpeakerJson,
+    KindJson, ParticipantJson, ServerMessage, SourceJson, SpeakerJson, MAX_SOURCES,
 };
 use crate::server::EdgeOptions;
 
@@ -138,7 +138,17 @@ impl Session {
                 self.join(&room, name.as_deref(), token.as_deref()).await
             }
             ClientMessage::Leave {} => self.leave().await,
-            ClientMessage::Offer { sdp } => self.signal(Signal::Offer(sdp)).await,
+            ClientMessage::Offer { sources, .. } if sources.len() > MAX_SOURCES => {
+                let why = format!("an offer names at most {MAX_SOURCES} sources");
+                self.refuse(ErrorCode::InvalidMessage, &why).await
+            }
+            ClientMessage::Offer { sdp, sources } => {
+                let sources = sources
+                    .into_iter()
+                    .map(|(mid, source)| (mid, source_from_json(source)))
+                    .collect();
+                self.signal(Signal::Offer { sdp, sources }).await
+            }
             ClientMessage::Mute { kind, muted } => {
                 let kind = match kind {
                     KindJson::Audio => MediaKind::Audio,
@@ -440,8 +450,17 @@ fn tracks_to_json(tracks: &[ForwardedTrack]) -> Vec<ForwardedTrackJson> {
             track: t.track.clone(),
             participant: t.participant.to_string(),
             kind: t.kind.to_owned(),
+            source: t.source.as_str().to_owned(),
         })
         .collect()
+}
+
+fn source_from_json(source: SourceJson) -> Source {
+    match source {
+        SourceJson::Microphone => Source::Microphone,
+        SourceJson::Camera => Source::Camera,
+        SourceJson::Screen => Source::Screen,
+    }
 }
 
 fn candidate_to_json(c: IceCandidate) -> CandidateJson {

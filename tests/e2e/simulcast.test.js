@@ -43,6 +43,11 @@ async function inboundVideo(page) {
 }
 
 /** Clicks `name`'s tile in `page`, which enlarges it to the page's full width. */
+/** A window in which an enlarged tile wants the top layer; in 1280×800 it is ≈ 830 px wide, and
+ * the server sends it the 640-wide layer rather than twice the bits (see the allocator's
+ * `tile_overshoot`). */
+const LARGE_WINDOW = { width: 1600, height: 1000 };
+
 async function enlarge(page, name) {
   await page.locator('.tile.remote', { has: page.locator('.name', { hasText: name }) }).click();
 }
@@ -53,6 +58,8 @@ test('a three-layer publisher is one track on the server; a subscriber gets the 
     const ada = await h.openParticipant(browser, server.http);
     await h.join(ada.page, 'layers', 'Ada');
     const bob = await h.openParticipant(browser, server.http);
+    // A small window: the grid's tiles come out under 300 px wide.
+    await bob.page.setViewportSize({ width: 600, height: 520 });
     await h.join(bob.page, 'layers', 'Bob');
 
     const sent = await h.waitFor('Ada to send three layers', async () => {
@@ -70,13 +77,15 @@ test('a three-layer publisher is one track on the server; a subscriber gets the 
     assert.deepEqual(adaVideo.layers.map((l) => l.rid), ['q', 'h', 'f']);
     assert.deepEqual(adaVideo.layers.map((l) => l.width), [320, 640, 1280]);
 
-    // Bob's tile is about 300 × 225 px: the server picks the 320-wide layer (the 640 one would be
+    // Bob's tile is under 300 × 225 px: the server picks the 320-wide layer (the 640 one would be
     // more than 1.5 × the tile both ways), and sends no larger one however long it waits.
     await h.waitFor('Bob to decode Ada at 320 wide', async () => (await inboundVideo(bob.page))?.width === 320, { timeout: 30000 });
     await h.sleep(4000);
     assert.equal((await forwardedLayer(server, 'layers', 'Bob', 'Ada')).layer, 0, 'no larger layer than the tile needs');
     assert.equal((await inboundVideo(bob.page)).width, 320);
     await h.screenshot(bob.page, 'simulcast-small-tile');
+    // Enlarged in a large window: about 1200 × 675 px, which the top layer (1280 × 720) covers.
+    await bob.page.setViewportSize(LARGE_WINDOW);
     await enlarge(bob.page, 'Ada');
     const full = await h.waitFor('Bob to decode Ada at 1280 wide', async () => {
       const v = await inboundVideo(bob.page);
@@ -137,6 +146,7 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     const cy = await h.openParticipant(browser, `${server.http}/?simulcast=0&token=${mint('narrow', 'Cy', '--no-publish')}`);
     await h.join(cy.page, 'narrow', '');
     for (const [who, page] of [['Bob', bob.page], ['Cy', cy.page]]) {
+      await page.setViewportSize(LARGE_WINDOW);
       await h.waitFor(`${who} to see Ada`, async () => (await h.remoteTiles(page)).some((t) => t.name === 'Ada'));
       await enlarge(page, 'Ada');
       await h.waitFor(`${who} to receive Ada's top layer`, async () => (await forwardedLayer(server, 'narrow', who, 'Ada')).layer === 2, { timeout: 40000 });

@@ -9,8 +9,6 @@ pub type TrackKey = u64;
 
 /// How much a track matters to this subscriber; higher is served first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-// Screen shares arrive with the meeting features (issue #11).
-#[allow(dead_code)]
 pub enum Priority {
     Normal,
     Speaker,
