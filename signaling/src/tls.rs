@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
 
@@ -78,16 +79,22 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-/// The rustls server configuration for the files (rustls speaks only TLS 1.2 and 1.3).
-pub(crate) async fn rustls_config(files: &TlsFiles) -> Result<RustlsConfig, SignalingError> {
+/// The rustls server configuration for the files (rustls speaks only TLS 1.2 and 1.3), offering
+/// HTTP/1.1 only: the edge serves HTTP/1.1.
+pub(crate) async fn rustls_config(
+    files: &TlsFiles,
+) -> Result<Arc<rustls::ServerConfig>, SignalingError> {
     // Several parts of the process may ask; the first install wins and later ones are no-ops.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    RustlsConfig::from_pem_file(&files.cert, &files.key)
+    let loaded = RustlsConfig::from_pem_file(&files.cert, &files.key)
         .await
         .map_err(|source| SignalingError::Certificate {
             path: files.cert.clone(),
             source,
-        })
+        })?;
+    let mut config = (*loaded.get_inner()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]
