@@ -286,6 +286,10 @@ async fn a_viewer_token_receives_but_publishes_nothing() {
     let report = server.sfu.room("talk").unwrap();
     let published: usize = report.participants.iter().map(|p| p.published.len()).sum();
     assert_eq!(published, 2, "only the speaker's audio and video");
+    // Not even sent to be dropped: the viewer's sending sections were answered inactive.
+    let sdp = audience.remote_sdp().await;
+    assert!(!sdp.contains("a=recvonly"), "{sdp}");
+    assert!(sdp.contains("a=inactive"), "{sdp}");
 }
 
 #[tokio::test]

@@ -285,7 +285,7 @@ impl Participant {
             tracing::debug!("glare: keeping the server's offer, the client rolls back");
             return Ok(());
         }
-        let answer = self.peer.answer(sdp).await?;
+        let answer = self.peer.answer(sdp, self.grants.publish).await?;
         self.negotiation.client_offer_answered();
         let answer = self.describe(answer);
         self.send(ServerEvent::Answer(answer)).await;
@@ -488,7 +488,8 @@ impl Participant {
 
     fn publish(&mut self, track: RemoteTrack) {
         if !self.grants.publish {
-            // Nothing reads the track, so nothing of it is forwarded or kept.
+            // Its sections were answered inactive, so this should not happen; should a client
+            // send anyway, nothing reads the track, so nothing of it is forwarded or kept.
             tracing::info!(
                 kind = track.kind().as_str(),
                 "not allowed to publish: track ignored"

@@ -31,6 +31,9 @@ use crate::slots::Slot;
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
 
+/// How long a closing session waits for the client's close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
 /// How often the session checks its deadlines.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -188,8 +191,23 @@ impl Session {
                 reason: reason.into(),
             });
             let _ = self.socket.send(Message::Close(frame)).await;
+            self.await_close_reply().await;
         }
         tracing::debug!("disconnected");
+    }
+
+    /// Reads (and ignores) what the client still sends until it answers our close frame, for a
+    /// second at most: a socket dropped with unread input is reset, and the reset can destroy
+    /// our last messages (the reason for the close) before the client reads them.
+    async fn await_close_reply(&mut self) {
+        let drain = async {
+            while let Some(Ok(message)) = self.socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, drain).await;
     }
 
     fn bytes_read(&self) -> u64 {
