@@ -72,11 +72,20 @@ async fn ten_seconds_of_refused_messages_from_eight_reconnecting_clients_log_und
     assert!(accepted >= 1, "the flood got in");
 
     let logged = std::fs::read(&log).unwrap();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&log).unwrap().permissions());
     let _ = std::fs::remove_file(&log);
+    assert_eq!(mode & 0o777, 0o600, "the log file is its owner's alone");
     let grown = logged.len() as u64 - before;
     eprintln!("log grew by {grown} bytes: {attempts} attempts, {accepted} connections accepted");
     assert!(grown < 1024 * 1024, "the log grew by {grown} bytes");
     let text = String::from_utf8_lossy(&logged);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(" WARN ") && l.contains("closing an abusive connection")),
+        "roomcast's own warnings still reach the log"
+    );
+
     assert!(!text.contains('\u{1b}'), "a client wrote a terminal escape");
     assert!(
         !text.lines().any(|l| l.starts_with("FORGED")),

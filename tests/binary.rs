@@ -161,3 +161,49 @@ async fn after_a_torture_of_bad_input_the_same_connection_joins_and_gets_media()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_join_and_leave_logs_no_warning_from_webrtc_rs() {
+    use serde_json::json;
+    use support::client_peer::{ClientPeer, NetworkType};
+
+    let log = std::env::temp_dir().join(format!("roomcast-quiet-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut command = Roomcast::command();
+    command.env_remove("RUST_LOG").arg("--log-file").arg(&log);
+    let mut server = Roomcast::spawn(&mut command);
+    let join = |name: &str| json!({"type": "join", "room": "quiet", "name": name});
+    let ada = ClientPeer::join_on(
+        Ws::connect(server.addr).await,
+        join("Ada"),
+        NetworkType::Udp4,
+    )
+    .await;
+    let bob = ClientPeer::join_on(
+        Ws::connect(server.addr).await,
+        join("Bob"),
+        NetworkType::Udp4,
+    )
+    .await;
+    support::eventually("media both ways", || async {
+        ada.received_from(&bob.id).video > 10 && bob.received_from(&ada.id).video > 10
+    })
+    .await;
+    ada.leave().await;
+    bob.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.terminate();
+    tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let noise: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(" webrtc"))
+        .collect();
+    assert!(
+        noise.is_empty(),
+        "webrtc-rs warned on a normal join and leave:\n{}",
+        noise.join("\n")
+    );
+}
