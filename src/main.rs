@@ -38,6 +38,16 @@ async fn main() -> Result<()> {
             "no --admin-token set: the admin API, /metrics and /admin answer only to loopback clients"
         ),
     }
+    if let Some(secret) = config.token_secret.as_deref() {
+        token::check_secret(secret).map_err(anyhow::Error::msg)?;
+        if secret.len() < token::STRONG_SECRET_BYTES {
+            tracing::warn!(
+                bytes = secret.len(),
+                "--token-secret is short: anyone holding one token can guess it offline; use at least {} random bytes",
+                token::STRONG_SECRET_BYTES
+            );
+        }
+    }
     let room_tokens = config.token_secret.as_deref().map(|secret| {
         tracing::info!("rooms require an access token (--token-secret)");
         roomcast_signaling::RoomTokens::new(secret.as_bytes())
