@@ -101,11 +101,6 @@ impl Room {
         self.capacity
     }
 
-    /// Whether a join would find the room full now (the answer may change before it arrives).
-    pub(crate) fn looks_full(&self) -> bool {
-        self.lock().members.len() >= self.capacity
-    }
-
     /// Lets a participant in, telling the others and subscribing the newcomer to what they publish.
     #[cfg(test)]
     pub(crate) fn admit(

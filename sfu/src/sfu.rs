@@ -118,23 +118,10 @@ impl Sfu {
                 max: limits.max_participants,
             })?;
         let info = ParticipantInfo::new(ParticipantId::random(), name);
-        // Building a PeerConnection is the dear part of a join: not for a room that is full.
-        // (Checked again, for certain, on admission.)
-        if let Some(room) = self.find_id(&room_id) {
-            if names == Names::MayRepeat && room.looks_full() {
-                return Err(JoinError::Full {
-                    capacity: room.capacity(),
-                });
-            }
-        }
-        let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
-        let (transport, transport_rx) = mpsc::unbounded_channel();
-        let peer = self.inner.factory.create(peer_events, transport).await?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let presence = Arc::new(Presence::new());
         let (room, participants) = loop {
             let Some(room) = self.room_entry(&room_id) else {
-                peer.close().await;
                 return Err(JoinError::TooManyRooms {
                     max: limits.max_rooms,
                 });
@@ -142,12 +129,25 @@ impl Sfu {
             match room.admit_as(info.clone(), commands.clone(), Arc::clone(&presence), names) {
                 Admission::Admitted(others) => break (room, others),
                 Admission::Full => {
-                    peer.close().await;
                     return Err(JoinError::Full {
                         capacity: room.capacity(),
                     });
                 }
                 Admission::Closed => self.inner.forget_room(&room),
+            }
+        };
+        // The PeerConnection, the dear part of a join, is built only once the room has let the
+        // participant in: a full room or server costs nothing. Until the participant's task runs,
+        // what the room sends it waits in its command queue.
+        let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
+        let (transport, transport_rx) = mpsc::unbounded_channel();
+        let peer = match self.inner.factory.create(peer_events, transport).await {
+            Ok(peer) => peer,
+            Err(error) => {
+                if room.remove(&info.id) {
+                    self.inner.forget_room(&room);
+                }
+                return Err(error.into());
             }
         };
         let id = info.id.clone();
