@@ -22,8 +22,9 @@ pub struct EdgeLimits {
     pub max_connections: usize,
     /// Open WebSocket connections from one address; more are turned away with 429.
     pub max_connections_per_address: usize,
-    /// Bytes a connection may send while not in a room (a join needs a few hundred); past
-    /// them it is closed, so unauthenticated clients cannot make the server buffer big messages.
+    /// Bytes read from a connection while it is not in a room (a join needs a few hundred);
+    /// past them it is not read until it joins, so unauthenticated clients cannot make the
+    /// server buffer big messages.
     pub unjoined_bytes: usize,
     /// A connection not in a room for this long is closed.
     pub join_timeout: Duration,

@@ -1,7 +1,8 @@
 //! A byte meter on each accepted connection. WebSocket messages are assembled inside the
 //! WebSocket library, out of the session's sight; counting the bytes read underneath lets the
-//! session bound what a client makes the server buffer before it has joined (a budget, enforced
-//! here on every read) and notice a message that has been arriving for too long.
+//! session bound what a client makes the server buffer before it has joined (a budget: past it
+//! the connection is simply not read, so the rest waits in the kernel, and reading resumes when
+//! the budget is lifted) and notice a message that has been arriving for too long.
 
 use std::io;
 use std::pin::Pin;
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The shared view of one connection's reads.
@@ -18,8 +20,10 @@ pub(crate) struct Meter(Arc<MeterState>);
 #[derive(Debug)]
 struct MeterState {
     read: AtomicU64,
-    /// Reads past this many bytes fail: the connection ends.
+    /// Reads stop at this many bytes until the budget is raised.
     budget: AtomicU64,
+    /// The read waiting for the budget to be raised.
+    waiting: AtomicWaker,
 }
 
 impl Default for MeterState {
@@ -27,6 +31,7 @@ impl Default for MeterState {
         Self {
             read: AtomicU64::new(0),
             budget: AtomicU64::new(u64::MAX),
+            waiting: AtomicWaker::new(),
         }
     }
 }
@@ -41,16 +46,13 @@ impl Meter {
     pub(crate) fn allow_only(&self, more: u64) {
         let limit = self.read().saturating_add(more);
         self.0.budget.store(limit, Ordering::Relaxed);
+        self.0.waiting.wake();
     }
 
     /// Lifts the budget.
     pub(crate) fn unlimit(&self) {
         self.0.budget.store(u64::MAX, Ordering::Relaxed);
-    }
-
-    /// Whether the connection has read all its budget allowed.
-    pub(crate) fn exhausted(&self) -> bool {
-        self.remaining() == 0
+        self.0.waiting.wake();
     }
 
     /// Bytes the connection may still read.
@@ -84,9 +86,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Metered<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let remaining = self.meter.remaining();
+        let mut remaining = self.meter.remaining();
         if remaining == 0 {
-            return Poll::Ready(Err(io::Error::other("connection read past its budget")));
+            // Registered before looking again, so a raise in between is not missed.
+            self.meter.0.waiting.register(cx.waker());
+            remaining = self.meter.remaining();
+            if remaining == 0 {
+                return Poll::Pending;
+            }
         }
         if buf.remaining() as u64 <= remaining {
             let before = buf.filled().len();
@@ -160,8 +167,21 @@ mod tests {
         let mut more = [0; 10];
         let n = metered.read(&mut more).await.unwrap();
         assert_eq!(n, 4, "reads stop at the budget");
-        assert!(metered.read(&mut more).await.is_err(), "then fail");
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            metered.read(&mut more),
+        );
+        assert!(waiting.await.is_err(), "and wait there");
         assert_eq!(meter.read(), 14);
-        meter.unlimit();
+
+        let raise = {
+            let meter = meter.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                meter.unlimit();
+            }
+        };
+        let (read, ()) = tokio::join!(metered.read(&mut more), raise);
+        assert_eq!(read.unwrap(), 6, "until the budget is raised");
     }
 }

@@ -142,7 +142,8 @@ impl Session {
         self.deadlines.mark = self.bytes_read();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut ping = tokio::time::interval(self.options.limits.ping_interval);
+        let every = self.options.limits.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.closing {
             tokio::select! {
@@ -171,9 +172,6 @@ impl Session {
                         Ok(Message::Close(_)) => break,
                         Err(error) => {
                             tracing::debug!(error = %clip(&error.to_string()), "websocket error");
-                            if self.connection.meter.as_ref().is_some_and(Meter::exhausted) {
-                                self.punish("sent too much before joining");
-                            }
                             break;
                         }
                     }
@@ -260,8 +258,8 @@ impl Session {
         }
     }
 
-    /// The connection is outside any room from now: it must join again in time, and may send
-    /// only a little meanwhile.
+    /// The connection is outside any room from now: it must join again in time, and only a
+    /// little of what it sends meanwhile is read.
     fn unjoined(&mut self) {
         self.deadlines.unjoined_since = Some(Instant::now());
         if let Some(meter) = &self.connection.meter {
