@@ -89,6 +89,14 @@ test('the client is served over HTTPS with a self-signed certificate generated o
     await seesAndHears(bob.page, 1);
     await ada.context.close();
     await bob.context.close();
+    // HSTS on HTTPS answers only (browsers ignore it behind a certificate they were told to accept).
+    const headers = (url, options = {}) => new Promise((resolve, reject) => {
+      require(url.startsWith('https') ? 'node:https' : 'node:http')
+        .get(url, options, (r) => { r.resume(); resolve(r.headers); }).on('error', reject);
+    });
+    const secure = await headers(server.https, { rejectUnauthorized: false });
+    assert.equal(secure['strict-transport-security'], 'max-age=31536000');
+    assert.equal((await headers(server.http))['strict-transport-security'], undefined);
   } finally {
     await server.stop();
   }
