@@ -4,6 +4,7 @@
 
 mod admin;
 mod client_files;
+mod deadlines;
 mod edge_metrics;
 mod error;
 mod limits;

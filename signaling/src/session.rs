@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::deadlines::Deadlines;
 use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
 use crate::log_limit::{clip, RefusalLog};
@@ -36,10 +37,6 @@ const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
 
 /// How often the session checks its deadlines.
 const TICK: Duration = Duration::from_secs(1);
-
-/// Bytes read past the last complete message that count as a message under way (control frames
-/// and read-ahead stay below it).
-const UNFINISHED_SLACK: u64 = 64 * 1024;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -65,17 +62,6 @@ pub(crate) struct Connection {
     /// Held for the session's life: the connection counts against the caps until it ends.
     pub(crate) _slot: Slot,
     pub(crate) guard: Arc<Guard>,
-}
-
-/// The session's deadlines: for joining, for a message under way, and for answering pings.
-struct Deadlines {
-    /// When the connection last came to be outside any room.
-    unjoined_since: Option<Instant>,
-    /// Bytes read as of the last complete message.
-    mark: u64,
-    /// Since when more than the slack has been read past `mark`.
-    unfinished_since: Option<Instant>,
-    last_heard: Instant,
 }
 
 struct Session {
@@ -114,15 +100,11 @@ pub(crate) async fn run(
     );
     let now = tokio::time::Instant::now();
     let limits = &options.limits;
+    let read = connection.meter.as_ref().map_or(0, Meter::read);
     let session = Session {
         socket,
         connection,
-        deadlines: Deadlines {
-            unjoined_since: Some(now),
-            mark: 0,
-            unfinished_since: None,
-            last_heard: now,
-        },
+        deadlines: Deadlines::new(limits, now, read),
         refusals_logged: RefusalLog::new(limits.strike_window),
         sfu,
         metrics,
@@ -139,7 +121,6 @@ pub(crate) async fn run(
 impl Session {
     async fn serve(mut self) {
         tracing::debug!("connected");
-        self.deadlines.mark = self.bytes_read();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let every = self.options.limits.ping_interval;
@@ -149,26 +130,26 @@ impl Session {
             tokio::select! {
                 frame = self.socket.recv() => {
                     let Some(frame) = frame else { break };
-                    self.deadlines.last_heard = Instant::now();
+                    let (now, read) = (Instant::now(), self.bytes_read());
                     match frame {
                         Ok(Message::Text(text)) => {
-                            self.message_complete();
+                            self.deadlines.message(now, read);
                             if self.within_rate().await {
                                 self.on_text(text.as_str()).await;
                             }
                         }
                         Ok(Message::Binary(_)) => {
-                            self.message_complete();
+                            self.deadlines.message(now, read);
                             if self.within_rate().await {
                                 self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
                             }
                         }
                         // The socket answers pings itself; a ping flood still spends the rate.
                         Ok(Message::Ping(_)) => {
-                            self.control_frame();
+                            self.deadlines.control_frame(now, read);
                             self.within_rate().await;
                         }
-                        Ok(Message::Pong(_)) => self.control_frame(),
+                        Ok(Message::Pong(_)) => self.deadlines.control_frame(now, read),
                         Ok(Message::Close(_)) => break,
                         Err(error) => {
                             tracing::debug!(error = %clip(&error.to_string()), "websocket error");
@@ -212,40 +193,11 @@ impl Session {
         self.connection.meter.as_ref().map_or(0, Meter::read)
     }
 
-    /// A text or binary message arrived whole: whatever was read so far is accounted for.
-    fn message_complete(&mut self) {
-        self.deadlines.mark = self.bytes_read();
-        self.deadlines.unfinished_since = None;
-    }
-
-    /// Control frames may come in the middle of a message: they settle the account only when no
-    /// message is under way.
-    fn control_frame(&mut self) {
-        if self.bytes_read() <= self.deadlines.mark + UNFINISHED_SLACK {
-            self.message_complete();
-        }
-    }
-
     /// Closes the connection when it has stayed out of a room, kept a message unfinished, or
     /// left pings unanswered for too long.
     fn check_deadlines(&mut self, now: Instant) {
-        let limits = &self.options.limits;
         let read = self.bytes_read();
-        let d = &mut self.deadlines;
-        let unjoined_for = d.unjoined_since.map(|t| now.saturating_duration_since(t));
-        let why = if unjoined_for.is_some_and(|t| t >= limits.join_timeout) {
-            Some("no join in time")
-        } else if read > d.mark + UNFINISHED_SLACK {
-            let since = *d.unfinished_since.get_or_insert(now);
-            (now.saturating_duration_since(since) >= limits.unfinished_timeout)
-                .then_some("message unfinished in time")
-        } else if now.saturating_duration_since(d.last_heard) >= 2 * limits.ping_interval {
-            Some("pings unanswered")
-        } else {
-            d.unfinished_since = None;
-            None
-        };
-        if let Some(why) = why {
+        if let Some(why) = self.deadlines.missed(now, read) {
             tracing::debug!("closing: {why}");
             self.closing = true;
             self.close_reason = Some((close_code::POLICY, why));
@@ -261,14 +213,14 @@ impl Session {
     /// The connection is outside any room from now: it must join again in time, and only a
     /// little of what it sends meanwhile is read.
     fn unjoined(&mut self) {
-        self.deadlines.unjoined_since = Some(Instant::now());
+        self.deadlines.left(Instant::now());
         if let Some(meter) = &self.connection.meter {
             meter.allow_only(self.options.limits.unjoined_bytes as u64);
         }
     }
 
     fn joined(&mut self) {
-        self.deadlines.unjoined_since = None;
+        self.deadlines.joined();
         if let Some(meter) = &self.connection.meter {
             meter.unlimit();
         }
