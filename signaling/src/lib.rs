@@ -11,6 +11,7 @@ mod limits;
 mod listener;
 mod log_limit;
 mod metered;
+mod origin;
 mod penalties;
 mod protocol;
 mod room_tokens;
