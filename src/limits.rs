@@ -23,7 +23,7 @@ pub struct LimitFlags {
     #[arg(long, env = "ROOMCAST_MAX_SDP_BYTES", default_value_t = SfuLimits::default().max_sdp_bytes, value_parser = at_least_one)]
     pub max_sdp_bytes: usize,
 
-    /// Largest signaling message, in bytes (frames over 4x this close the connection).
+    /// Largest signaling message, in bytes; a larger one closes the connection.
     #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", default_value_t = EdgeLimits::default().max_message_bytes, value_parser = at_least_one)]
     pub max_message_bytes: usize,
 
@@ -42,6 +42,10 @@ pub struct LimitFlags {
     /// Open WebSocket connections at once.
     #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS", default_value_t = EdgeLimits::default().max_connections, value_parser = at_least_one)]
     pub max_connections: usize,
+
+    /// Open WebSocket connections from one client address at once.
+    #[arg(long, env = "ROOMCAST_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = EdgeLimits::default().max_connections_per_address, value_parser = at_least_one)]
+    pub max_connections_per_address: usize,
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
@@ -69,6 +73,7 @@ impl LimitFlags {
             message_burst: self.message_burst.max(1.0),
             max_strikes: self.max_strikes,
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
             ..EdgeLimits::default()
         }
     }

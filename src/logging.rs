@@ -1,4 +1,5 @@
-//! Logging setup: text or JSON, to standard error or a file. `RUST_LOG` overrides the level.
+//! Logging setup: text or JSON, to standard error or a file (created readable by its owner
+//! only: logs name participants and addresses). `RUST_LOG` overrides the levels.
 
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -9,12 +10,18 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// webrtc-rs warns on every normal join and leave (ICE pinging before candidates arrive, closing
+/// an agent that is closed, SRTP sessions ended, DTLS packets for a connection just closed): a
+/// dozen lines per participant that train operators to ignore warnings. Those modules log
+/// errors only unless `RUST_LOG` asks for more; roomcast's own failures still warn.
+const DEFAULT_FILTER: &str =
+    "info,webrtc=warn,webrtc::peer_connection::peer_connection_internal=error,\
+     webrtc::mux=error,webrtc_ice=warn,webrtc_ice::agent::agent_internal=error,webrtc_srtp=error,\
+     webrtc_dtls=warn,webrtc_mdns=warn";
+
 pub fn init(format: LogFormat, file: Option<&Path>) -> Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "info,webrtc=warn,webrtc_ice=warn,webrtc_srtp=error,webrtc_dtls=warn,webrtc_mdns=warn",
-        )
-    });
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colour codes only where a person reads a terminal, never in a file or a pipe.
     let ansi = file.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -22,9 +29,11 @@ pub fn init(format: LogFormat, file: Option<&Path>) -> Result<()> {
         .with_ansi(ansi);
     let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match file {
         Some(path) => {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options
                 .open(path)
                 .with_context(|| format!("opening log file {}", path.display()))?;
             tracing_subscriber::fmt::writer::BoxMakeWriter::new(Mutex::new(file))

@@ -38,6 +38,16 @@ async fn main() -> Result<()> {
             "no --admin-token set: the admin API, /metrics and /admin answer only to loopback clients"
         ),
     }
+    if let Some(secret) = config.token_secret.as_deref() {
+        token::check_secret(secret).map_err(anyhow::Error::msg)?;
+        if secret.len() < token::STRONG_SECRET_BYTES {
+            tracing::warn!(
+                bytes = secret.len(),
+                "--token-secret is short: anyone holding one token can guess it offline; use at least {} random bytes",
+                token::STRONG_SECRET_BYTES
+            );
+        }
+    }
     let room_tokens = config.token_secret.as_deref().map(|secret| {
         tracing::info!("rooms require an access token (--token-secret)");
         roomcast_signaling::RoomTokens::new(secret.as_bytes())
@@ -77,10 +87,10 @@ async fn main() -> Result<()> {
         let listener = std::net::TcpListener::bind(addr)
             .with_context(|| format!("binding HTTPS on {addr}"))?;
         announce("https", listener.local_addr()?);
-        let handle = axum_server_handle(stop_rx.clone());
-        servers.spawn(
-            async move { roomcast_signaling::serve_https(listener, &tls, app, handle).await },
-        );
+        let stopped = wait_for_stop(stop_rx.clone());
+        servers.spawn(async move {
+            roomcast_signaling::serve_https(listener, &tls, app, stopped).await
+        });
     }
     if servers.is_empty() {
         anyhow::bail!("both --http and --https are off: nothing to serve");
@@ -129,16 +139,6 @@ fn announce(scheme: &str, addr: SocketAddr) {
 
 async fn wait_for_stop(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-fn axum_server_handle(stop: watch::Receiver<bool>) -> roomcast_signaling::HttpsHandle {
-    let handle = roomcast_signaling::HttpsHandle::new();
-    let h = handle.clone();
-    tokio::spawn(async move {
-        wait_for_stop(stop).await;
-        h.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
-    });
-    handle
 }
 
 async fn shutdown_signal() {

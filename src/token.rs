@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
-use roomcast_sfu::{Grants, RoomId};
+use roomcast_sfu::{DisplayName, Grants, RoomId};
 use roomcast_signaling::RoomTokens;
 
 #[derive(Debug, Args)]
@@ -34,8 +34,18 @@ impl TokenArgs {
     pub fn mint(&self, secret: Option<&str>) -> Result<String, String> {
         let secret =
             secret.ok_or("set --token-secret (or ROOMCAST_TOKEN_SECRET) to mint tokens")?;
+        check_secret(secret)?;
         if RoomId::parse(&self.room).is_none() {
             return Err(format!("{:?} is not a valid room id", self.room));
+        }
+        // The server shows the identity as the name: mint none it would refuse.
+        let name = DisplayName::parse(Some(&self.identity));
+        if self.identity.trim().is_empty() || name.is_none_or(|n| n.as_str() != self.identity) {
+            return Err(format!(
+                "{:?} is not a valid identity: 1 to 64 characters, no leading or trailing spaces, \
+                 no control, invisible or text-direction characters",
+                self.identity
+            ));
         }
         let grants = Grants {
             publish: !self.no_publish,
@@ -50,6 +60,23 @@ impl TokenArgs {
         );
         Ok(RoomTokens::new(secret.as_bytes()).mint(&claims))
     }
+}
+
+/// HS256 keys shorter than its 256-bit hash can be brute-forced offline from any one token.
+pub const STRONG_SECRET_BYTES: usize = 32;
+/// Shorter than this is refused outright.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Refuses a token secret too short to protect anything.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "--token-secret is {} bytes: use at least {STRONG_SECRET_BYTES} random bytes \
+             (e.g. `openssl rand -base64 32`); under {MIN_SECRET_BYTES} is refused",
+            secret.len()
+        ));
+    }
+    Ok(())
 }
 
 pub fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -89,6 +116,38 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "a-test-secret-of-32-bytes-or-so!";
+
+    fn args(identity: &str) -> TokenArgs {
+        TokenArgs {
+            room: "standup".into(),
+            identity: identity.into(),
+            ttl: Duration::from_secs(60),
+            no_publish: false,
+            no_subscribe: false,
+        }
+    }
+
+    #[test]
+    fn identities_the_server_would_refuse_are_not_minted() {
+        assert!(args(&"n".repeat(64)).mint(Some(SECRET)).is_ok());
+        for bad in [
+            "n".repeat(65),
+            String::new(),
+            " Ada".into(),
+            "A\u{202E}da".into(),
+            "A\nda".into(),
+        ] {
+            assert!(args(&bad).mint(Some(SECRET)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let refused = args("Ada").mint(Some("s3cret")).unwrap_err();
+        assert!(refused.contains("at least 32"), "{refused}");
+    }
+
     #[test]
     fn a_minted_token_verifies_with_the_same_secret() {
         let args = TokenArgs {
@@ -98,8 +157,8 @@ mod tests {
             no_publish: true,
             no_subscribe: false,
         };
-        let token = args.mint(Some("s3cret")).unwrap();
-        let claims = RoomTokens::new(b"s3cret")
+        let token = args.mint(Some(SECRET)).unwrap();
+        let claims = RoomTokens::new(SECRET.as_bytes())
             .verify(Some(&token), "standup")
             .unwrap();
         assert_eq!(claims.sub, "Ada");

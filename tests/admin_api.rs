@@ -45,7 +45,22 @@ impl Reply {
 }
 
 async fn call(app: &Router, method: Method, path: &str, from: &str, token: Option<&str>) -> Reply {
-    let mut request = Request::builder().method(method).uri(path);
+    call_host(app, method, path, from, "localhost:8080", token).await
+}
+
+/// A request whose `Host` header is `host`.
+async fn call_host(
+    app: &Router,
+    method: Method,
+    path: &str,
+    from: &str,
+    host: &str,
+    token: Option<&str>,
+) -> Reply {
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, host);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -102,6 +117,30 @@ async fn without_a_token_loopback_clients_are_served_and_others_get_403() {
             .status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn without_a_token_a_loopback_request_naming_another_host_gets_403() {
+    // DNS rebinding: a page on evil.example, its name now resolving to 127.0.0.1, reaches the
+    // server from loopback but names its own site in Host.
+    let (app, _) = app(None);
+    for (method, path) in GUARDED {
+        let method: Method = method.parse().unwrap();
+        for host in ["evil.example", "evil.example:8080"] {
+            let reply = call_host(&app, method.clone(), path, LOOPBACK, host, None).await;
+            assert_eq!(reply.status, StatusCode::FORBIDDEN, "{path} for {host}");
+        }
+        let named = call_host(&app, method, path, LOOPBACK, "127.0.0.1:8080", None).await;
+        assert_ne!(named.status, StatusCode::FORBIDDEN, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn admin_answers_are_not_cached() {
+    let (app, _) = app(None);
+    let reply = get(&app, "/api/rooms").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
 }
 
 #[tokio::test]

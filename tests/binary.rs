@@ -3,106 +3,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use support::binary::Roomcast;
 use support::Ws;
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _certs: std::path::PathBuf,
-}
-
-impl Server {
-    fn start() -> Self {
-        Self::spawn(Command::new(env!("CARGO_BIN_EXE_roomcast")).env("RUST_LOG", "warn"))
-    }
-
-    /// Starts with info-level logs appended to `log`.
-    fn start_logging_to(log: &std::path::Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_roomcast"));
-        command.env("RUST_LOG", "info").arg("--log-file").arg(log);
-        Self::spawn(&mut command)
-    }
-
-    fn spawn(command: &mut Command) -> Self {
-        let certs = std::env::temp_dir().join(format!("roomcast-binary-{}", std::process::id()));
-        let mut child = command
-            .args([
-                "--http",
-                "127.0.0.1:0",
-                "--https",
-                "off",
-                "--media-ip",
-                "127.0.0.1",
-            ])
-            .arg("--cert-dir")
-            .arg(&certs)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start roomcast");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = lines.next().expect("a line").expect("stdout");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Self {
-            child,
-            addr,
-            _certs: certs,
-        }
-    }
-
-    /// The raw HTTP/1.1 response to `GET path`.
-    fn get(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    }
-
-    fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "roomcast did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn pages_carry_security_headers() {
-    let server = Server::start();
+    let server = Roomcast::start(&[]);
     for path in ["/", "/app.js", "/api/rooms"] {
         let response = server.get(path).to_ascii_lowercase();
         assert!(response.starts_with("http/1.1 200"), "{path}: {response}");
@@ -120,7 +28,7 @@ fn pages_carry_security_headers() {
 
 #[test]
 fn no_path_reaches_outside_the_client_files() {
-    let server = Server::start();
+    let server = Roomcast::start(&[]);
     for path in [
         "/../Cargo.toml",
         "/%2e%2e/Cargo.toml",
@@ -139,7 +47,7 @@ fn no_path_reaches_outside_the_client_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_tells_participants_drains_rooms_and_exits_cleanly() {
-    let mut server = Server::start();
+    let mut server = Roomcast::start(&[]);
     let mut ada = Ws::connect(server.addr).await;
     ada.join("evening", "Ada").await;
     let mut bob = Ws::connect(server.addr).await;
@@ -198,7 +106,7 @@ async fn after_a_torture_of_bad_input_the_same_connection_joins_and_gets_media()
     use support::client_peer::{ClientPeer, NetworkType};
 
     let log = std::env::temp_dir().join(format!("roomcast-torture-{}.log", std::process::id()));
-    let mut server = Server::start_logging_to(&log);
+    let mut server = Roomcast::start_logging_to(&log);
     let mut ws = Ws::connect(server.addr).await;
     for (frame, code) in TORTURE {
         ws.send_text(frame).await;
@@ -206,9 +114,10 @@ async fn after_a_torture_of_bad_input_the_same_connection_joins_and_gets_media()
     }
     ws.send_binary(vec![0; 16]).await;
     expect(&mut ws, "binary_frame", "binary").await;
+    // Huge, but within what a connection may send before it joins (see tests/abuse.rs).
     ws.send_text(&format!(
         r#"{{"type":"join","room":"{}"}}"#,
-        "r".repeat(100_000)
+        "r".repeat(50_000)
     ))
     .await;
     expect(&mut ws, "invalid_room", "huge room").await;
@@ -251,4 +160,50 @@ async fn after_a_torture_of_bad_input_the_same_connection_joins_and_gets_media()
             "no log line for {code}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_join_and_leave_logs_no_warning_from_webrtc_rs() {
+    use serde_json::json;
+    use support::client_peer::{ClientPeer, NetworkType};
+
+    let log = std::env::temp_dir().join(format!("roomcast-quiet-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let mut command = Roomcast::command();
+    command.env_remove("RUST_LOG").arg("--log-file").arg(&log);
+    let mut server = Roomcast::spawn(&mut command);
+    let join = |name: &str| json!({"type": "join", "room": "quiet", "name": name});
+    let ada = ClientPeer::join_on(
+        Ws::connect(server.addr).await,
+        join("Ada"),
+        NetworkType::Udp4,
+    )
+    .await;
+    let bob = ClientPeer::join_on(
+        Ws::connect(server.addr).await,
+        join("Bob"),
+        NetworkType::Udp4,
+    )
+    .await;
+    support::eventually("media both ways", || async {
+        ada.received_from(&bob.id).video > 10 && bob.received_from(&ada.id).video > 10
+    })
+    .await;
+    ada.leave().await;
+    bob.close().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.terminate();
+    tokio::task::block_in_place(|| server.wait(Duration::from_secs(10)));
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let noise: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains(" webrtc"))
+        .collect();
+    assert!(
+        noise.is_empty(),
+        "webrtc-rs warned on a normal join and leave:\n{}",
+        noise.join("\n")
+    );
 }

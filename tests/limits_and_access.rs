@@ -121,7 +121,8 @@ async fn a_flooding_connection_is_slowed_then_closed_while_others_carry_on() {
     );
     assert!(codes.len() < 40, "the server stopped answering: {codes:?}");
 
-    let mut pinger = server.ws().await;
+    // The flooder's address must now wait (see tests/abuse.rs): these come from others.
+    let mut pinger = Ws::connect_from(server.addr, [127, 0, 0, 2].into()).await;
     for _ in 0..200 {
         pinger.send_ping().await;
     }
@@ -136,7 +137,7 @@ async fn a_flooding_connection_is_slowed_then_closed_while_others_carry_on() {
         calm.received_from(&other.id).video > before.video + 10
     })
     .await;
-    let mut fresh = server.ws().await;
+    let mut fresh = Ws::connect_from(server.addr, [127, 0, 0, 3].into()).await;
     fresh.join("busy", "Fresh").await;
 }
 
@@ -196,6 +197,70 @@ async fn with_a_token_secret_only_a_valid_token_for_the_room_gets_in() {
 }
 
 #[tokio::test]
+async fn a_second_join_with_the_same_identity_replaces_the_first() {
+    let server = TestServer::start_with(SfuConfig::default(), with_tokens("k")).await;
+    let ada = token("k", "desk", "Ada", Grants::ALL);
+    let mut first = server.ws().await;
+    first
+        .send(json!({"type": "join", "room": "desk", "token": ada}))
+        .await;
+    first.recv_type("joined").await;
+    let mut bob = server.ws().await;
+    bob.send(
+        json!({"type": "join", "room": "desk", "token": token("k", "desk", "Bob", Grants::ALL)}),
+    )
+    .await;
+    bob.recv_type("joined").await;
+
+    let mut second = server.ws().await;
+    second
+        .send(json!({"type": "join", "room": "desk", "token": ada}))
+        .await;
+    let joined = second.recv_type("joined").await;
+    let kicked = first.recv_type("kicked").await;
+    assert_eq!(kicked["reason"], "duplicate_identity");
+    assert!(first.recv().await.is_none(), "then its connection closes");
+    eventually("one Ada in the room", || async {
+        let room = server.sfu.room("desk").unwrap();
+        room.participants
+            .iter()
+            .filter(|p| p.name.as_str() == "Ada")
+            .count()
+            == 1
+    })
+    .await;
+    let room = server.sfu.room("desk").unwrap();
+    assert!(room
+        .participants
+        .iter()
+        .any(|p| p.id.as_str() == joined["id"]));
+    assert_eq!(room.participants.len(), 2, "Bob is not affected");
+}
+
+#[tokio::test]
+async fn a_participant_that_never_sets_up_media_is_removed_after_the_peer_timeout() {
+    let server = TestServer::start(SfuConfig {
+        peer_timeout: Duration::from_secs(2),
+        ..SfuConfig::default()
+    })
+    .await;
+    let mut squatter = server.ws().await;
+    squatter.join("seats", "Squatter").await;
+    let kicked = squatter.recv_type("kicked").await;
+    assert_eq!(kicked["reason"], "negotiation_timeout");
+    server.wait_until_empty().await;
+
+    let media = ClientPeer::join(&server, "seats", "Real").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        server.sfu.room("seats").unwrap().participants.len(),
+        1,
+        "one who negotiated stays"
+    );
+    media.close().await;
+}
+
+#[tokio::test]
 async fn a_viewer_token_receives_but_publishes_nothing() {
     let server = TestServer::start_with(SfuConfig::default(), with_tokens("k")).await;
     let speaker =
@@ -221,6 +286,10 @@ async fn a_viewer_token_receives_but_publishes_nothing() {
     let report = server.sfu.room("talk").unwrap();
     let published: usize = report.participants.iter().map(|p| p.published.len()).sum();
     assert_eq!(published, 2, "only the speaker's audio and video");
+    // Not even sent to be dropped: the viewer's sending sections were answered inactive.
+    let sdp = audience.remote_sdp().await;
+    assert!(!sdp.contains("a=recvonly"), "{sdp}");
+    assert!(sdp.contains("a=inactive"), "{sdp}");
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use roomcast_sfu::SfuConfig;
 use serde_json::{json, Value};
 use support::{TestServer, Ws};
@@ -97,11 +99,22 @@ async fn malformed_frames_get_errors_and_the_connection_still_joins() {
     expect_error(&mut ws, "invalid_room").await;
     ws.send_binary(vec![0xde, 0xad, 0xbe, 0xef]).await;
     expect_error(&mut ws, "binary_frame").await;
-    let huge = json!({"type": "offer", "sdp": "a".repeat(1200 * 1024)});
-    ws.send(huge).await;
-    expect_error(&mut ws, "too_large").await;
-
     ws.join("survivor", "Still here").await;
+}
+
+#[tokio::test]
+async fn a_message_past_the_size_limit_closes_that_connection_only() {
+    let server = server().await;
+    let mut verbose = server.ws().await;
+    verbose.join("big", "Verbose").await;
+    let mut other = server.ws().await;
+    other.join("big", "Other").await;
+    // Never buffered whole: refused as soon as its length is read.
+    let huge = json!({"type": "offer", "sdp": "a".repeat(1200 * 1024)});
+    verbose.try_send_text(&huge.to_string()).await;
+    assert!(verbose.closed_within(Duration::from_secs(5)).await);
+    other.send(json!({"type": "leave"})).await;
+    other.recv_type("left").await;
 }
 
 #[tokio::test]

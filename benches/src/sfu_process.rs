@@ -59,8 +59,11 @@ impl SfuProcess {
             &capacity.max(2).to_string(),
             "--peer-timeout",
             "30",
-            // The benchmark measures capacity, not the admission limits' defaults.
+            // The benchmark measures capacity, not the admission limits' defaults: its peers
+            // all connect from 127.0.0.1.
             "--max-participants",
+            "100000",
+            "--max-connections-per-address",
             "100000",
         ]
         .map(str::to_owned);

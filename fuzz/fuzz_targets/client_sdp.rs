@@ -78,12 +78,19 @@ fuzz_target!(|data: &[u8]| {
             .await
             .expect("an empty room admits a participant");
         let handle = joined.handle;
-        // Like the edge, take the participant's events while handing it signals: it answers
-        // every signal and waits for room in its bounded event queue.
+        // Take the participant's events while handing it signals: it answers every signal and
+        // waits for room in its bounded event queue. A full signal queue means wait a moment.
         let send = async move {
             for signal in signals {
-                if !handle.signal(signal).await {
-                    break; // the participant left on its own (its connection failed)
+                loop {
+                    match handle.signal(signal.clone()) {
+                        Ok(()) => break,
+                        Err(roomcast_sfu::SignalRefused::Busy) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                        }
+                        // The participant left on its own (its connection failed).
+                        Err(roomcast_sfu::SignalRefused::Gone) => return,
+                    }
                 }
             }
             // Dropping the handle leaves; every signal before it is handled first.

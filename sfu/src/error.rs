@@ -7,7 +7,7 @@ use thiserror::Error;
 pub enum JoinError {
     #[error("room id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")]
     InvalidRoom,
-    #[error("name must be at most 64 characters")]
+    #[error("a name must be at most 64 characters, without control, invisible or text-direction characters")]
     InvalidName,
     #[error("room is full ({capacity} participants)")]
     Full { capacity: usize },

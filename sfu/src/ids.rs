@@ -50,7 +50,8 @@ impl fmt::Display for ParticipantId {
     }
 }
 
-/// A display name: trimmed, at most 64 characters, control characters refused.
+/// A display name: trimmed, at most 64 characters; control characters, text-direction overrides
+/// and invisible spaces refused (they let a name pose as another or reorder what follows it).
 /// An absent or blank name becomes "Guest".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DisplayName(String);
@@ -58,7 +59,7 @@ pub struct DisplayName(String);
 impl DisplayName {
     pub fn parse(s: Option<&str>) -> Option<Self> {
         let s = s.unwrap_or("").trim();
-        if s.chars().count() > MAX_NAME_CHARS || s.chars().any(char::is_control) {
+        if s.chars().count() > MAX_NAME_CHARS || s.chars().any(deceptive) {
             return None;
         }
         Some(Self(if s.is_empty() { "Guest" } else { s }.to_owned()))
@@ -67,6 +68,18 @@ impl DisplayName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters a name may not hold. The zero-width joiner and non-joiner stay allowed: scripts
+/// (Persian, the Indic ones) and emoji sequences need them.
+fn deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            // Bidi embeddings, overrides and isolates, and the direction marks.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+            // Zero-width and invisible spaces.
+            | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{115F}' | '\u{1160}'
+            | '\u{3164}' | '\u{FFA0}')
 }
 
 #[cfg(test)]
@@ -99,6 +112,27 @@ mod tests {
         assert!(DisplayName::parse(Some(&"é".repeat(64))).is_some());
         assert!(DisplayName::parse(Some(&"é".repeat(65))).is_none());
         assert!(DisplayName::parse(Some("a\nb")).is_none());
+    }
+
+    #[test]
+    fn names_cannot_reorder_text_or_hide_characters() {
+        for bad in [
+            "evil\u{202E}gnp.exe",
+            "a\u{2066}b",
+            "Ad\u{200B}a",
+            "\u{FEFF}Ada",
+            "Ada\u{200F}",
+        ] {
+            assert!(DisplayName::parse(Some(bad)).is_none(), "{bad:?}");
+        }
+        for good in [
+            "Ada Lovelace",
+            "مهدی\u{200C}زاده",
+            "👩\u{200D}💻 Ada",
+            "李雷",
+        ] {
+            assert!(DisplayName::parse(Some(good)).is_some(), "{good:?}");
+        }
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub use grants::Grants;
 pub use ice_servers::{ephemeral_credential, IceServers, TurnAuth};
 pub use ids::{DisplayName, ParticipantId, RoomId};
 pub use limits::SfuLimits;
-pub use participant::ParticipantHandle;
+pub use participant::{ParticipantHandle, SignalRefused};
 pub use peer::MediaKind;
 /// The fan-out step of the per-packet path, exposed for the microbenchmarks in `benches/`.
 #[doc(hidden)]

@@ -36,6 +36,11 @@ impl Negotiation {
         self.first_offer_answered = true;
     }
 
+    /// Whether the first offer and answer are done.
+    pub(crate) fn started(&self) -> bool {
+        self.first_offer_answered
+    }
+
     /// Returns false when no server offer is waiting for this answer.
     pub(crate) fn on_client_answer(&mut self) -> bool {
         let expected = std::mem::replace(&mut self.awaiting_answer, false);

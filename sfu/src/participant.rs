@@ -42,13 +42,24 @@ impl ParticipantHandle {
         &self.id
     }
 
-    /// Hands the participant a client signal. Returns false once the participant is gone.
-    ///
-    /// The participant answers signals on its bounded event queue and waits for room there, so a
-    /// caller that hands it signals must keep taking its events meanwhile, or both wait forever.
-    pub async fn signal(&self, signal: Signal) -> bool {
-        self.signals.send(signal).await.is_ok()
+    /// Hands the participant a client signal, without waiting: the participant waits for room on
+    /// its bounded event queue, so a caller that waited here for room in the signal queue could
+    /// wait forever on a participant waiting for it.
+    pub fn signal(&self, signal: Signal) -> Result<(), SignalRefused> {
+        self.signals.try_send(signal).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SignalRefused::Busy,
+            mpsc::error::TrySendError::Closed(_) => SignalRefused::Gone,
+        })
     }
+}
+
+/// Why a signal was not handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalRefused {
+    /// The participant has [`SIGNAL_QUEUE`] signals still to handle.
+    Busy,
+    /// The participant has ended.
+    Gone,
 }
 
 /// Where a participant sits and what it may do there.
@@ -150,8 +161,15 @@ impl Participant {
         tracing::info!(name = self.info.name.as_str(), "joined");
         let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
         allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A seat is held only by someone who sets up media: the ICE timeouts start only once
+        // there is an offer, so the first offer and answer have a deadline of their own.
+        let negotiation_deadline = tokio::time::sleep(self.sfu.config.peer_timeout);
+        tokio::pin!(negotiation_deadline);
         let reason = loop {
             tokio::select! {
+                _ = &mut negotiation_deadline, if !self.negotiation.started() => {
+                    break LeaveReason::NegotiationTimeout;
+                }
                 _ = allocation.tick() => self.allocate(),
                 signal = signals.recv() => match signal {
                     None | Some(Signal::Leave) => break LeaveReason::Requested,
@@ -267,7 +285,7 @@ impl Participant {
             tracing::debug!("glare: keeping the server's offer, the client rolls back");
             return Ok(());
         }
-        let answer = self.peer.answer(sdp).await?;
+        let answer = self.peer.answer(sdp, self.grants.publish).await?;
         self.negotiation.client_offer_answered();
         let answer = self.describe(answer);
         self.send(ServerEvent::Answer(answer)).await;
@@ -472,7 +490,8 @@ impl Participant {
 
     fn publish(&mut self, track: RemoteTrack) {
         if !self.grants.publish {
-            // Nothing reads the track, so nothing of it is forwarded or kept.
+            // Its sections were answered inactive, so this should not happen; should a client
+            // send anyway, nothing reads the track, so nothing of it is forwarded or kept.
             tracing::info!(
                 kind = track.kind().as_str(),
                 "not allowed to publish: track ignored"

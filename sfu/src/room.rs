@@ -37,6 +37,14 @@ pub(crate) enum RoomCommand {
 /// How often a room looks at its participants' audio levels.
 const SPEAKER_TICK: Duration = Duration::from_millis(100);
 
+/// Whether a name may be in a room twice. With room tokens the name is the token's identity,
+/// and a second join with it replaces the first (a reload, another device).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Names {
+    MayRepeat,
+    Unique,
+}
+
 pub(crate) enum Admission {
     /// In, with the members already there.
     Admitted(Vec<ParticipantInfo>),
@@ -94,18 +102,45 @@ impl Room {
     }
 
     /// Lets a participant in, telling the others and subscribing the newcomer to what they publish.
+    #[cfg(test)]
     pub(crate) fn admit(
         &self,
         info: ParticipantInfo,
         commands: mpsc::UnboundedSender<RoomCommand>,
         presence: Arc<Presence>,
     ) -> Admission {
+        self.admit_as(info, commands, presence, Names::MayRepeat)
+    }
+
+    /// Lets a participant in, telling the others and subscribing the newcomer to what they
+    /// publish. With [`Names::Unique`], members with the newcomer's name are asked to
+    /// leave (and make no room full meanwhile).
+    pub(crate) fn admit_as(
+        &self,
+        info: ParticipantInfo,
+        commands: mpsc::UnboundedSender<RoomCommand>,
+        presence: Arc<Presence>,
+        names: Names,
+    ) -> Admission {
         let mut state = self.lock();
         if state.closed {
             return Admission::Closed;
         }
-        if state.members.len() >= self.capacity {
+        let replaced: Vec<&Member> = match names {
+            Names::MayRepeat => Vec::new(),
+            Names::Unique => state
+                .members
+                .iter()
+                .filter(|m| m.info.name == info.name)
+                .collect(),
+        };
+        if state.members.len() - replaced.len() >= self.capacity {
             return Admission::Full;
+        }
+        for member in replaced {
+            let _ = member
+                .commands
+                .send(RoomCommand::Remove(LeaveReason::DuplicateIdentity));
         }
         for member in &state.members {
             let _ = member.commands.send(RoomCommand::PeerJoined(info.clone()));
@@ -357,6 +392,24 @@ mod tests {
             bob_rx.try_recv(),
             Ok(RoomCommand::Speakers { speakers, dominant })
                 if speakers == speaking && dominant == Some(ada.id.clone())
+        ));
+    }
+
+    #[test]
+    fn a_unique_name_replaces_its_holder_even_in_a_full_room() {
+        let room = room(2);
+        let mut first = admit(&room, &person("Ada"));
+        let _other = admit(&room, &person("Bob"));
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let again = room.admit_as(person("Ada"), tx, Arc::new(Presence::new()), Names::Unique);
+        assert!(matches!(again, Admission::Admitted(_)));
+        let told = std::iter::from_fn(|| first.try_recv().ok())
+            .any(|c| matches!(c, RoomCommand::Remove(LeaveReason::DuplicateIdentity)));
+        assert!(told, "the first holder of the name is asked to leave");
+        let (tx, _rx) = mpsc::unbounded_channel();
+        assert!(matches!(
+            room.admit_as(person("Cy"), tx, Arc::new(Presence::new()), Names::Unique),
+            Admission::Full
         ));
     }
 

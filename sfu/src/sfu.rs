@@ -1,7 +1,9 @@
 //! The registry of rooms and the entry point for joining one.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
@@ -10,7 +12,7 @@ use crate::limits::Seats;
 use crate::participant::{Inboxes, Membership, Participant, ParticipantHandle};
 use crate::peer::PeerFactory;
 use crate::presence::Presence;
-use crate::room::{Admission, Room};
+use crate::room::{Admission, Names, Room};
 use crate::stats::{Counters, RoomReport, Totals};
 use crate::{
     Grants, IceServer, JoinError, LeaveReason, ParticipantInfo, ServerEvent, SfuConfig, SfuError,
@@ -26,6 +28,9 @@ pub(crate) struct SfuInner {
     pub(crate) config: SfuConfig,
     factory: PeerFactory,
     rooms: DashMap<RoomId, Arc<Room>>,
+    /// Rooms in the registry: counted apart so the `max_rooms` check and the insert are one step
+    /// (`DashMap::len` would lock every shard, the entry's included).
+    open_rooms: AtomicUsize,
     seats: Seats,
     pub(crate) counters: Arc<Counters>,
 }
@@ -47,6 +52,7 @@ impl Sfu {
                 config,
                 factory,
                 rooms: DashMap::new(),
+                open_rooms: AtomicUsize::new(0),
                 seats: Seats::default(),
                 counters: Arc::default(),
             }),
@@ -76,6 +82,31 @@ impl Sfu {
         grants: Grants,
         events: mpsc::Sender<ServerEvent>,
     ) -> Result<Joined, JoinError> {
+        self.join_named(room, name, grants, Names::MayRepeat, events)
+            .await
+    }
+
+    /// Joins a room under an identity that is the participant's alone (a room token's subject):
+    /// whoever is in the room under it already is removed with [`LeaveReason::DuplicateIdentity`].
+    pub async fn join_as(
+        &self,
+        room: &str,
+        identity: &str,
+        grants: Grants,
+        events: mpsc::Sender<ServerEvent>,
+    ) -> Result<Joined, JoinError> {
+        self.join_named(room, Some(identity), grants, Names::Unique, events)
+            .await
+    }
+
+    async fn join_named(
+        &self,
+        room: &str,
+        name: Option<&str>,
+        grants: Grants,
+        names: Names,
+        events: mpsc::Sender<ServerEvent>,
+    ) -> Result<Joined, JoinError> {
         let room_id = RoomId::parse(room).ok_or(JoinError::InvalidRoom)?;
         let name = DisplayName::parse(name).ok_or(JoinError::InvalidName)?;
         let limits = &self.inner.config.limits;
@@ -87,27 +118,36 @@ impl Sfu {
                 max: limits.max_participants,
             })?;
         let info = ParticipantInfo::new(ParticipantId::random(), name);
-        let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
-        let (transport, transport_rx) = mpsc::unbounded_channel();
-        let peer = self.inner.factory.create(peer_events, transport).await?;
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let presence = Arc::new(Presence::new());
         let (room, participants) = loop {
             let Some(room) = self.room_entry(&room_id) else {
-                peer.close().await;
                 return Err(JoinError::TooManyRooms {
                     max: limits.max_rooms,
                 });
             };
-            match room.admit(info.clone(), commands.clone(), Arc::clone(&presence)) {
+            match room.admit_as(info.clone(), commands.clone(), Arc::clone(&presence), names) {
                 Admission::Admitted(others) => break (room, others),
                 Admission::Full => {
-                    peer.close().await;
                     return Err(JoinError::Full {
                         capacity: room.capacity(),
                     });
                 }
                 Admission::Closed => self.inner.forget_room(&room),
+            }
+        };
+        // The PeerConnection, the dear part of a join, is built only once the room has let the
+        // participant in: a full room or server costs nothing. Until the participant's task runs,
+        // what the room sends it waits in its command queue.
+        let (peer_events, peer_events_rx) = mpsc::unbounded_channel();
+        let (transport, transport_rx) = mpsc::unbounded_channel();
+        let peer = match self.inner.factory.create(peer_events, transport).await {
+            Ok(peer) => peer,
+            Err(error) => {
+                if room.remove(&info.id) {
+                    self.inner.forget_room(&room);
+                }
+                return Err(error.into());
             }
         };
         let id = info.id.clone();
@@ -188,26 +228,32 @@ impl Sfu {
     }
 
     fn find(&self, id: &str) -> Option<Arc<Room>> {
-        let id = RoomId::parse(id)?;
-        self.inner.rooms.get(&id).map(|r| Arc::clone(r.value()))
+        self.find_id(&RoomId::parse(id)?)
+    }
+
+    fn find_id(&self, id: &RoomId) -> Option<Arc<Room>> {
+        self.inner.rooms.get(id).map(|r| Arc::clone(r.value()))
     }
 
     /// The room with this id, opened if need be; `None` when opening it would pass the limit.
     fn room_entry(&self, id: &RoomId) -> Option<Arc<Room>> {
-        if let Some(room) = self.inner.rooms.get(id) {
-            return Some(Arc::clone(room.value()));
+        if let Some(room) = self.find_id(id) {
+            return Some(room);
         }
-        if self.inner.rooms.len() >= self.inner.config.limits.max_rooms {
-            return None;
+        let max = self.inner.config.limits.max_rooms;
+        match self.inner.rooms.entry(id.clone()) {
+            Entry::Occupied(room) => Some(Arc::clone(room.get())),
+            Entry::Vacant(vacant) => {
+                self.inner
+                    .open_rooms
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < max).then_some(n + 1)
+                    })
+                    .ok()?;
+                let room = Room::open(id.clone(), self.inner.config.room_capacity);
+                Some(Arc::clone(vacant.insert(room).value()))
+            }
         }
-        let capacity = self.inner.config.room_capacity;
-        Some(Arc::clone(
-            self.inner
-                .rooms
-                .entry(id.clone())
-                .or_insert_with(|| Room::open(id.clone(), capacity))
-                .value(),
-        ))
     }
 
     /// Participants on the server now.
@@ -232,6 +278,12 @@ impl Sfu {
 impl SfuInner {
     /// Drops a closed room from the registry, unless a fresh room already took its id.
     pub(crate) fn forget_room(&self, room: &Arc<Room>) {
-        self.rooms.remove_if(&room.id, |_, r| Arc::ptr_eq(r, room));
+        if self
+            .rooms
+            .remove_if(&room.id, |_, r| Arc::ptr_eq(r, room))
+            .is_some()
+        {
+            self.open_rooms.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }

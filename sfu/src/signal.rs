@@ -134,6 +134,10 @@ pub enum LeaveReason {
     RoomClosed,
     /// The server is shutting down.
     ServerShutdown,
+    /// Someone joined the room with the same identity.
+    DuplicateIdentity,
+    /// The client did not complete its first offer and answer within the peer timeout.
+    NegotiationTimeout,
 }
 
 /// A session description the server sends, with what each of its forwarded media sections

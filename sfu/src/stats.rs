@@ -109,8 +109,13 @@ impl Meter {
 
     /// Bits per second over the last window; zero once the stream has gone quiet.
     pub(crate) fn bitrate(&self) -> u64 {
+        self.bitrate_at(Instant::now())
+    }
+
+    /// [`Meter::bitrate`] as seen at `now`.
+    fn bitrate_at(&self, now: Instant) -> u64 {
         let updated = self.rate_updated_ms.load(Ordering::Relaxed);
-        let now = millis_since_epoch(Instant::now());
+        let now = millis_since_epoch(now);
         if now.saturating_sub(updated) > STALE_RATE.as_millis() as u64 {
             0
         } else {
@@ -400,7 +405,24 @@ mod tests {
     #[test]
     fn a_meter_reports_zero_once_quiet() {
         let meter = Meter::default();
-        assert_eq!(meter.bitrate(), 0);
+        assert_eq!(meter.bitrate(), 0, "nothing yet");
+        let flow = Flow::default();
+        let mut window = MeterWindow::new();
+        let start = window.window_start;
+        meter.record(&mut window, 1000, start, &flow);
+        let last = start + Duration::from_secs(1);
+        meter.record(&mut window, 1000, last, &flow);
+        assert_eq!(meter.bitrate_at(last), 16_000, "a live stream has its rate");
+        assert_eq!(
+            meter.bitrate_at(last + STALE_RATE),
+            16_000,
+            "a pause is not silence"
+        );
+        assert_eq!(
+            meter.bitrate_at(last + STALE_RATE + Duration::from_millis(1)),
+            0,
+            "the last rate is not kept once the stream has gone quiet"
+        );
     }
 
     #[test]

@@ -41,9 +41,13 @@ pub(crate) fn routes() -> Router<AppState> {
 async fn dashboard(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
 ) -> Response {
     if matches!(state.options.admin, AdminAccess::LoopbackOnly) {
-        if let Err(error) = state.options.admin.check(peer.ip(), None) {
+        let host = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if let Err(error) = state.options.admin.check(peer.ip(), host, None) {
             return error.into_response();
         }
     }

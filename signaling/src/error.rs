@@ -18,6 +18,8 @@ pub enum SignalingError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("found {found} but not {missing}: remove it, or pass --cert and --key (nothing was overwritten)")]
+    Incomplete { found: PathBuf, missing: PathBuf },
     #[error("could not generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
 }

@@ -4,21 +4,28 @@
 
 mod admin;
 mod client_files;
+mod deadlines;
 mod edge_metrics;
 mod error;
 mod limits;
+mod listener;
+mod log_limit;
+mod metered;
+mod origin;
+mod penalties;
 mod protocol;
 mod room_tokens;
 mod security_headers;
 mod server;
 mod session;
+mod slots;
 mod tls;
 
 pub use admin::{AdminAccess, ErrorBody, ParticipantView, RoomView, TrackView};
-pub use axum_server::Handle as HttpsHandle;
 pub use edge_metrics::EdgeMetrics;
 pub use error::SignalingError;
 pub use limits::EdgeLimits;
+pub use listener::{DRAIN_TIMEOUT, HEADER_TIMEOUT};
 pub use protocol::{
     ClientMessage, ErrorCode, KickReason, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES,
 };

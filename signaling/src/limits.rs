@@ -20,6 +20,22 @@ pub struct EdgeLimits {
     pub strike_window: Duration,
     /// Open WebSocket connections at once; more are turned away with 503.
     pub max_connections: usize,
+    /// Open WebSocket connections from one address; more are turned away with 429.
+    pub max_connections_per_address: usize,
+    /// Bytes read from a connection while it is not in a room (a join needs a few hundred);
+    /// past them it is not read until it joins, so unauthenticated clients cannot make the
+    /// server buffer big messages.
+    pub unjoined_bytes: usize,
+    /// A connection not in a room for this long is closed.
+    pub join_timeout: Duration,
+    /// How long a message may take to arrive once it has begun.
+    pub unfinished_timeout: Duration,
+    /// Pings go out this often; a connection that answers none for two intervals is closed.
+    pub ping_interval: Duration,
+    /// An address whose connection was closed as abusive may not connect for this long, twice
+    /// as long after each further close, up to `abuse_backoff_max`.
+    pub abuse_backoff: Duration,
+    pub abuse_backoff_max: Duration,
 }
 
 impl Default for EdgeLimits {
@@ -32,6 +48,13 @@ impl Default for EdgeLimits {
             max_strikes: 20,
             strike_window: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_address: 32,
+            unjoined_bytes: 64 * 1024,
+            join_timeout: Duration::from_secs(10),
+            unfinished_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            abuse_backoff: Duration::from_secs(10),
+            abuse_backoff_max: Duration::from_secs(600),
         }
     }
 }

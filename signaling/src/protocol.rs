@@ -222,6 +222,10 @@ pub enum KickReason {
     Kicked,
     RoomClosed,
     ServerShutdown,
+    /// The same identity joined the room again (another tab or device): the newest stays.
+    DuplicateIdentity,
+    /// The client did not set up its media connection in time.
+    NegotiationTimeout,
 }
 
 /// Every error code the server sends.

@@ -18,6 +18,9 @@ pub struct RoomClaims {
     pub sub: String,
     /// Expiry, in seconds since the Unix epoch.
     pub exp: u64,
+    /// Not valid before this, in seconds since the Unix epoch, when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(default = "yes")]
     pub publish: bool,
     #[serde(default = "yes")]
@@ -44,6 +47,8 @@ pub enum TokenError {
     Missing,
     #[error("the room token has expired")]
     Expired,
+    #[error("the room token is not valid yet")]
+    NotYetValid,
     #[error("the room token is for another room")]
     WrongRoom,
     #[error("the room token is not valid: {0}")]
@@ -93,6 +98,7 @@ impl RoomTokens {
             room: room.to_owned(),
             sub: identity.to_owned(),
             exp,
+            nbf: None,
             publish: grants.publish,
             subscribe: grants.subscribe,
         }
@@ -103,18 +109,32 @@ impl RoomTokens {
         let token = token.ok_or(TokenError::Missing)?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let claims = decode::<RoomClaims>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid(e.to_string()),
-            })?
+            .map_err(|e| refusal(e.kind()))?
             .claims;
         if claims.room != room {
             return Err(TokenError::WrongRoom);
         }
         Ok(claims)
     }
+}
+
+/// Why a token was refused, in our words: the library's own texts name its internals (its
+/// error variants, the algorithms it supports).
+fn refusal(kind: &jsonwebtoken::errors::ErrorKind) -> TokenError {
+    use jsonwebtoken::errors::ErrorKind;
+    let why = match kind {
+        ErrorKind::ExpiredSignature => return TokenError::Expired,
+        ErrorKind::ImmatureSignature => return TokenError::NotYetValid,
+        ErrorKind::InvalidSignature => "wrong signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "only HS256 is accepted",
+        ErrorKind::MissingRequiredClaim(_) => "a claim is missing (room, sub and exp are required)",
+        ErrorKind::Json(_) => "its claims are not what a room token holds",
+        _ => "malformed",
+    };
+    TokenError::Invalid(why.to_owned())
 }
 
 #[cfg(test)]
@@ -176,6 +196,49 @@ mod tests {
                 tokens().verify(Some(garbage), "standup"),
                 Err(TokenError::Invalid(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let now = SystemTime::now();
+        let mut claims = RoomTokens::claims("standup", "ada", 2 * HOUR, Grants::ALL, now);
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        claims.nbf = Some(secs(now + HOUR));
+        let early = tokens().mint(&claims);
+        assert_eq!(
+            tokens().verify(Some(&early), "standup"),
+            Err(TokenError::NotYetValid)
+        );
+        claims.nbf = Some(secs(now));
+        assert!(tokens()
+            .verify(Some(&tokens().mint(&claims)), "standup")
+            .is_ok());
+    }
+
+    #[test]
+    fn refusals_say_why_in_our_words_not_the_librarys() {
+        let forged = RoomTokens::new(b"other").mint(&RoomTokens::claims(
+            "standup",
+            "eve",
+            HOUR,
+            Grants::ALL,
+            SystemTime::now(),
+        ));
+        let why = |token: &str| {
+            tokens()
+                .verify(Some(token), "standup")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(why(&forged), "the room token is not valid: wrong signature");
+        let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJyb29tIjoic3RhbmR1cCIsInN1YiI6ImV2ZSIsImV4cCI6NDEwMjQ0NDgwMH0.";
+        for token in [none, "a.b.c", "not a token"] {
+            let shown = why(token);
+            assert!(
+                !shown.contains("Kind") && !shown.contains("Invalid") && !shown.contains('('),
+                "{shown}"
+            );
         }
     }
 

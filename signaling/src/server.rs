@@ -4,19 +4,26 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{State, WebSocketUpgrade};
-use axum::http::header::{HOST, ORIGIN};
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::http::header::{ORIGIN, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use roomcast_sfu::Sfu;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 use crate::admin::{self, AdminAccess};
 use crate::edge_metrics::EdgeMetrics;
 use crate::limits::EdgeLimits;
+use crate::listener::{self, Accepted};
+use crate::log_limit::{clip_bytes, LogGate};
+use crate::origin::origin_allowed;
+use crate::penalties::Penalties;
 use crate::room_tokens::RoomTokens;
+use crate::session::Connection;
+use crate::slots::{ConnectionSlots, NoSlot};
 use crate::tls::{rustls_config, TlsFiles};
 use crate::{client_files, security_headers, session, SignalingError};
 
@@ -27,6 +34,36 @@ pub(crate) struct AppState {
     pub(crate) edge: Arc<EdgeMetrics>,
     pub(crate) openapi: Arc<OnceLock<String>>,
     pub(crate) options: Arc<EdgeOptions>,
+    pub(crate) guard: Arc<Guard>,
+}
+
+/// What the edge keeps across connections to hold off a client that opens many.
+pub(crate) struct Guard {
+    pub(crate) slots: ConnectionSlots,
+    pub(crate) penalties: Penalties,
+    /// Refusals of whole connections are logged at most once a second, however many there are.
+    refusals: LogGate,
+    /// And so are refused admin requests.
+    pub(crate) admin_refusals: LogGate,
+}
+
+impl Guard {
+    fn new(limits: &EdgeLimits) -> Self {
+        Self {
+            slots: ConnectionSlots::new(limits.max_connections, limits.max_connections_per_address),
+            penalties: Penalties::new(limits.abuse_backoff, limits.abuse_backoff_max),
+            refusals: LogGate::new(std::time::Duration::from_secs(1)),
+            admin_refusals: LogGate::new(std::time::Duration::from_secs(1)),
+        }
+    }
+
+    /// Logs a refused connection, unless one was logged less than a second ago.
+    fn log_refusal(&self, why: &str, origin: Option<&axum::http::HeaderValue>) {
+        if let Some(suppressed) = self.refusals.pass(Instant::now()) {
+            let origin = origin.map(|o| clip_bytes(o.as_bytes()));
+            tracing::warn!(origin = ?origin, suppressed, "websocket refused: {why}");
+        }
+    }
 }
 
 /// Options of the edge.
@@ -60,6 +97,7 @@ pub fn router(sfu: Sfu, options: EdgeOptions) -> Router {
         sfu,
         edge: Arc::default(),
         openapi: Arc::default(),
+        guard: Arc::new(Guard::new(&options.limits)),
         options: Arc::new(options),
     };
     let (admin_routes, openapi) = admin::routes(state.clone());
@@ -69,134 +107,99 @@ pub fn router(sfu: Sfu, options: EdgeOptions) -> Router {
         .route("/ws", get(websocket))
         .merge(admin_routes)
         .merge(client_files::routes())
-        .layer(axum::middleware::map_response(security_headers::add))
+        .layer(axum::middleware::from_fn(security_headers::add))
         .with_state(state)
 }
 
 async fn websocket(
     State(state): State<AppState>,
+    accepted: Option<Extension<Accepted>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let options = &state.options;
-    if !origin_allowed(&headers, &options.allowed_origins) {
-        tracing::warn!(origin = ?headers.get(ORIGIN), "websocket from a foreign origin refused");
+    let guard = &state.guard;
+    let tls = accepted.as_ref().map(|Extension(a)| a.tls);
+    if !origin_allowed(&headers, &options.allowed_origins, tls) {
+        guard.log_refusal("foreign origin", headers.get(ORIGIN));
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    let open = state.edge.open_connections();
-    if open >= options.limits.max_connections as i64 {
-        tracing::warn!(open, "websocket refused: too many connections");
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    }
-    // Frames beyond this close the connection outright; up to it, oversized protocol messages
-    // get a `too_large` error and the connection lives on.
-    let max_frame = options.limits.max_message_bytes.saturating_mul(4);
-    upgrade
-        .max_message_size(max_frame)
-        .max_frame_size(max_frame)
-        .on_upgrade(move |socket| session::run(socket, state.sfu, state.edge, state.options))
-}
-
-/// Browsers always send `Origin` on a WebSocket handshake; other clients may not, and can forge
-/// it anyway, so only a present, foreign Origin is refused. That stops other sites' pages from
-/// using a visitor's browser to join rooms.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
+    let address = match (&accepted, &peer) {
+        (Some(Extension(a)), _) => a.peer.ip(),
+        (None, Some(Extension(ConnectInfo(p)))) => p.ip(),
+        (None, None) => std::net::Ipv4Addr::UNSPECIFIED.into(),
     };
-    if !allowed.is_empty() {
-        return allowed.iter().any(|a| a.eq_ignore_ascii_case(origin));
+    if let Some(wait) = guard.penalties.banned_for(address, Instant::now()) {
+        let retry = (wait.as_secs() + 1).to_string();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(RETRY_AFTER, retry)],
+            "this address was closed for abuse: retry later",
+        )
+            .into_response();
     }
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
+    // Taken before anything is done for the connection, and held by its session.
+    let slot = match guard.slots.take(address) {
+        Ok(slot) => slot,
+        Err(NoSlot::ServerFull) => {
+            guard.log_refusal("too many connections", None);
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
+        }
+        Err(NoSlot::AddressFull) => {
+            guard.log_refusal("too many connections from one address", None);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address",
+            )
+                .into_response();
+        }
+    };
+    let meter = accepted.map(|Extension(a)| a.meter);
+    if let Some(meter) = &meter {
+        meter.allow_only(options.limits.unjoined_bytes as u64);
+    }
+    // A message (or frame) past the limit closes the connection: it was never parsed, so it
+    // never cost more than the limit to buffer.
+    let max = options.limits.max_message_bytes;
+    let connection = Connection {
+        address,
+        meter,
+        _slot: slot,
+        guard: Arc::clone(&state.guard),
+    };
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            session::run(socket, connection, state.sfu, state.edge, state.options)
+        })
 }
 
-/// Serves plain HTTP on an already bound listener until `shutdown` completes.
+/// Serves plain HTTP on an already bound listener until `shutdown` completes, then gives
+/// requests in progress [`listener::DRAIN_TIMEOUT`] to finish.
 pub async fn serve_http(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SignalingError> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(SignalingError::Serve)
+    listener::serve(listener, None, app, shutdown).await;
+    Ok(())
 }
 
-/// Serves HTTPS on an already bound listener until `handle` is told to shut down.
+/// Serves HTTPS on an already bound listener until `shutdown` completes (see [`serve_http`]).
 pub async fn serve_https(
     listener: std::net::TcpListener,
     tls: &TlsFiles,
     app: Router,
-    handle: axum_server::Handle,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SignalingError> {
     let config = rustls_config(tls).await?;
     listener
         .set_nonblocking(true)
         .map_err(SignalingError::Serve)?;
-    axum_server::from_tcp_rustls(listener, config)
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
-        .map_err(SignalingError::Serve)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(HOST, host.parse().unwrap());
-        if let Some(origin) = origin {
-            h.insert(ORIGIN, origin.parse().unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn by_default_only_pages_of_this_server_may_connect() {
-        assert!(origin_allowed(
-            &headers(Some("https://meet.example.org"), "meet.example.org"),
-            &[]
-        ));
-        assert!(origin_allowed(
-            &headers(Some("http://127.0.0.1:8080"), "127.0.0.1:8080"),
-            &[]
-        ));
-        assert!(!origin_allowed(
-            &headers(Some("https://evil.example"), "meet.example.org"),
-            &[]
-        ));
-        assert!(!origin_allowed(
-            &headers(Some("http://127.0.0.1:9999"), "127.0.0.1:8080"),
-            &[]
-        ));
-        assert!(!origin_allowed(
-            &headers(Some("null"), "meet.example.org"),
-            &[]
-        ));
-    }
-
-    #[test]
-    fn a_configured_list_replaces_the_default() {
-        let allowed = ["https://app.example.org".to_owned()];
-        assert!(origin_allowed(
-            &headers(Some("https://app.example.org"), "sfu.example.org"),
-            &allowed
-        ));
-        assert!(!origin_allowed(
-            &headers(Some("https://sfu.example.org"), "sfu.example.org"),
-            &allowed
-        ));
-    }
-
-    #[test]
-    fn clients_that_send_no_origin_are_not_browsers_and_pass() {
-        assert!(origin_allowed(&headers(None, "meet.example.org"), &[]));
-    }
+    let listener = TcpListener::from_std(listener).map_err(SignalingError::Serve)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    listener::serve(listener, Some(acceptor), app, shutdown).await;
+    Ok(())
 }

@@ -2,27 +2,41 @@
 //! events back. A connection can join, leave and join again; bad input gets an `error` and the
 //! connection stays usable.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use roomcast_sfu::{
     ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
-    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, Source, TrackSettings,
+    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, SignalRefused, Source,
+    TrackSettings,
 };
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::deadlines::Deadlines;
 use crate::edge_metrics::EdgeMetrics;
 use crate::limits::{RateLimiter, Strikes};
+use crate::log_limit::{clip, RefusalLog};
+use crate::metered::Meter;
 use crate::protocol::{
     CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
     KindJson, ParticipantJson, ServerMessage, SourceJson, SpeakerJson, MAX_SOURCES,
 };
-use crate::server::EdgeOptions;
+use crate::server::{EdgeOptions, Guard};
+use crate::slots::Slot;
 
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
+
+/// How long a closing session waits for the client's close frame.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// How often the session checks its deadlines.
+const TICK: Duration = Duration::from_secs(1);
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -32,8 +46,29 @@ struct Membership {
     events: mpsc::Receiver<ServerEvent>,
 }
 
+/// Who a join is for, and with what rights.
+enum Admission<'a> {
+    /// Any name (or none): names may repeat in a room.
+    Named(Option<&'a str>, Grants),
+    /// A room token's subject: one participant per room.
+    Identified(String, Grants),
+}
+
+/// What the edge took for a connection before upgrading it.
+pub(crate) struct Connection {
+    pub(crate) address: IpAddr,
+    /// The bytes read on the connection; absent when the router is served some other way.
+    pub(crate) meter: Option<Meter>,
+    /// Held for the session's life: the connection counts against the caps until it ends.
+    pub(crate) _slot: Slot,
+    pub(crate) guard: Arc<Guard>,
+}
+
 struct Session {
     socket: WebSocket,
+    connection: Connection,
+    deadlines: Deadlines,
+    refusals_logged: RefusalLog,
     sfu: Sfu,
     metrics: Arc<EdgeMetrics>,
     options: Arc<EdgeOptions>,
@@ -43,11 +78,14 @@ struct Session {
     /// Set when the server ends the conversation (an operator removed the participant, or the
     /// client kept sending what it must not).
     closing: bool,
+    /// Why, when the client is told only by the close frame.
+    close_reason: Option<(u16, &'static str)>,
 }
 
 /// Serves one connection until the client goes away.
 pub(crate) async fn run(
     socket: WebSocket,
+    connection: Connection,
     sfu: Sfu,
     metrics: Arc<EdgeMetrics>,
     options: Arc<EdgeOptions>,
@@ -62,8 +100,12 @@ pub(crate) async fn run(
     );
     let now = tokio::time::Instant::now();
     let limits = &options.limits;
+    let read = connection.meter.as_ref().map_or(0, Meter::read);
     let session = Session {
         socket,
+        connection,
+        deadlines: Deadlines::new(limits, now, read),
+        refusals_logged: RefusalLog::new(limits.strike_window),
         sfu,
         metrics,
         rate: RateLimiter::new(limits.messages_per_second, limits.message_burst, now),
@@ -71,6 +113,7 @@ pub(crate) async fn run(
         options,
         membership: None,
         closing: false,
+        close_reason: None,
     };
     session.serve().instrument(span).await;
 }
@@ -78,39 +121,109 @@ pub(crate) async fn run(
 impl Session {
     async fn serve(mut self) {
         tracing::debug!("connected");
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let every = self.options.limits.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + every, every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.closing {
             tokio::select! {
-                frame = self.socket.recv() => match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if self.within_rate().await {
-                            self.on_text(text.as_str()).await;
+                frame = self.socket.recv() => {
+                    let Some(frame) = frame else { break };
+                    let (now, read) = (Instant::now(), self.bytes_read());
+                    match frame {
+                        Ok(Message::Text(text)) => {
+                            self.deadlines.message(now, read);
+                            if self.within_rate().await {
+                                self.on_text(text.as_str()).await;
+                            }
+                        }
+                        Ok(Message::Binary(_)) => {
+                            self.deadlines.message(now, read);
+                            if self.within_rate().await {
+                                self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
+                            }
+                        }
+                        // The socket answers pings itself; a ping flood still spends the rate.
+                        Ok(Message::Ping(_)) => {
+                            self.deadlines.control_frame(now, read);
+                            self.within_rate().await;
+                        }
+                        Ok(Message::Pong(_)) => self.deadlines.control_frame(now, read),
+                        Ok(Message::Close(_)) => break,
+                        Err(error) => {
+                            tracing::debug!(error = %clip(&error.to_string()), "websocket error");
+                            break;
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => {
-                        if self.within_rate().await {
-                            self.refuse(ErrorCode::BinaryFrame, "binary frames are not part of the protocol").await;
-                        }
-                    }
-                    // The socket answers pings itself; a ping flood still spends the rate.
-                    Some(Ok(Message::Ping(_))) => {
-                        self.within_rate().await;
-                    }
-                    Some(Ok(Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(error)) => {
-                        tracing::info!(%error, "websocket error");
-                        break;
-                    }
-                },
+                }
                 Some(event) = next_event(&mut self.membership) => self.on_event(event).await,
+                _ = tick.tick() => self.check_deadlines(Instant::now()),
+                _ = ping.tick() => self.ping().await,
             }
         }
         // Dropping the handle is the participant's cue to leave the room.
         self.membership = None;
         if self.closing {
-            let _ = self.socket.send(Message::Close(None)).await;
+            let frame = self.close_reason.map(|(code, reason)| CloseFrame {
+                code,
+                reason: reason.into(),
+            });
+            let _ = self.socket.send(Message::Close(frame)).await;
+            self.await_close_reply().await;
         }
         tracing::debug!("disconnected");
+    }
+
+    /// Reads (and ignores) what the client still sends until it answers our close frame, for a
+    /// second at most: a socket dropped with unread input is reset, and the reset can destroy
+    /// our last messages (the reason for the close) before the client reads them.
+    async fn await_close_reply(&mut self) {
+        let drain = async {
+            while let Some(Ok(message)) = self.socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_REPLY_WAIT, drain).await;
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.connection.meter.as_ref().map_or(0, Meter::read)
+    }
+
+    /// Closes the connection when it has stayed out of a room, kept a message unfinished, or
+    /// left pings unanswered for too long.
+    fn check_deadlines(&mut self, now: Instant) {
+        let read = self.bytes_read();
+        if let Some(why) = self.deadlines.missed(now, read) {
+            tracing::debug!("closing: {why}");
+            self.closing = true;
+            self.close_reason = Some((close_code::POLICY, why));
+        }
+    }
+
+    async fn ping(&mut self) {
+        if let Err(error) = self.socket.send(Message::Ping(Default::default())).await {
+            tracing::debug!(%error, "ping to a closing socket");
+        }
+    }
+
+    /// The connection is outside any room from now: it must join again in time, and only a
+    /// little of what it sends meanwhile is read.
+    fn unjoined(&mut self) {
+        self.deadlines.left(Instant::now());
+        if let Some(meter) = &self.connection.meter {
+            meter.allow_only(self.options.limits.unjoined_bytes as u64);
+        }
+    }
+
+    fn joined(&mut self) {
+        self.deadlines.joined();
+        if let Some(meter) = &self.connection.meter {
+            meter.unlimit();
+        }
     }
 
     /// Whether a message may be handled now; past the rate each message is dropped with a
@@ -177,19 +290,20 @@ impl Session {
         }
     }
 
-    /// The name and rights a join gets: the token's, when the server requires tokens.
+    /// The name and rights a join gets: the token's, when the server requires tokens. A token's
+    /// subject is an identity, which only one participant in a room may have.
     fn admission<'a>(
         &self,
         room: &str,
         name: Option<&'a str>,
         token: Option<&str>,
-    ) -> Result<(Option<std::borrow::Cow<'a, str>>, Grants), String> {
+    ) -> Result<Admission<'a>, String> {
         let Some(tokens) = &self.options.room_tokens else {
-            return Ok((name.map(Into::into), Grants::ALL));
+            return Ok(Admission::Named(name, Grants::ALL));
         };
         let claims = tokens.verify(token, room).map_err(|e| e.to_string())?;
         let grants = claims.grants();
-        Ok((Some(claims.sub.into()), grants))
+        Ok(Admission::Identified(claims.sub, grants))
     }
 
     async fn join(&mut self, room: &str, name: Option<&str>, token: Option<&str>) {
@@ -198,21 +312,26 @@ impl Session {
                 .refuse(ErrorCode::AlreadyJoined, "leave the current room first")
                 .await;
         }
-        let (name, grants) = match self.admission(room, name, token) {
+        let admission = match self.admission(room, name, token) {
             Ok(admission) => admission,
             Err(why) => return self.refuse(ErrorCode::Unauthorized, why).await,
         };
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-        match self
-            .sfu
-            .join_with(room, name.as_deref(), grants, events_tx)
-            .await
-        {
+        let joined = match admission {
+            Admission::Named(name, grants) => {
+                self.sfu.join_with(room, name, grants, events_tx).await
+            }
+            Admission::Identified(identity, grants) => {
+                self.sfu.join_as(room, &identity, grants, events_tx).await
+            }
+        };
+        match joined {
             Ok(joined) => {
                 let span = tracing::Span::current();
                 span.record("room", joined.room.as_str());
                 span.record("participant", joined.id.as_str());
                 self.send(joined_message(&joined)).await;
+                self.joined();
                 self.membership = Some(Membership {
                     handle: joined.handle,
                     room: joined.room,
@@ -252,7 +371,9 @@ impl Session {
         let Some(membership) = self.membership.take() else {
             return self.refuse(ErrorCode::NotJoined, "not in a room").await;
         };
-        membership.handle.signal(Signal::Leave).await;
+        // Dropping the handle leaves too, should the queue be full.
+        let _ = membership.handle.signal(Signal::Leave);
+        self.unjoined();
         self.send(ServerMessage::Left {
             room: membership.room.to_string(),
         })
@@ -260,28 +381,19 @@ impl Session {
     }
 
     async fn signal(&mut self, signal: Signal) {
-        let Some(membership) = &mut self.membership else {
+        let Some(membership) = &self.membership else {
             return self.refuse(ErrorCode::NotJoined, "join a room first").await;
         };
-        // The participant answers on its bounded event queue and waits for room there: keep taking
-        // its events while waiting to hand it this signal, or a client flooding signals leaves
-        // both waiting for each other forever (and the session deaf even to the socket closing).
-        let mut taken = Vec::new();
-        let delivered = {
-            let deliver = membership.handle.signal(signal);
-            tokio::pin!(deliver);
-            loop {
-                tokio::select! {
-                    delivered = &mut deliver => break delivered,
-                    Some(event) = membership.events.recv() => taken.push(event),
-                }
+        match membership.handle.signal(signal) {
+            Ok(()) => {}
+            Err(SignalRefused::Busy) => {
+                self.refuse(
+                    ErrorCode::RateLimited,
+                    "too many signals still being handled; this one was dropped",
+                )
+                .await
             }
-        };
-        if !delivered {
-            tracing::debug!("signal after the participant ended");
-        }
-        for event in taken {
-            self.on_event(event).await;
+            Err(SignalRefused::Gone) => tracing::debug!("signal after the participant ended"),
         }
     }
 
@@ -330,6 +442,7 @@ impl Session {
         let Some(membership) = self.membership.take() else {
             return;
         };
+        self.unjoined();
         let room = membership.room.to_string();
         let (kick, message) = match reason {
             LeaveReason::Requested => (None, ""),
@@ -349,6 +462,14 @@ impl Session {
                 Some(KickReason::ServerShutdown),
                 "The server is shutting down.",
             ),
+            LeaveReason::DuplicateIdentity => (
+                Some(KickReason::DuplicateIdentity),
+                "You joined this room again elsewhere.",
+            ),
+            LeaveReason::NegotiationTimeout => (
+                Some(KickReason::NegotiationTimeout),
+                "Your media connection was not set up in time.",
+            ),
         };
         match kick {
             Some(reason) => {
@@ -366,14 +487,20 @@ impl Session {
     }
 
     /// Tells the client what was refused and why; a client that keeps earning refusals is
-    /// told once more and disconnected, so it cannot keep the server busy.
+    /// told once more, disconnected and shut out for a while, so it cannot keep the server busy.
+    /// Each kind of refusal is logged once per window: the client decides how many there are.
     async fn refuse(&mut self, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
-        tracing::info!(code = code.as_str(), detail = %message, "refused client message");
+        let message = clip(&message);
+        let now = Instant::now();
+        if self.refusals_logged.should_log(code, now) {
+            tracing::info!(code = code.as_str(), detail = ?message, "refused client message");
+        }
         self.metrics.error_sent(code);
-        self.send(ServerMessage::error(code, message)).await;
-        if !self.closing && self.strikes.add(tokio::time::Instant::now()) {
-            tracing::warn!("closing an abusive connection");
+        self.send(ServerMessage::error(code, message.into_owned()))
+            .await;
+        if !self.closing && self.strikes.add(now) {
+            self.punish("too many refused messages");
             self.metrics.error_sent(ErrorCode::Abusive);
             self.send(ServerMessage::error(
                 ErrorCode::Abusive,
@@ -382,6 +509,17 @@ impl Session {
             .await;
             self.closing = true;
         }
+    }
+
+    /// Shuts the connection's address out for a while (see `Penalties`).
+    fn punish(&self, why: &str) {
+        let address = self.connection.address;
+        let ban = self
+            .connection
+            .guard
+            .penalties
+            .punish(address, Instant::now());
+        tracing::warn!(%address, ban_s = ban.as_secs(), "closing an abusive connection ({why}); its address must wait");
     }
 
     async fn send(&mut self, message: ServerMessage) {

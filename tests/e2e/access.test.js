@@ -35,6 +35,13 @@ test('with room tokens, only a token holder gets in, under the token\'s identity
     await h.sleep(2000);
     const adaSees = await h.remoteTiles(ada.page);
     assert.ok(adaSees.every((t) => t.videoWidth === 0), `Ada receives no video from a viewer: ${JSON.stringify(adaSees)}`);
+    // Not even uploaded to be dropped: the server answers the viewer's sending sections inactive.
+    const uploaded = await viewer.page.evaluate(async () => {
+      let bytes = 0;
+      (await window.roomcast.pc.getStats()).forEach((r) => { if (r.type === 'outbound-rtp') bytes += r.bytesSent || 0; });
+      return bytes;
+    });
+    assert.equal(uploaded, 0, 'no media leaves the viewer\'s browser');
     for (const { context } of [stranger, ada, viewer]) await context.close();
   } finally {
     await server.stop();

@@ -7,11 +7,17 @@ const fs = require('node:fs');
 const { chromium } = require('playwright-core');
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const BINARY = process.env.ROOMCAST_BIN || path.join(ROOT, 'target', 'debug', 'roomcast');
+// Where Cargo put the binary: ROOMCAST_BIN, else CARGO_TARGET_DIR (relative to the repository,
+// where tests/run.sh runs cargo), else target/.
+const BINARY = process.env.ROOMCAST_BIN
+  || path.join(path.resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target'), 'debug', 'roomcast');
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 
 /** Starts roomcast on loopback with free ports; resolves once it prints its URLs. */
 async function startServer(args = [], { logLevel } = {}) {
+  if (!fs.existsSync(BINARY)) {
+    throw new Error(`no roomcast binary at ${BINARY}: run cargo build (set ROOMCAST_BIN or CARGO_TARGET_DIR if it is elsewhere)`);
+  }
   const certDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'roomcast-certs-'));
   const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, '--media-ip', '127.0.0.1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -21,14 +27,22 @@ async function startServer(args = [], { logLevel } = {}) {
   child.stderr.on('data', (d) => { logs += d; });
   if (process.env.E2E_SERVER_LOG) { const f = fs.createWriteStream(`${process.env.E2E_SERVER_LOG}.${child.pid}`); child.stdout.pipe(f); child.stderr.pipe(f); }
   const urls = {};
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs}`)), 20000);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs}`)));
-    child.stdout.on('data', (d) => {
-      for (const m of String(d).matchAll(/open (https?):\/\/(\S+)/g)) urls[m[1]] = `${m[1]}://${m[2]}`;
-      if (urls.http && urls.https) { clearTimeout(timer); resolve(); }
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs}`)), 20000);
+      child.on('error', (e) => { clearTimeout(timer); reject(new Error(`could not start ${BINARY}: ${e.message}`)); });
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${logs}`)); });
+      child.stdout.on('data', (d) => {
+        for (const m of String(d).matchAll(/open (https?):\/\/(\S+)/g)) urls[m[1]] = `${m[1]}://${m[2]}`;
+        if (urls.http && urls.https) { clearTimeout(timer); resolve(); }
+      });
     });
-  });
+  } catch (e) {
+    // A server that did not start leaves nothing behind to keep the test process alive.
+    if (child.exitCode === null) child.kill('SIGKILL');
+    fs.rmSync(certDir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     ...urls,
     logs: () => logs,

@@ -32,8 +32,10 @@ async function decodes(page) {
 
 test('relay-only participants reach each other through coturn with minted credentials', async () => {
   const turn = await h.startTurn(SECRET);
-  const server = await h.startServer(['--turn', turn.url, '--turn-secret', SECRET]);
+  let server;
   try {
+    // Inside the try: coturn is stopped even when roomcast cannot start.
+    server = await h.startServer(['--turn', turn.url, '--turn-secret', SECRET]);
     const people = [];
     for (const name of ['Ada', 'Bob']) {
       const p = await h.openParticipant(browser, `${server.http}/?relay=1`);
@@ -55,15 +57,17 @@ test('relay-only participants reach each other through coturn with minted creden
     await h.screenshot(people[0].page, 'relay-room');
     for (const { context } of people) await context.close();
   } finally {
-    await server.stop();
+    await server?.stop();
     await turn.stop();
   }
 });
 
 test('with a wrong TURN secret the relay never appears and the page says so', async () => {
   const turn = await h.startTurn(SECRET);
-  const server = await h.startServer(['--turn', turn.url, '--turn-secret', 'not-the-secret']);
+  let server;
   try {
+    // Inside the try: coturn is stopped even when roomcast cannot start.
+    server = await h.startServer(['--turn', turn.url, '--turn-secret', 'not-the-secret']);
     const ada = await h.openParticipant(browser, `${server.http}/?relay=1`);
     await h.join(ada.page, 'broken-relay', 'Ada');
     const message = await h.waitFor('the relay-unreachable notice', () => ada.page.$eval('#notice', (n) => !n.hidden && n.textContent));
@@ -72,7 +76,7 @@ test('with a wrong TURN secret the relay never appears and the page says so', as
     await h.screenshot(ada.page, 'relay-unreachable');
     await ada.context.close();
   } finally {
-    await server.stop();
+    await server?.stop();
     await turn.stop();
   }
 });

@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod client_peer;
 pub mod process;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -111,6 +112,49 @@ impl Ws {
         Self { stream }
     }
 
+    /// Connects from `local`, a loopback address of the caller's choosing (Linux answers all of
+    /// 127.0.0.0/8): to the server, another client host.
+    pub async fn try_connect_from(
+        addr: SocketAddr,
+        local: IpAddr,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(local, 0))?;
+        let stream = socket.connect(addr).await?;
+        let url = format!("ws://{addr}/ws");
+        let (stream, _) =
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+        Ok(Self { stream })
+    }
+
+    pub async fn connect_from(addr: SocketAddr, local: IpAddr) -> Self {
+        Self::try_connect_from(addr, local)
+            .await
+            .expect("websocket connect")
+    }
+
+    /// Sends the first frame of a text message and leaves the message unfinished; false when
+    /// the server has already closed the connection.
+    pub async fn send_unfinished(&mut self, bytes: usize) -> bool {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        let frame = Frame::message(vec![b'x'; bytes], OpCode::Data(Data::Text), false);
+        self.stream.send(Message::Frame(frame)).await.is_ok()
+    }
+
+    /// Whether the server closes the connection within `limit` (reading, and so answering
+    /// pings, meanwhile).
+    pub async fn closed_within(&mut self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.send_text(&message.to_string()).await;
     }
@@ -120,6 +164,11 @@ impl Ws {
             .send(Message::Text(text.into()))
             .await
             .expect("ws send");
+    }
+
+    /// Sends a text message; false when the connection is gone.
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.stream.send(Message::Text(text.into())).await.is_ok()
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {

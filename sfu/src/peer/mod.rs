@@ -58,8 +58,9 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    /// Applies the client's offer and returns the server's answer.
-    pub(crate) async fn answer(&self, offer: String) -> Result<String, SignalError> {
+    /// Applies the client's offer and returns the server's answer. Without `receive`, the
+    /// client's sending sections are answered `inactive`, so its media never leaves its browser.
+    pub(crate) async fn answer(&self, offer: String, receive: bool) -> Result<String, SignalError> {
         let offer = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
         self.wait_for_ice_start().await;
         self.pc
@@ -67,12 +68,28 @@ impl Peer {
             .await
             .map_err(bad_sdp)?;
         self.ice_queued.store(true, Ordering::Relaxed);
+        if !receive {
+            self.receive_nothing().await;
+        }
         let answer = self.pc.create_answer(None).await.map_err(bad_sdp)?;
         self.pc
             .set_local_description(answer)
             .await
             .map_err(bad_sdp)?;
         self.local_sdp().await
+    }
+
+    /// Turns receiving off on every transceiver (webrtc-rs answers a client's sending section
+    /// with a receiving transceiver of its own making).
+    async fn receive_nothing(&self) {
+        use RTCRtpTransceiverDirection::{Inactive, Recvonly, Sendonly, Sendrecv};
+        for t in self.pc.get_transceivers().await {
+            match t.direction() {
+                Recvonly => t.set_direction(Inactive).await,
+                Sendrecv => t.set_direction(Sendonly).await,
+                _ => {}
+            }
+        }
     }
 
     /// webrtc-rs starts ICE in the background after the first remote description and compares a

@@ -1,5 +1,7 @@
 //! Who may use the admin API, metrics and dashboard: holders of the bearer token when one is
-//! configured, otherwise only clients on this machine (loopback).
+//! configured, otherwise only clients on this machine (loopback) that also name this machine in
+//! `Host`: a page on another site whose name was rebound to 127.0.0.1 (DNS rebinding) reaches
+//! the server from loopback, but with its own name in `Host`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -28,19 +30,28 @@ impl AdminAccess {
         }
     }
 
-    /// Decides one request from its peer address and `Authorization` header.
-    pub(crate) fn check(&self, peer: IpAddr, authorization: Option<&str>) -> Result<(), ApiError> {
+    /// Decides one request from its peer address and `Host` and `Authorization` headers.
+    pub(crate) fn check(
+        &self,
+        peer: IpAddr,
+        host: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<(), ApiError> {
         match self {
-            AdminAccess::LoopbackOnly if is_loopback(peer) => Ok(()),
+            AdminAccess::LoopbackOnly if is_loopback(peer) && host.is_some_and(names_loopback) => {
+                Ok(())
+            }
             AdminAccess::LoopbackOnly => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "no admin token is configured, so the admin API answers only to loopback clients",
+                "no admin token is configured, so the admin API answers only to loopback clients \
+                 that address it as localhost or a loopback address",
             )),
             AdminAccess::Token(expected) => {
                 let given = authorization
-                    .and_then(|h| h.strip_prefix("Bearer "))
-                    .map(str::trim)
+                    .and_then(|h| h.trim().split_once(' '))
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
                     .ok_or_else(|| {
                         ApiError::new(
                             StatusCode::UNAUTHORIZED,
@@ -71,6 +82,16 @@ fn is_loopback(ip: IpAddr) -> bool {
     }
 }
 
+/// Whether a `Host` header names this machine: `localhost` or a loopback address, with or
+/// without a port.
+fn names_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(is_loopback)
+}
+
 /// Middleware guarding the admin routes.
 pub(crate) async fn require_admin(
     State(state): State<AppState>,
@@ -78,14 +99,31 @@ pub(crate) async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.options.admin.check(peer.ip(), authorization) {
-        Ok(()) => next.run(request).await,
+    let headers = request.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    let checked =
+        state
+            .options
+            .admin
+            .check(peer.ip(), text(header::HOST), text(header::AUTHORIZATION));
+    match checked {
+        Ok(()) => {
+            let mut response = next.run(request).await;
+            // Room lists and participant names are not for shared caches or the back button.
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            response
+        }
         Err(error) => {
-            tracing::info!(%peer, status = error.status.as_u16(), "admin request refused");
+            if let Some(suppressed) = state.guard.admin_refusals.pass(tokio::time::Instant::now()) {
+                tracing::info!(%peer, status = error.status.as_u16(), suppressed, "admin request refused");
+            }
             let mut response = error.into_response();
             if response.status() == StatusCode::UNAUTHORIZED {
                 response.headers_mut().insert(
@@ -109,33 +147,77 @@ mod tests {
         r.err().map(|e| e.status.as_u16())
     }
 
+    /// A request addressed to `localhost`.
+    fn check(access: &AdminAccess, peer: IpAddr, authorization: Option<&str>) -> Option<u16> {
+        status(access.check(peer, Some("localhost:8080"), authorization))
+    }
+
+    #[test]
+    fn without_a_token_the_host_must_name_this_machine_too() {
+        let access = AdminAccess::from_token(None);
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "127.0.0.1:8080",
+            "127.0.0.2",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert_eq!(
+                status(access.check(LOCAL, Some(host), None)),
+                None,
+                "{host}"
+            );
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "[::2]:80",
+        ] {
+            assert_eq!(
+                status(access.check(LOCAL, Some(host), None)),
+                Some(403),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            status(access.check(LOCAL, None, None)),
+            Some(403),
+            "no Host at all"
+        );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let access = AdminAccess::from_token(Some("s3cret".into()));
+        assert_eq!(check(&access, REMOTE, Some("bearer s3cret")), None);
+        assert_eq!(check(&access, REMOTE, Some("BEARER  s3cret")), None);
+        assert_eq!(check(&access, REMOTE, Some("bearers3cret")), Some(401));
+    }
+
     #[test]
     fn without_a_token_only_loopback_clients_get_in() {
         let access = AdminAccess::from_token(None);
-        assert_eq!(status(access.check(LOCAL, None)), None);
-        assert_eq!(status(access.check("::1".parse().unwrap(), None)), None);
+        assert_eq!(check(&access, LOCAL, None), None);
+        assert_eq!(check(&access, "::1".parse().unwrap(), None), None);
         assert_eq!(
-            status(access.check("::ffff:127.0.0.1".parse().unwrap(), None)),
+            check(&access, "::ffff:127.0.0.1".parse().unwrap(), None),
             None
         );
-        assert_eq!(status(access.check(REMOTE, None)), Some(403));
-        assert_eq!(
-            status(access.check(REMOTE, Some("Bearer anything"))),
-            Some(403)
-        );
+        assert_eq!(check(&access, REMOTE, None), Some(403));
+        assert_eq!(check(&access, REMOTE, Some("Bearer anything")), Some(403));
     }
 
     #[test]
     fn with_a_token_everyone_needs_it_even_on_loopback() {
         let access = AdminAccess::from_token(Some("s3cret".into()));
-        assert_eq!(status(access.check(REMOTE, Some("Bearer s3cret"))), None);
-        assert_eq!(status(access.check(LOCAL, None)), Some(401));
-        assert_eq!(status(access.check(LOCAL, Some("Bearer s3cre"))), Some(401));
-        assert_eq!(
-            status(access.check(LOCAL, Some("Bearer s3cret!"))),
-            Some(401)
-        );
-        assert_eq!(status(access.check(LOCAL, Some("Basic s3cret"))), Some(401));
+        assert_eq!(check(&access, REMOTE, Some("Bearer s3cret")), None);
+        assert_eq!(check(&access, LOCAL, None), Some(401));
+        assert_eq!(check(&access, LOCAL, Some("Bearer s3cre")), Some(401));
+        assert_eq!(check(&access, LOCAL, Some("Bearer s3cret!")), Some(401));
+        assert_eq!(check(&access, LOCAL, Some("Basic s3cret")), Some(401));
     }
 
     #[test]
