@@ -143,10 +143,21 @@ $('page-next').addEventListener('click', () => { state.page += 1; relayout(); })
 
 function addParticipant(info) {
   const { id, name } = info;
-  if (id === state.selfId || state.participants.has(id)) return;
+  if (id === state.selfId) return;
+  // Their media may have come first (the server's offer can overtake participant_joined), and
+  // with it a tile under a stand-in name: give it the real one.
+  const known = state.participants.get(id);
+  if (known) return rename(known, name, info);
   const el = tile(id, name);
   showMuted(el, info);
   state.participants.set(id, { name, tile: el, reporter: reportTile(el) });
+}
+
+function rename(p, name, info) {
+  p.name = name;
+  p.tile.querySelector('.name').textContent = name;
+  if (p.screen) p.screen.tile.querySelector('.name').textContent = `${name} (screen)`;
+  showMuted(p.tile, info);
 }
 
 // What a participant object says about muting and publishing, shown on a tile: someone who sends
@@ -436,8 +447,12 @@ async function onDescription(type, { sdp, tracks }) {
 
 const handlers = {
   joined(m) {
+    if (state.reconnects) { notice(''); log('reconnected after', state.reconnects, 'tries'); }
+    state.reconnects = 0;
     state.selfId = m.id;
     state.room = m.room;
+    // A new session starts unmuted on the server: say again what this page keeps muted.
+    for (const kind of ['audio', 'video']) if (state.muted[kind]) send({ type: 'mute', kind, muted: true });
     setStatus(`Joined ${m.room}, connecting media…`, 'connecting');
     log('joined', m.room, 'as', m.id);
     m.participants.forEach(addParticipant);
@@ -514,6 +529,16 @@ async function join(event) {
   self.querySelector('video').srcObject = state.localStream;
   self.classList.toggle('no-camera', state.localStream.getVideoTracks().length === 0);
   history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
+  state.reconnects = 0;
+  connect(room, name);
+}
+
+// Reconnect: a WebSocket that closes without the page or the server ending the session (a
+// network change, a server restart, a proxy timeout) is opened again after 1, 2, 4… s (at most
+// 10 s between tries, 10 tries), and the page joins again with the same camera and microphone.
+const RECONNECT_TRIES = 10;
+
+function connect(room, name) {
   const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   state.ws = ws;
   ws.onopen = () => {
@@ -530,13 +555,21 @@ async function join(event) {
     try { message = JSON.parse(e.data); } catch { return log('bad message from server'); }
     queue = queue.then(() => handlers[message.type]?.(message)).catch((err) => log(message.type, 'failed:', err));
   };
-  ws.onclose = () => { if (state.ws === ws) teardown('Disconnected from server', 'error'); };
+  ws.onclose = () => {
+    if (state.ws !== ws) return; // the page or the server ended the session on purpose
+    if (state.reconnects >= RECONNECT_TRIES) return teardown('Disconnected from server', 'error');
+    state.reconnects += 1;
+    dropSession();
+    const delay = Math.min(10000, 1000 * 2 ** (state.reconnects - 1));
+    notice(`The connection to the server was lost. Reconnecting (try ${state.reconnects} of ${RECONNECT_TRIES})…`);
+    setStatus('Reconnecting…', 'connecting');
+    log('reconnecting in', delay, 'ms');
+    state.reconnectTimer = setTimeout(() => { if (state.ws === ws) connect(room, name); }, delay);
+  };
 }
 
-function teardown(text, kind) {
-  const ws = state.ws;
-  state.ws = null;
-  if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+// Ends the media session and forgets the others, keeping the page's own camera and microphone.
+function dropSession() {
   state.pc?.close();
   state.pc = null;
   clearInterval(state.statsTimer);
@@ -544,16 +577,21 @@ function teardown(text, kind) {
   state.iceErrors = [];
   state.selectedPair = null;
   $('selected-pair').textContent = 'none yet';
-  state.localStream?.getTracks().forEach((t) => t.stop());
-  state.localStream = null;
-  state.screen?.track.stop();
-  state.screen = null;
-  showScreenButton();
-  $('share-screen').disabled = true;
-  state.participants.forEach((p) => { p.reporter.stop(); p.screen?.reporter.stop(); });
-  state.participants.clear();
+  stopScreen();
+  [...state.participants.keys()].forEach(removeParticipant);
   state.forwarded = new Map();
   state.selfId = null;
+}
+
+function teardown(text, kind) {
+  const ws = state.ws;
+  state.ws = null;
+  clearTimeout(state.reconnectTimer);
+  if (ws && ws.readyState <= WebSocket.OPEN) ws.close();
+  dropSession();
+  state.localStream?.getTracks().forEach((t) => t.stop());
+  state.localStream = null;
+  $('share-screen').disabled = true;
   $('tiles').replaceChildren();
   $('join').disabled = false;
   $('leave').disabled = true;

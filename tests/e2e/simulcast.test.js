@@ -25,7 +25,7 @@ async function outboundLayers(page) {
   return page.evaluate(async () => {
     const out = {};
     (await window.roomcast.pc.getStats()).forEach((r) => {
-      if (r.type === 'outbound-rtp' && r.kind === 'video') out[r.rid || ''] = { width: r.frameWidth || 0, bytes: r.bytesSent || 0 };
+      if (r.type === 'outbound-rtp' && r.kind === 'video') out[r.rid || ''] = { width: r.frameWidth || 0, bytes: r.bytesSent || 0, limited: r.qualityLimitationReason };
     });
     return out;
   });
@@ -90,7 +90,13 @@ test('a three-layer publisher is one track on the server; a subscriber gets the 
     const full = await h.waitFor('Bob to decode Ada at 1280 wide', async () => {
       const v = await inboundVideo(bob.page);
       return v?.width === 1280 && v;
-    }, { timeout: 30000 });
+    }, { timeout: 30000 }).catch(async (e) => {
+      // What the server saw, for a failure that only shows under load (the publisher's layers
+      // and their bitrates, Bob's downlink estimate and forwarded layer).
+      console.log(`server's room: ${JSON.stringify(await (await fetch(`${server.http}/api/rooms/layers`)).json())}`);
+      console.log(`Ada sends: ${JSON.stringify(await outboundLayers(ada.page))}`);
+      throw e;
+    });
     await h.sleep(2000);
     const later = await inboundVideo(bob.page);
     assert.ok(later.frames - full.frames >= 20, `frames keep coming after the switch: ${JSON.stringify([full, later])}`);
