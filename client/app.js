@@ -342,9 +342,17 @@ function createPeer(iceServers) {
   pc.onconnectionstatechange = () => {
     const s = pc.connectionState;
     log('connection', s);
+    clearTimeout(state.iceRestartTimer);
     if (s === 'connected') { setStatus(`In room ${state.room}`, 'connected'); showSelectedPair(pc); }
-    else if (s === 'failed') setStatus('Media connection failed', 'error');
-    else if (s === 'disconnected') setStatus('Media connection interrupted', 'connecting');
+    else if (s === 'failed') { setStatus('Media connection failed, restarting it', 'connecting'); restartIce(pc); }
+    else if (s === 'disconnected') {
+      setStatus('Media connection interrupted', 'connecting');
+      // A changed network (Wi-Fi to cellular, a new address) rarely comes back by itself: after
+      // 1 s, try fresh ICE credentials and candidates on the same session (docs/protocol.md).
+      // Chromium says "disconnected" ≈ 5 s into an outage, and the server gives up 10 s after it
+      // notices: the restart has to land well inside that.
+      state.iceRestartTimer = setTimeout(() => restartIce(pc), 1000);
+    }
   };
   pc.onnegotiationneeded = async () => {
     try {
@@ -364,6 +372,14 @@ function createPeer(iceServers) {
   if (!state.localStream.getTracks().length) pc.addTransceiver('audio', { direction: 'recvonly' });
   state.statsTimer = setInterval(() => showSelectedPair(pc).catch(() => {}), 2000);
   return pc;
+}
+
+// An ICE restart keeps the session, its subscriptions and tiles: restartIce() makes the next offer
+// carry new credentials, and the server restarts ICE on the same participant.
+function restartIce(pc) {
+  if (state.pc !== pc || pc.connectionState === 'connected') return;
+  log('restarting ICE');
+  pc.restartIce();
 }
 
 // Three VP8 layers (quarter, half and full resolution) when the camera is large enough that the
@@ -488,7 +504,8 @@ const handlers = {
   },
   error(m) {
     log('error', m.code, m.message);
-    if (m.code === 'peer_failed') { notice('The media connection failed. Please join again.'); teardown('Media connection failed', 'error'); }
+    // The server gave up on the media connection: join again, as after a lost WebSocket.
+    if (m.code === 'peer_failed') state.ws?.close();
     else if (['invalid_room', 'invalid_name', 'unauthorized', 'server_full', 'too_many_rooms'].includes(m.code)) { notice(m.message); teardown('Not connected', 'idle'); }
     else if (m.code === 'abusive') { notice(m.message); teardown('Disconnected', 'error'); }
   },

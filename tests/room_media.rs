@@ -146,3 +146,38 @@ async fn a_participant_whose_media_connection_dies_is_removed_and_told_why() {
     stayer.close().await;
     server.wait_until_empty().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_new_ice_credentials_restarts_ice_and_keeps_every_subscription() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    let a = ClientPeer::join(&server, "restart", "A").await;
+    let b = ClientPeer::join(&server, "restart", "B").await;
+    for (receiver, publisher) in [(&a, &b), (&b, &a)] {
+        eventually("media both ways", || async {
+            receiver.received_from(&publisher.id).video >= 20
+        })
+        .await;
+    }
+    let ufrag = |sdp: String| {
+        let line = sdp.lines().find(|l| l.starts_with("a=ice-ufrag:"));
+        line.map(str::to_owned)
+    };
+    let before = ufrag(a.remote_sdp().await);
+
+    a.restart_ice().await;
+    eventually("the server to answer with new credentials", || async {
+        ufrag(a.remote_sdp().await) != before
+    })
+    .await;
+    a.wait_connected().await;
+    let (to_a, from_a) = (a.received_from(&b.id).video, b.received_from(&a.id).video);
+    eventually("media both ways after the restart", || async {
+        a.received_from(&b.id).video > to_a + 20 && b.received_from(&a.id).video > from_a + 20
+    })
+    .await;
+    assert_eq!(a.errors(), Vec::<serde_json::Value>::new());
+    assert!(
+        !b.saw_leave_of(&a.id),
+        "the same participant, not a new one"
+    );
+}

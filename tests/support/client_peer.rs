@@ -20,6 +20,7 @@ use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit}
 use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -157,6 +158,21 @@ impl ClientPeer {
             }
         }
         let offer = self.pc.create_offer(None).await.expect("offer");
+        self.pc
+            .set_local_description(offer)
+            .await
+            .expect("set local offer");
+        let sdp = self.pc.local_description().await.expect("local").sdp;
+        let _ = self.outgoing.send(json!({"type": "offer", "sdp": sdp}));
+    }
+
+    /// Offers again with fresh ICE credentials, as a browser's `restartIce()` does.
+    pub async fn restart_ice(&self) {
+        let options = RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        };
+        let offer = self.pc.create_offer(Some(options)).await.expect("offer");
         self.pc
             .set_local_description(offer)
             .await
