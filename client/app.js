@@ -435,6 +435,51 @@ function showScreenButton() {
   button.textContent = state.screen ? 'Stop sharing' : 'Share screen';
 }
 
+// Device pickers: the cameras and microphones the browser lists (with names once the page may
+// use them), the ones in use selected. Picking another swaps the track in place with
+// replaceTrack: no renegotiation, the same simulcast layers, nothing changes for the others but
+// the picture or the sound.
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+  for (const [kind, select] of [['videoinput', $('camera-select')], ['audioinput', $('mic-select')]]) {
+    const current = state.localStream?.getTracks().find((t) => (t.kind === 'video') === (kind === 'videoinput'));
+    const inUse = current?.getSettings().deviceId;
+    const options = devices.filter((d) => d.kind === kind).map((d, i) => {
+      const option = new Option(d.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${i + 1}`, d.deviceId);
+      option.selected = d.deviceId === inUse;
+      return option;
+    });
+    select.replaceChildren(...options);
+    select.hidden = !current || options.length < 2;
+  }
+}
+
+async function switchDevice(kind, deviceId) {
+  const old = state.localStream?.getTracks().find((t) => t.kind === kind);
+  if (!old || old.getSettings().deviceId === deviceId) return;
+  const constraints = kind === 'video'
+    ? { video: { ...(old.getConstraints() || {}), deviceId: { exact: deviceId } } }
+    : { audio: { deviceId: { exact: deviceId } } };
+  let track;
+  try {
+    [track] = (await navigator.mediaDevices.getUserMedia(constraints)).getTracks();
+  } catch (e) {
+    notice(`That ${kind === 'video' ? 'camera' : 'microphone'} is unavailable: ${e.message}`);
+    return listDevices();
+  }
+  track.enabled = !state.muted[kind];
+  track.addEventListener('ended', () => unpublish(kind));
+  const sender = state.pc?.getSenders().find((s) => s.track === old);
+  await sender?.replaceTrack(track);
+  state.localStream.removeTrack(old);
+  state.localStream.addTrack(track);
+  old.stop();
+  document.querySelector('.tile.local video').srcObject = new MediaStream(state.localStream.getTracks());
+  log('switched', kind, 'to', track.label);
+  listDevices();
+}
+state.switchDevice = switchDevice;
+
 // Stops publishing one kind of media: the track ends and leaves the connection, and the server
 // unpublishes it for everyone.
 function unpublish(kind) {
@@ -545,6 +590,7 @@ async function join(event) {
   const self = tile('self', name || 'Guest', { local: true });
   self.querySelector('video').srcObject = state.localStream;
   self.classList.toggle('no-camera', state.localStream.getVideoTracks().length === 0);
+  listDevices();
   history.replaceState(null, '', `?${new URLSearchParams({ ...Object.fromEntries(params), room })}`);
   state.reconnects = 0;
   connect(room, name);
@@ -609,6 +655,8 @@ function teardown(text, kind) {
   state.localStream?.getTracks().forEach((t) => t.stop());
   state.localStream = null;
   $('share-screen').disabled = true;
+  $('camera-select').hidden = true;
+  $('mic-select').hidden = true;
   $('tiles').replaceChildren();
   $('join').disabled = false;
   $('leave').disabled = true;
@@ -629,6 +677,9 @@ $('join-form').addEventListener('submit', join);
 $('leave').addEventListener('click', leave);
 $('mute-audio').addEventListener('click', () => setMuted('audio', !state.muted.audio));
 $('mute-video').addEventListener('click', () => setMuted('video', !state.muted.video));
+$('camera-select').addEventListener('change', (e) => switchDevice('video', e.target.value));
+$('mic-select').addEventListener('change', (e) => switchDevice('audio', e.target.value));
+navigator.mediaDevices?.addEventListener?.('devicechange', () => { if (state.localStream) listDevices(); });
 $('share-screen').addEventListener('click', () => (state.screen ? stopScreen() : shareScreen().catch((e) => notice(`Screen sharing unavailable: ${e.message}`))));
 $('room').value = params.get('room') || '';
 $('name').value = params.get('name') || '';

@@ -114,12 +114,15 @@ async function startTurn(secret) {
   };
 }
 
-async function launchBrowser() {
+/** Headless Chromium with fake media devices; `fakeDevices` is the value of
+ * `--use-fake-device-for-media-stream` (e.g. `device-count=2` for two cameras). */
+async function launchBrowser({ fakeDevices = '' } = {}) {
+  const fake = fakeDevices ? `--use-fake-device-for-media-stream=${fakeDevices}` : '--use-fake-device-for-media-stream';
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      fake, '--use-fake-ui-for-media-stream',
       '--autoplay-policy=no-user-gesture-required'],
   });
 }
