@@ -178,15 +178,20 @@ mod tests {
         assert_eq!(tokens().verify(None, "standup"), Err(TokenError::Missing));
     }
 
-    #[test]
-    fn a_token_signed_with_another_secret_or_tampered_with_is_invalid() {
-        let forged = RoomTokens::new(b"other").mint(&RoomTokens::claims(
+    /// A well-formed token for "standup" signed with another secret.
+    fn forged() -> String {
+        RoomTokens::new(b"other").mint(&RoomTokens::claims(
             "standup",
             "eve",
             HOUR,
             Grants::ALL,
             SystemTime::now(),
-        ));
+        ))
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_or_tampered_with_is_invalid() {
+        let forged = forged();
         assert!(matches!(
             tokens().verify(Some(&forged), "standup"),
             Err(TokenError::Invalid(_))
@@ -218,13 +223,7 @@ mod tests {
 
     #[test]
     fn refusals_say_why_in_our_words_not_the_librarys() {
-        let forged = RoomTokens::new(b"other").mint(&RoomTokens::claims(
-            "standup",
-            "eve",
-            HOUR,
-            Grants::ALL,
-            SystemTime::now(),
-        ));
+        let forged = forged();
         let why = |token: &str| {
             tokens()
                 .verify(Some(token), "standup")

@@ -28,6 +28,13 @@ async function senderRepairs(page) {
   });
 }
 
+/** Drops every packet to and from a local UDP port; returns what lifts that again. */
+function cutPort(port) {
+  const undoIn = h.dropOnLoopback(['--dport', String(port)]);
+  const undoOut = h.dropOnLoopback(['--sport', String(port)]);
+  return () => { undoIn(); undoOut(); };
+}
+
 async function twoInARoom(server, room) {
   const ada = await h.openParticipant(browser, server.http);
   await h.join(ada.page, room, 'Ada');
@@ -47,9 +54,7 @@ test('a participant whose network is cut is reported gone within the default tim
     // A client that does not restart ICE (the page would, on fresh ports, and stay: next test).
     await bob.page.evaluate(() => { window.roomcast.pc.restartIce = () => {}; });
     const port = await h.mediaPort(bob.page);
-    const undoIn = h.dropOnLoopback(['--dport', String(port)]);
-    const undoOut = h.dropOnLoopback(['--sport', String(port)]);
-    restore = () => { undoIn(); undoOut(); };
+    restore = cutPort(port);
     const cutAt = Date.now();
     // Bob's signaling stays up: only his media vanished, as when a network path dies.
     await h.waitFor('Ada to see Bob leave', async () => (await h.remoteTiles(ada.page)).length === 0, { timeout: 20000 });
@@ -76,9 +81,7 @@ test('a participant whose network path dies restarts ICE and stays the same part
     const { ada, bob } = await twoInARoom(server, 'path');
     const bobId = await bob.page.evaluate(() => window.roomcast.selfId);
     const port = await h.mediaPort(bob.page);
-    const undoIn = h.dropOnLoopback(['--dport', String(port)]);
-    const undoOut = h.dropOnLoopback(['--sport', String(port)]);
-    restore = () => { undoIn(); undoOut(); };
+    restore = cutPort(port);
     const cutAt = Date.now();
     const frames = async () => (await h.inboundVideoOf(ada.page, 'Bob'))?.frames || 0;
     await h.sleep(1000);

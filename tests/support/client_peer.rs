@@ -157,13 +157,7 @@ impl ClientPeer {
                 self.pc.remove_track(&sender).await.expect("remove_track");
             }
         }
-        let offer = self.pc.create_offer(None).await.expect("offer");
-        self.pc
-            .set_local_description(offer)
-            .await
-            .expect("set local offer");
-        let sdp = self.pc.local_description().await.expect("local").sdp;
-        let _ = self.outgoing.send(json!({"type": "offer", "sdp": sdp}));
+        self.offer(None).await;
     }
 
     /// Offers again with fresh ICE credentials, as a browser's `restartIce()` does.
@@ -172,7 +166,12 @@ impl ClientPeer {
             ice_restart: true,
             ..Default::default()
         };
-        let offer = self.pc.create_offer(Some(options)).await.expect("offer");
+        self.offer(Some(options)).await;
+    }
+
+    /// Makes an offer, applies it and sends it to the server.
+    async fn offer(&self, options: Option<RTCOfferOptions>) {
+        let offer = self.pc.create_offer(options).await.expect("offer");
         self.pc
             .set_local_description(offer)
             .await

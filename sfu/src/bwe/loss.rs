@@ -64,9 +64,7 @@ pub struct LossBasedControl {
     lost: u64,
     expected: u64,
     rtt_us: i64,
-    /// [`ACKED_FLOOR`] × the acknowledged bitrate, when known.
-    acked_floor: f64,
-    /// The acknowledged bitrate, when known.
+    /// The acknowledged bitrate, when known (transport-wide feedback only).
     acked_bps: Option<f64>,
     /// (judged until, started at, the target before it) of a rate being tried.
     trial: Option<(i64, i64, f64)>,
@@ -88,7 +86,6 @@ impl LossBasedControl {
             lost: 0,
             expected: 0,
             rtt_us: 0,
-            acked_floor: 0.0,
             acked_bps: None,
             trial: None,
             ceiling: Ceiling::default(),
@@ -101,7 +98,6 @@ impl LossBasedControl {
 
     /// What the subscriber acknowledges receiving now (transport-wide feedback only).
     pub fn set_acked(&mut self, acked_bps: f64) {
-        self.acked_floor = ACKED_FLOOR * acked_bps.max(0.0);
         self.acked_bps = Some(acked_bps.max(0.0));
     }
 
@@ -155,7 +151,8 @@ impl LossBasedControl {
             // acknowledged rate, and that ratchet took the simulcast model's estimate below
             // the lowest layer.
             let cut = self.target * (512.0 - f64::from(self.fraction)) / 512.0;
-            let cut = cut.max(self.acked_floor.min(self.target));
+            let floor = self.acked_bps.map_or(0.0, |a| ACKED_FLOOR * a);
+            let cut = cut.max(floor.min(self.target));
             self.set(now_us, cut.min(self.ceiling_bps(now_us)));
             self.on_congestion(now_us, self.target);
         }
