@@ -23,6 +23,10 @@ pub struct LimitFlags {
     #[arg(long, env = "ROOMCAST_MAX_SDP_BYTES", default_value_t = SfuLimits::default().max_sdp_bytes, value_parser = at_least_one)]
     pub max_sdp_bytes: usize,
 
+    /// Messages per second one participant may write on its data channel (also its burst).
+    #[arg(long, env = "ROOMCAST_DATA_RATE", default_value_t = SfuLimits::default().data_messages_per_second)]
+    pub data_rate: f64,
+
     /// Largest signaling message, in bytes; a larger one closes the connection.
     #[arg(long, env = "ROOMCAST_MAX_MESSAGE_BYTES", default_value_t = EdgeLimits::default().max_message_bytes, value_parser = at_least_one)]
     pub max_message_bytes: usize,
@@ -63,6 +67,7 @@ impl LimitFlags {
             max_participants: self.max_participants,
             max_candidates: self.max_candidates,
             max_sdp_bytes: self.max_sdp_bytes,
+            data_messages_per_second: self.data_rate.max(0.1),
         }
     }
 

@@ -11,13 +11,14 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// webrtc-rs warns on every normal join and leave (ICE pinging before candidates arrive, closing
-/// an agent that is closed, SRTP sessions ended, DTLS packets for a connection just closed): a
+/// an agent that is closed, SRTP sessions ended, DTLS packets for a connection just closed, the
+/// data channel's SCTP association writing into the DTLS connection closed under it): a
 /// dozen lines per participant that train operators to ignore warnings. Those modules log
 /// errors only unless `RUST_LOG` asks for more; roomcast's own failures still warn.
 const DEFAULT_FILTER: &str =
     "info,webrtc=warn,webrtc::peer_connection::peer_connection_internal=error,\
      webrtc::mux=error,webrtc_ice=warn,webrtc_ice::agent::agent_internal=error,webrtc_srtp=error,\
-     webrtc_dtls=warn,webrtc_mdns=warn";
+     webrtc_dtls=warn,webrtc_mdns=warn,webrtc_sctp=warn,webrtc_sctp::association=error";
 
 pub fn init(format: LogFormat, file: Option<&Path>) -> Result<()> {
     let filter =

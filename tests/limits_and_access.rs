@@ -290,6 +290,25 @@ async fn a_viewer_token_receives_but_publishes_nothing() {
     let sdp = audience.remote_sdp().await;
     assert!(!sdp.contains("a=recvonly"), "{sdp}");
     assert!(sdp.contains("a=inactive"), "{sdp}");
+
+    // Nor does anything it writes on its data channel reach anyone; it is told why.
+    audience.data.send(r#"{"payload":"hello?"}"#).await;
+    eventually("the viewer to be told it may not send", || async {
+        audience
+            .errors()
+            .iter()
+            .any(|e| e["code"] == "unauthorized")
+    })
+    .await;
+    speaker.data.send(r#"{"payload":"welcome"}"#).await;
+    eventually("the viewer to receive the speaker's message", || async {
+        !audience.data.received().is_empty()
+    })
+    .await;
+    assert!(
+        speaker.data.received().is_empty(),
+        "the viewer's message went nowhere"
+    );
 }
 
 #[tokio::test]

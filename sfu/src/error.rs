@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::data::DataRejection;
+
 /// Why a participant could not join a room.
 #[derive(Debug, Error)]
 pub enum JoinError {
@@ -34,6 +36,10 @@ pub enum SignalError {
     TooManyCandidates(usize),
     #[error("no forwarded track {0:?}")]
     UnknownTrack(String),
+    #[error("{0}")]
+    Data(#[from] DataRejection),
+    #[error("the media connection is not responding")]
+    Unresponsive,
 }
 
 impl SignalError {
@@ -46,6 +52,8 @@ impl SignalError {
             SignalError::SdpTooLarge { .. } => "too_large",
             SignalError::TooManyCandidates(_) => "too_many_candidates",
             SignalError::UnknownTrack(_) => "unknown_track",
+            SignalError::Data(rejection) => rejection.code(),
+            SignalError::Unresponsive => "internal",
         }
     }
 }

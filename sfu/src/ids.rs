@@ -39,6 +39,12 @@ impl ParticipantId {
         Self(format!("p{:016x}", rand::random::<u64>()))
     }
 
+    /// A chosen id, for tests that want readable ones.
+    #[cfg(test)]
+    pub(crate) fn from_trusted(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

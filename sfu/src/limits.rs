@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// How much the media plane takes on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SfuLimits {
     /// Rooms open at once; a join that would open one more gets `TooManyRooms`.
     pub max_rooms: usize,
@@ -16,6 +16,8 @@ pub struct SfuLimits {
     pub max_candidates: usize,
     /// Largest offer or answer SDP accepted, in bytes.
     pub max_sdp_bytes: usize,
+    /// Messages per second one participant may write on its `data` channel (also its burst).
+    pub data_messages_per_second: f64,
 }
 
 impl Default for SfuLimits {
@@ -29,6 +31,9 @@ impl Default for SfuLimits {
             // who stays while others come and go sees its SDP grow by ≈ 4.6 KB per departure.
             // 512 KiB is ≈ 220 m-sections: a 16-person room plus ≈ 100 departures.
             max_sdp_bytes: 512 * 1024,
+            // Chat, reactions and a shared cursor at 20 Hz fit; a flood of 16 KiB messages to 15
+            // others (≈ 12 MB/s out) does not.
+            data_messages_per_second: 50.0,
         }
     }
 }

@@ -10,10 +10,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::allocation::{Decision, PauseReason, Priority, VideoDemand};
+use crate::data::gate::DataGate;
+use crate::data::relay;
 use crate::downlink::{Downlink, AUDIO_RESERVE_BPS};
 use crate::limits::Seat;
 use crate::negotiation::{ClientOffer, Negotiation};
-use crate::peer::{MediaKind, Peer, PeerEvent, RemoteTrack, TransportEvent};
+use crate::peer::{MediaKind, OpenedChannel, Peer, PeerEvent, RemoteTrack, TransportEvent};
 use crate::presence::Presence;
 use crate::publication::{LayerSource, Publication};
 use crate::room::{Room, RoomCommand};
@@ -75,6 +77,8 @@ pub(crate) struct Inboxes {
     pub(crate) commands: mpsc::UnboundedReceiver<RoomCommand>,
     pub(crate) peer_events: mpsc::UnboundedReceiver<PeerEvent>,
     pub(crate) transport: mpsc::UnboundedReceiver<TransportEvent>,
+    /// Data channel messages for this participant, waiting for its channel to open.
+    pub(crate) data: mpsc::Receiver<Arc<str>>,
 }
 
 pub(crate) struct Participant {
@@ -103,6 +107,13 @@ pub(crate) struct Participant {
     /// What the client's last offer said its media sections carry (mid → source).
     sources: HashMap<String, Source>,
     candidates: usize,
+    /// The outbox of data channel messages, until the channel opens and takes it.
+    data_outbox: Option<mpsc::Receiver<Arc<str>>>,
+    /// Since when the media connection has been disconnected, if it is.
+    disconnected_since: Option<tokio::time::Instant>,
+    /// The connection stopped answering (see [`SignalError::Unresponsive`]): the participant
+    /// leaves, and its client joins again on a fresh one.
+    wedged: bool,
 }
 
 impl Participant {
@@ -142,6 +153,9 @@ impl Participant {
             published: 0,
             sources: HashMap::new(),
             candidates: 0,
+            data_outbox: None,
+            disconnected_since: None,
+            wedged: false,
         };
         tokio::spawn(participant.run(signals, inboxes, ended_rx).instrument(span));
         handle
@@ -157,7 +171,9 @@ impl Participant {
             mut commands,
             mut peer_events,
             mut transport,
+            data,
         } = inboxes;
+        self.data_outbox = Some(data);
         tracing::info!(name = self.info.name.as_str(), "joined");
         let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
         allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -165,10 +181,28 @@ impl Participant {
         // there is an offer, so the first offer and answer have a deadline of their own.
         let negotiation_deadline = tokio::time::sleep(self.sfu.config.peer_timeout);
         tokio::pin!(negotiation_deadline);
+        // webrtc-rs declares a silent connection failed after the ICE timeouts; this is the
+        // backstop for when it does not (seen when a client vanished during the data channel's
+        // SCTP handshake: the connection stayed "disconnected").
+        let silence_deadline = tokio::time::sleep(self.sfu.config.peer_timeout);
+        tokio::pin!(silence_deadline);
         let reason = loop {
+            if self.wedged {
+                tracing::warn!("the media connection stopped responding");
+                break LeaveReason::PeerFailed;
+            }
+            if let Some(since) = self.disconnected_since {
+                silence_deadline
+                    .as_mut()
+                    .reset(since + 2 * self.sfu.config.peer_timeout);
+            }
             tokio::select! {
                 _ = &mut negotiation_deadline, if !self.negotiation.started() => {
                     break LeaveReason::NegotiationTimeout;
+                }
+                _ = &mut silence_deadline, if self.disconnected_since.is_some() => {
+                    tracing::warn!("media connection disconnected too long without failing");
+                    break LeaveReason::PeerFailed;
                 }
                 _ = allocation.tick() => self.allocate(),
                 signal = signals.recv() => match signal {
@@ -209,9 +243,11 @@ impl Participant {
             }
             Signal::Candidate(None) | Signal::Leave => Ok(()),
         };
-        if let Err(error) = result {
+        match result {
+            Err(SignalError::Unresponsive) => self.wedged = true,
             // The edge logs the refusal when it tells the client.
-            self.send(ServerEvent::Error(error)).await;
+            Err(error) => self.send(ServerEvent::Error(error)).await,
+            Ok(()) => {}
         }
     }
 
@@ -426,6 +462,10 @@ impl Participant {
             PeerEvent::Connection(state) => {
                 tracing::info!(state = state.as_str(), "connection state");
                 self.presence.set_connection(state);
+                self.disconnected_since = (state == ConnectionState::Disconnected).then(|| {
+                    self.disconnected_since
+                        .unwrap_or_else(tokio::time::Instant::now)
+                });
                 matches!(state, ConnectionState::Failed | ConnectionState::Closed)
                     .then_some(LeaveReason::PeerFailed)
             }
@@ -433,7 +473,30 @@ impl Participant {
                 self.publish(track);
                 None
             }
+            PeerEvent::DataChannel(opened) => {
+                self.open_data(opened);
+                None
+            }
         }
+    }
+
+    /// Relays what the client writes on its `data` channel to the room, and what the room has
+    /// for it back to the channel.
+    fn open_data(&mut self, opened: OpenedChannel) {
+        let rate = self.sfu.config.limits.data_messages_per_second;
+        let reader = relay::Reader {
+            id: self.info.id.clone(),
+            gate: DataGate::new(
+                self.info.id.clone(),
+                self.grants.publish,
+                rate,
+                Instant::now(),
+            ),
+            room: Arc::downgrade(&self.room),
+            events: self.events.clone(),
+            counters: Arc::clone(&self.sfu.counters),
+        };
+        relay::start(opened, self.data_outbox.take(), &self.room, reader);
     }
 
     fn queue_candidate(&self, candidate: Option<IceCandidate>) {
@@ -546,6 +609,7 @@ impl Participant {
                 let offer = self.describe(sdp);
                 self.send(ServerEvent::Offer(offer)).await;
             }
+            Err(SignalError::Unresponsive) => self.wedged = true,
             Err(error) => tracing::warn!(%error, "could not create an offer"),
         }
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
+use crate::data::DataCounters;
 use crate::ids::{ParticipantId, RoomId};
 use crate::peer::MediaKind;
 use crate::presence::Presence;
@@ -72,6 +73,8 @@ struct RoomState {
 struct Member {
     info: ParticipantInfo,
     commands: mpsc::UnboundedSender<RoomCommand>,
+    /// Where data channel messages for this member go, once its channel is open.
+    data: Option<mpsc::Sender<Arc<str>>>,
     presence: Arc<Presence>,
     publications: Vec<Arc<Publication>>,
 }
@@ -159,6 +162,7 @@ impl Room {
         state.members.push(Member {
             info,
             commands,
+            data: None,
             presence,
             publications: Vec::new(),
         });
@@ -222,6 +226,41 @@ impl Room {
         }
         state.closed = state.members.is_empty();
         state.closed
+    }
+
+    /// Gives a member its data outbox (at its join, and again for a channel it reopened).
+    pub(crate) fn open_data(&self, id: &ParticipantId, outbox: mpsc::Sender<Arc<str>>) {
+        let mut state = self.lock();
+        if let Some(member) = state.members.iter_mut().find(|m| &m.info.id == id) {
+            member.data = Some(outbox);
+        }
+    }
+
+    /// Hands a data channel message to the outbox of each member it is for: `to` by id, or
+    /// everyone else. Never back to its sender, and nothing from someone no longer a member. A
+    /// full outbox drops that member's copy alone.
+    pub(crate) fn relay_data(
+        &self,
+        from: &ParticipantId,
+        to: Option<&[String]>,
+        message: &Arc<str>,
+        counters: &DataCounters,
+    ) {
+        let state = self.lock();
+        if !state.members.iter().any(|m| &m.info.id == from) {
+            return;
+        }
+        let recipients = state.members.iter().filter(|m| {
+            &m.info.id != from && to.is_none_or(|to| to.iter().any(|id| id == m.info.id.as_str()))
+        });
+        for outbox in recipients.filter_map(|m| m.data.as_ref()) {
+            let counter = match outbox.try_send(Arc::clone(message)) {
+                Ok(()) => &counters.delivered,
+                Err(mpsc::error::TrySendError::Full(_)) => &counters.dropped,
+                Err(mpsc::error::TrySendError::Closed(_)) => continue,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Every member's voice now: the loudest of its audio tracks.

@@ -7,6 +7,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
+use crate::data::relay;
 use crate::ids::{DisplayName, ParticipantId, RoomId};
 use crate::limits::Seats;
 use crate::participant::{Inboxes, Membership, Participant, ParticipantHandle};
@@ -136,6 +137,8 @@ impl Sfu {
                 Admission::Closed => self.inner.forget_room(&room),
             }
         };
+        let (outbox, data) = relay::outbox();
+        room.open_data(&info.id, outbox);
         // The PeerConnection, the dear part of a join, is built only once the room has let the
         // participant in: a full room or server costs nothing. Until the participant's task runs,
         // what the room sends it waits in its command queue.
@@ -167,6 +170,7 @@ impl Sfu {
                 commands: commands_rx,
                 peer_events: peer_events_rx,
                 transport: transport_rx,
+                data,
             },
         );
         Ok(Joined {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::data::DataCounters;
 use crate::ids::{DisplayName, ParticipantId, RoomId};
 
 /// A rate older than this is stale: the stream stopped.
@@ -47,6 +48,7 @@ pub(crate) struct Counters {
     pub(crate) pli: AtomicU64,
     pub(crate) fir: AtomicU64,
     pub(crate) nack: AtomicU64,
+    pub(crate) data: DataCounters,
 }
 
 /// The writer's private bookkeeping for a [`Meter`].
@@ -317,6 +319,12 @@ pub struct Totals {
     pub pli: u64,
     pub fir: u64,
     pub nack: u64,
+    /// Data channel messages handed to a recipient (one per recipient).
+    pub data_relayed: u64,
+    /// Data channel messages dropped for a recipient too slow to take them.
+    pub data_dropped: u64,
+    /// Data channel messages refused, by reason ([`crate::DataRejection::REASONS`]).
+    pub data_rejected: Vec<(&'static str, u64)>,
 }
 
 impl Counters {
@@ -330,6 +338,9 @@ impl Counters {
         t.pli = load(&self.pli);
         t.fir = load(&self.fir);
         t.nack = load(&self.nack);
+        t.data_relayed = load(&self.data.delivered);
+        t.data_dropped = load(&self.data.dropped);
+        t.data_rejected = self.data.rejected();
     }
 }
 

@@ -17,10 +17,21 @@ const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
-const PUBLIC: [(&str, &str, &str); 6] = [
+const PUBLIC: [(&str, &str, &str); 9] = [
     ("/", HTML, include_str!("../../client/index.html")),
     ("/index.html", HTML, include_str!("../../client/index.html")),
     ("/app.js", JS, include_str!("../../client/app.js")),
+    ("/roomcast.js", JS, include_str!("../../client/roomcast.js")),
+    (
+        "/sdk-example.html",
+        HTML,
+        include_str!("../../client/sdk-example.html"),
+    ),
+    (
+        "/sdk-example.js",
+        JS,
+        include_str!("../../client/sdk-example.js"),
+    ),
     ("/style.css", CSS, include_str!("../../client/style.css")),
     ("/admin.js", JS, include_str!("../../client/admin.js")),
     ("/admin.css", CSS, include_str!("../../client/admin.css")),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use roomcast_sfu::{
     ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
-    ParticipantHandle, ParticipantInfo, RoomId, ServerEvent, Sfu, Signal, SignalRefused, Source,
-    TrackSettings,
+    ParticipantHandle, ParticipantInfo, RateLimiter, RoomId, ServerEvent, Sfu, Signal,
+    SignalRefused, Source, TrackSettings,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::deadlines::Deadlines;
 use crate::edge_metrics::EdgeMetrics;
-use crate::limits::{RateLimiter, Strikes};
+use crate::limits::Strikes;
 use crate::log_limit::{clip, RefusalLog};
 use crate::metered::Meter;
 use crate::protocol::{
@@ -108,7 +108,11 @@ pub(crate) async fn run(
         refusals_logged: RefusalLog::new(limits.strike_window),
         sfu,
         metrics,
-        rate: RateLimiter::new(limits.messages_per_second, limits.message_burst, now),
+        rate: RateLimiter::new(
+            limits.messages_per_second,
+            limits.message_burst,
+            now.into_std(),
+        ),
         strikes: Strikes::new(limits.max_strikes, limits.strike_window, now),
         options,
         membership: None,
@@ -229,7 +233,7 @@ impl Session {
     /// Whether a message may be handled now; past the rate each message is dropped with a
     /// `rate_limited` error, which counts as a strike.
     async fn within_rate(&mut self) -> bool {
-        if self.rate.allow(tokio::time::Instant::now()) {
+        if self.rate.allow(std::time::Instant::now()) {
             return true;
         }
         self.refuse(

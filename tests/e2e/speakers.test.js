@@ -1,6 +1,7 @@
 // End-to-end: active speakers. The server reads each publisher's RFC 6464 audio levels and tells
 // everyone who speaks; the page rings whoever does. Chromium's fake microphone beeps steadily, so
 // a page plays it or, with its audio track disabled (the browser then sends silence), does not.
+// Speaker view shows whoever holds the floor large.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -50,10 +51,22 @@ test('whoever plays audio is the speaker for everyone, and the floor passes when
     console.log(`speakers: the floor passed after ${((Date.now() - passedAt) / 1000).toFixed(1)} s`);
     assert.deepEqual(await ringed(ada.page), ['Bob']);
 
-    // Nobody plays anything: an empty list.
+    // Speaker view: whoever holds the floor, large above the others.
+    await ada.page.click('#view-toggle');
+    const bobIsLarge = () => ada.page.evaluate(() => {
+      const tiles = [...document.querySelectorAll('.tile')];
+      const bob = tiles.find((t) => t.querySelector('.name').textContent === 'Bob');
+      const own = tiles.find((t) => t.classList.contains('local'));
+      return !!bob?.classList.contains('floor') && bob.getBoundingClientRect().width > 2 * own.getBoundingClientRect().width;
+    });
+    await h.waitFor('Bob large in Ada\'s speaker view', bobIsLarge);
+    await h.screenshot(ada.page, 'speaker-view');
+
+    // Nobody plays anything: an empty list; the floor stays where it was.
     await silence(bob.page, true);
     await h.waitFor('an empty speaker list', async () => (await speakers(ada.page)).length === 0, { timeout: 5000 });
     assert.deepEqual(await ringed(ada.page), []);
+    assert.equal(await bobIsLarge(), true, 'the view does not jump away in silence');
   } finally {
     await server.stop();
   }

@@ -32,6 +32,7 @@ use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::{TrackLocal, TrackLocalWriter};
 use webrtc::track::track_remote::TrackRemote;
 
+use super::client_data::ClientData;
 use super::{TestServer, Ws};
 
 /// Packets received from one publisher, by kind. Only packets whose payload carries that
@@ -54,6 +55,8 @@ pub struct ClientPeer {
     received: Counts,
     video_seqs: VideoSeqs,
     messages: Messages,
+    /// The `data` channel every client opens, as the page does.
+    pub data: ClientData,
     outgoing: mpsc::UnboundedSender<Value>,
     leave: mpsc::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
@@ -117,6 +120,7 @@ impl ClientPeer {
                 .await
                 .expect("add_track");
         }
+        let data = ClientData::open(&pc).await;
         let offer = pc.create_offer(None).await.expect("offer");
         pc.set_local_description(offer)
             .await
@@ -140,6 +144,7 @@ impl ClientPeer {
             received,
             video_seqs,
             messages,
+            data,
             outgoing: outgoing_signals,
             leave,
             tasks: vec![signaling, media],
@@ -180,10 +185,13 @@ impl ClientPeer {
         let _ = self.outgoing.send(json!({"type": "offer", "sdp": sdp}));
     }
 
-    /// Waits until ICE and DTLS are up (panics after [`super::TIMEOUT`]).
+    /// Waits until ICE and DTLS are up and the data channel is open (panics after
+    /// [`super::TIMEOUT`]). The data channel too: a client that vanishes during the SCTP
+    /// handshake leaves webrtc-rs's INIT retransmission timer running in the server for up to
+    /// five minutes (docs/decisions.md), which a leak check must not mistake for a leak.
     pub async fn wait_connected(&self) {
         super::eventually("the client's media connection to connect", || async {
-            self.pc.connection_state() == RTCPeerConnectionState::Connected
+            self.pc.connection_state() == RTCPeerConnectionState::Connected && self.data.is_open()
         })
         .await;
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod client_data;
 pub mod client_peer;
 pub mod process;
 

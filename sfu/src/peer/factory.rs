@@ -9,6 +9,7 @@ use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_r
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
+use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
 use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
@@ -28,6 +29,7 @@ use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
+use super::data_channel::{DataChannel, DATA_LABEL};
 use super::twcc::TransportFeedbackBuilder;
 use super::{webrtc_error, Peer, PeerEvent, RemoteTrack, TransportEvent};
 use crate::stats::ConnectionState;
@@ -222,6 +224,22 @@ fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>)
             let _ = tx.send(PeerEvent::Connection(state));
         }
         Box::pin(async {})
+    }));
+
+    let tx = events.clone();
+    pc.on_data_channel(Box::new(move |dc: Arc<RTCDataChannel>| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            if dc.label() != DATA_LABEL {
+                tracing::debug!(
+                    label = dc.label(),
+                    "data channel with another label: not read"
+                );
+                return;
+            }
+            let opened = DataChannel::accept(dc).await;
+            let _ = tx.send(PeerEvent::DataChannel(opened));
+        })
     }));
 
     pc.on_track(Box::new(

@@ -6,11 +6,13 @@
 //! Callbacks never capture the PeerConnection (a closure kept by the connection that holds an `Arc`
 //! of it is a cycle that never frees); they only push [`PeerEvent`]s into the owner's channel.
 
+mod data_channel;
 mod factory;
 mod forward_track;
 mod remote_track;
 mod twcc;
 
+pub(crate) use data_channel::{DataChannel, DataMessage, OpenedChannel};
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
 pub use remote_track::MediaKind;
@@ -40,6 +42,13 @@ use crate::{IceCandidate, SfuError, SignalError};
 const ICE_START_GRACE: Duration = Duration::from_secs(2);
 /// How long closing a connection waits for its ICE gathering to finish.
 const GATHERING_GRACE: Duration = Duration::from_secs(1);
+/// How long applying or making a description may take. webrtc-rs starts a data channel's SCTP
+/// association while holding the local description's lock, and waits for the association
+/// without end: when the client vanishes during that handshake, every later offer or answer
+/// waits on the lock, and a participant waiting there never sees its connection fail (the soak
+/// test's "media dies" cycle hung so). Bounded, the participant goes on, sees the failure and
+/// closes the connection, which stops the SCTP transport and frees the lock.
+const DESCRIPTION_LIMIT: Duration = Duration::from_secs(5);
 
 /// What a PeerConnection reports to its owner.
 pub(crate) enum PeerEvent {
@@ -48,6 +57,8 @@ pub(crate) enum PeerEvent {
     Track(RemoteTrack),
     /// ICE selected a candidate pair: (server side type, client side type).
     SelectedPair(String, String),
+    /// The client opened its `data` channel.
+    DataChannel(OpenedChannel),
 }
 
 /// One participant's PeerConnection to the server.
@@ -61,6 +72,10 @@ impl Peer {
     /// Applies the client's offer and returns the server's answer. Without `receive`, the
     /// client's sending sections are answered `inactive`, so its media never leaves its browser.
     pub(crate) async fn answer(&self, offer: String, receive: bool) -> Result<String, SignalError> {
+        bounded(self.apply_offer(offer, receive)).await
+    }
+
+    async fn apply_offer(&self, offer: String, receive: bool) -> Result<String, SignalError> {
         let offer = RTCSessionDescription::offer(offer).map_err(bad_sdp)?;
         self.wait_for_ice_start().await;
         self.pc
@@ -113,6 +128,10 @@ impl Peer {
 
     /// Creates and applies a server offer, returning its SDP.
     pub(crate) async fn offer(&self) -> Result<String, SignalError> {
+        bounded(self.make_offer()).await
+    }
+
+    async fn make_offer(&self) -> Result<String, SignalError> {
         let offer = self.pc.create_offer(None).await.map_err(bad_sdp)?;
         self.pc
             .set_local_description(offer)
@@ -124,15 +143,22 @@ impl Peer {
     /// Applies the client's answer to the server's last offer.
     pub(crate) async fn accept_answer(&self, answer: String) -> Result<(), SignalError> {
         let answer = RTCSessionDescription::answer(answer).map_err(bad_sdp)?;
-        self.pc
-            .set_remote_description(answer)
-            .await
-            .map_err(bad_sdp)?;
+        bounded(async {
+            self.pc
+                .set_remote_description(answer)
+                .await
+                .map_err(bad_sdp)
+        })
+        .await?;
         self.ice_queued.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     pub(crate) async fn add_candidate(&self, c: IceCandidate) -> Result<(), SignalError> {
+        bounded(self.apply_candidate(c)).await
+    }
+
+    async fn apply_candidate(&self, c: IceCandidate) -> Result<(), SignalError> {
         if self.pc.remote_description().await.is_none() {
             return Err(SignalError::WrongState(
                 "candidate before any offer or answer",
@@ -250,8 +276,12 @@ impl Peer {
             // holding up the leave.
             let _ = tokio::time::timeout(GATHERING_GRACE, gathered.recv()).await;
         }
-        if let Err(e) = self.pc.close().await {
-            tracing::debug!(error = %e, "closing peer connection");
+        // Bounded for the same reason as descriptions (DESCRIPTION_LIMIT): the participant must
+        // get to telling its client it left.
+        match tokio::time::timeout(DESCRIPTION_LIMIT, self.pc.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "closing peer connection"),
+            Err(_) => tracing::warn!("closing the peer connection did not finish in time"),
         }
     }
 
@@ -291,6 +321,14 @@ fn local_track(codec: &Codec, track_id: &str, stream_id: &str) -> Arc<TrackLocal
         track_id.to_owned(),
         stream_id.to_owned(),
     ))
+}
+
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, SignalError>>,
+) -> Result<T, SignalError> {
+    tokio::time::timeout(DESCRIPTION_LIMIT, work)
+        .await
+        .unwrap_or(Err(SignalError::Unresponsive))
 }
 
 fn bad_sdp(e: webrtc::Error) -> SignalError {

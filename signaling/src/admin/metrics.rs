@@ -78,6 +78,30 @@ pub(crate) fn render(t: &Totals, edge: &EdgeMetrics) -> String {
             ("{type=\"nack\"}", t.nack),
         ],
     );
+    metric(
+        "roomcast_data_messages_relayed_total",
+        "counter",
+        "Data channel messages handed to a recipient (one per recipient).",
+        &[("", t.data_relayed)],
+    );
+    metric(
+        "roomcast_data_messages_dropped_total",
+        "counter",
+        "Data channel messages dropped for a recipient whose backlog was full.",
+        &[("", t.data_dropped)],
+    );
+    let rejected: Vec<(String, u64)> = t
+        .data_rejected
+        .iter()
+        .map(|(reason, n)| (format!("{{reason=\"{reason}\"}}"), *n))
+        .collect();
+    let rejected: Vec<(&str, u64)> = rejected.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    metric(
+        "roomcast_data_messages_rejected_total",
+        "counter",
+        "Data channel messages refused, by reason.",
+        &rejected,
+    );
     let errors: Vec<(String, u64)> = edge
         .errors()
         .map(|(code, n)| (format!("{{code=\"{}\"}}", code.as_str()), n))

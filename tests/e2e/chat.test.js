@@ -1,0 +1,75 @@
+// End-to-end: chat over the data channel. What one page writes reaches the others' chat panels
+// with the sender's name and a time, as text (markup stays text), never back to the sender as
+// someone else's line; a closed panel counts what arrived unseen.
+'use strict';
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const h = require('./harness');
+
+let browser;
+before(async () => { browser = await h.launchBrowser(); });
+after(async () => { await browser?.close(); });
+
+/** The chat lines `page` shows: who, time and text. */
+async function chatLines(page) {
+  return page.$$eval('#chat-log li', (items) => items.map((li) => ({
+    who: li.querySelector('.who').textContent,
+    time: li.querySelector('time').textContent,
+    text: li.querySelector('.text').textContent,
+    markup: li.querySelector('.text').children.length,
+  })));
+}
+
+async function say(page, text) {
+  await page.fill('#chat-text', text);
+  await page.press('#chat-text', 'Enter');
+}
+
+test('a chat message reaches everyone else by name, as text, and an unread count waits on a closed panel', async () => {
+  const server = await h.startServer();
+  try {
+    const people = {};
+    for (const name of ['Ada', 'Bob', 'Cy']) {
+      people[name] = await h.openParticipant(browser, `${server.http}/?simulcast=0`);
+      await h.join(people[name].page, 'chat', name);
+    }
+    for (const { page } of Object.values(people)) {
+      await h.waitFor('two remote tiles', async () => (await h.remoteTiles(page)).length === 2);
+      await h.waitFor('the data channel to open', () => page.evaluate(() => window.roomcast.data?.readyState === 'open'));
+    }
+    const ada = people.Ada.page;
+    await ada.click('#chat-toggle');
+    assert.equal(await ada.isVisible('#chat'), true);
+    await people.Bob.page.click('#chat-toggle');
+
+    const hostile = 'hi <img src=x onerror="window.owned=1"> & <b>bold</b>';
+    await say(ada, hostile);
+    const mine = await chatLines(ada);
+    assert.deepEqual(mine.map((l) => [l.who, l.text]), [['You', hostile]]);
+
+    const bob = people.Bob.page;
+    await h.waitFor('Bob to see Ada\'s message', async () => (await chatLines(bob)).length === 1);
+    const [line] = await chatLines(bob);
+    assert.equal(line.who, 'Ada');
+    assert.equal(line.text, hostile, 'shown as written');
+    assert.equal(line.markup, 0, 'as text: no element was made of it');
+    assert.match(line.time, /^\d\d:\d\d$/);
+    assert.equal(await bob.evaluate(() => window.owned), undefined);
+
+    // Cy's panel is closed: the button counts what came.
+    const cy = people.Cy.page;
+    await h.waitFor('Cy\'s unread count', async () => (await cy.textContent('#chat-toggle')) === 'Chat (1)');
+    await say(bob, 'hello Ada');
+    await h.waitFor('Cy\'s unread count to grow', async () => (await cy.textContent('#chat-toggle')) === 'Chat (2)');
+    await cy.click('#chat-toggle');
+    assert.equal(await cy.textContent('#chat-toggle'), 'Chat');
+    assert.deepEqual((await chatLines(cy)).map((l) => [l.who, l.text]), [['Ada', hostile], ['Bob', 'hello Ada']]);
+
+    await h.waitFor('Ada to see Bob\'s reply', async () => (await chatLines(ada)).length === 2);
+    assert.deepEqual((await chatLines(ada)).map((l) => l.who), ['You', 'Bob'], 'her own message came back to no one');
+    await h.screenshot(bob, 'chat');
+  } finally {
+    await server.stop();
+  }
+});
