@@ -1,6 +1,7 @@
 // End-to-end: chat over the data channel. What one page writes reaches the others' chat panels
 // with the sender's name and a time, as text (markup stays text), never back to the sender as
-// someone else's line; a closed panel counts what arrived unseen.
+// someone else's line; a closed panel counts what arrived unseen. Through the client library:
+// each message once with the sender's id, `to` only to those named, over 16 KiB refused.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -69,6 +70,32 @@ test('a chat message reaches everyone else by name, as text, and an unread count
     await h.waitFor('Ada to see Bob\'s reply', async () => (await chatLines(ada)).length === 2);
     assert.deepEqual((await chatLines(ada)).map((l) => l.who), ['You', 'Bob'], 'her own message came back to no one');
     await h.screenshot(bob, 'chat');
+
+    // Through the client library: each page keeps what arrives on its data channel.
+    for (const { page } of Object.values(people)) {
+      await page.evaluate(() => { window.got = []; window.roomcast.on('data', (d) => window.got.push(d)); });
+    }
+    const ids = {};
+    for (const [name, { page }] of Object.entries(people)) ids[name] = await page.evaluate(() => window.roomcast.selfId);
+    const got = (page) => page.evaluate(() => window.got);
+    await ada.evaluate((to) => window.roomcast.sendData({ secret: 1 }, [to]), ids.Bob);
+    await ada.evaluate(() => window.roomcast.sendData({ all: 1 }));
+    await h.waitFor('Cy to get the message to all', async () => (await got(cy)).length === 1);
+    assert.deepEqual(await got(cy), [{ from: ids.Ada, payload: { all: 1 } }], '`to` reached only Bob');
+    await h.waitFor('Bob to get both', async () => (await got(bob)).length === 2);
+    assert.deepEqual(await got(bob), [{ from: ids.Ada, payload: { secret: 1 } }, { from: ids.Ada, payload: { all: 1 } }], 'each once, in order');
+    assert.deepEqual(await got(ada), [], 'nothing back to the sender');
+
+    // Over 16 KiB: refused, said to the sender alone, received by no one.
+    await ada.evaluate(() => {
+      window.errors = [];
+      window.roomcast.on('server-error', (e) => window.errors.push(e.code));
+      window.roomcast.sendData({ big: 'x'.repeat(17 * 1024) });
+    });
+    await h.waitFor('Ada to be told it was too large', () => ada.evaluate(() => window.errors.includes('too_large')));
+    await ada.evaluate(() => window.roomcast.sendData({ after: 1 }));
+    await h.waitFor('Bob to get the next message', async () => (await got(bob)).length === 3);
+    assert.deepEqual((await got(bob))[2].payload, { after: 1 }, 'the oversized one never arrived');
   } finally {
     await server.stop();
   }

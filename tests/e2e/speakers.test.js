@@ -43,6 +43,13 @@ test('whoever plays audio is the speaker for everyone, and the floor passes when
     assert.deepEqual(await ringed(ada.page), ['Ada (you)']);
     await h.screenshot(bob.page, 'speakers-ada-speaks');
 
+    // Muted at the server while her microphone still beeps: not a speaker; unmuted, she is again.
+    const serverMute = (muted) => ada.page.evaluate((m) => window.roomcast.send({ type: 'mute', kind: 'audio', muted: m }), muted);
+    await serverMute(true);
+    await h.waitFor('Ada, muted, to stop being a speaker', async () => (await speakers(bob.page)).length === 0, { timeout: 5000 });
+    await serverMute(false);
+    await h.waitFor('Ada, unmuted, to speak again', async () => JSON.stringify(await speakers(bob.page)) === '["Ada"]', { timeout: 5000 });
+
     // Bob talks, Ada falls silent: the floor passes to Bob within a few seconds.
     const passedAt = Date.now();
     await silence(bob.page, false);
