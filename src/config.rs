@@ -125,6 +125,16 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Join a cluster coordinated through this Redis (`redis://` or `rediss://`, password in the
+    /// URL). Without it the server is one node on its own.
+    #[arg(long, env = "ROOMCAST_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// The base URL other nodes and operators use to reach this node (with --redis); by default
+    /// http://127.0.0.1 and the HTTP port, which only works on one machine.
+    #[arg(long, env = "ROOMCAST_NODE_URL")]
+    pub node_url: Option<String>,
+
     /// Append logs to this file instead of standard error.
     #[arg(long, env = "ROOMCAST_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -159,6 +169,23 @@ fn parse_listen(s: &str) -> Result<Listen, String> {
 }
 
 impl Config {
+    /// `--node-url`, or this machine's loopback address and the bound HTTP (else HTTPS) port.
+    pub fn node_url(
+        &self,
+        (http, https): (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>),
+    ) -> String {
+        if let Some(url) = &self.node_url {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let url = match (http, https) {
+            (Some(addr), _) => format!("http://127.0.0.1:{}", addr.port()),
+            (None, Some(addr)) => format!("https://127.0.0.1:{}", addr.port()),
+            (None, None) => String::new(),
+        };
+        tracing::warn!(%url, "no --node-url: other nodes reach this one at a loopback address, which works on one machine only");
+        url
+    }
+
     fn ice_servers(&self) -> IceServers {
         let turn_auth = match (&self.turn_secret, &self.turn_username, &self.turn_password) {
             (Some(secret), _, _) => TurnAuth::Secret {

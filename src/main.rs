@@ -1,6 +1,7 @@
 //! The `roomcast` binary: reads configuration, starts the SFU and the HTTP/HTTPS listeners, and
 //! shuts down cleanly on Ctrl-C or SIGTERM.
 
+mod cluster;
 mod config;
 mod limits;
 mod logging;
@@ -55,26 +56,51 @@ async fn main() -> Result<()> {
     if room_tokens.is_none() {
         tracing::warn!("no --token-secret set: rooms are open to anyone who can reach this server");
     }
+    // Bound before joining a cluster: the node's URL names the port actually bound.
+    let http = match config.http {
+        Listen::On(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding HTTP on {addr}"))?,
+        ),
+        Listen::Off => None,
+    };
+    let https = match config.https {
+        Listen::On(addr) => Some(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("binding HTTPS on {addr}"))?,
+        ),
+        Listen::Off => None,
+    };
+    let membership = match &config.redis {
+        Some(url) => {
+            let bound = (
+                http.as_ref().and_then(|l| l.local_addr().ok()),
+                https.as_ref().and_then(|l| l.local_addr().ok()),
+            );
+            let node_url = config.node_url(bound);
+            Some(cluster::Membership::join(url, node_url, sfu.clone()).await?)
+        }
+        None => None,
+    };
     let options = roomcast_signaling::EdgeOptions {
         admin,
         limits: config.limits.edge(),
         room_tokens,
         allowed_origins: config.allowed_origins.clone(),
+        cluster: membership.as_ref().map(|m| m.member.clone()),
     };
     let app = roomcast_signaling::router(sfu.clone(), options);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
 
-    if let Listen::On(addr) = config.http {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding HTTP on {addr}"))?;
+    if let Some(listener) = http {
         announce("http", listener.local_addr()?);
         let stopped = wait_for_stop(stop_rx.clone());
         let app = app.clone();
         servers.spawn(async move { roomcast_signaling::serve_http(listener, app, stopped).await });
     }
-    if let Listen::On(addr) = config.https {
+    if let Some(listener) = https {
         let tls = roomcast_signaling::load_or_generate(
             config.cert.clone(),
             config.key.clone(),
@@ -84,8 +110,6 @@ async fn main() -> Result<()> {
         if tls.generated {
             tracing::info!(cert = %tls.cert.display(), "generated a self-signed development certificate");
         }
-        let listener = std::net::TcpListener::bind(addr)
-            .with_context(|| format!("binding HTTPS on {addr}"))?;
         announce("https", listener.local_addr()?);
         let stopped = wait_for_stop(stop_rx.clone());
         servers.spawn(async move {
@@ -99,6 +123,9 @@ async fn main() -> Result<()> {
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         Some(result) = servers.join_next() => result??,
+    }
+    if let Some(membership) = membership {
+        membership.leave().await;
     }
     // Participants hear why before the listeners close their connections.
     sfu.shutdown(SHUTDOWN_GRACE).await;

@@ -30,5 +30,5 @@ pub use protocol::{
     ClientMessage, ErrorCode, KickReason, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES,
 };
 pub use room_tokens::{RoomClaims, RoomTokens, TokenError};
-pub use server::{router, serve_http, serve_https, EdgeOptions};
+pub use server::{router, serve_http, serve_https, ClusterMember, EdgeOptions};
 pub use tls::{load_or_generate, TlsFiles};

@@ -76,6 +76,23 @@ pub struct EdgeOptions {
     /// Origins (`scheme://host[:port]`) whose pages may open the signaling WebSocket. Empty:
     /// only pages served by this server (the Origin's host matches the request's Host).
     pub allowed_origins: Vec<String>,
+    /// With `--redis`: the cluster this node belongs to.
+    pub cluster: Option<ClusterMember>,
+}
+
+/// This node's view of the cluster it belongs to.
+#[derive(Clone)]
+pub struct ClusterMember {
+    pub registry: roomcast_cluster::Registry,
+    pub claims: roomcast_cluster::RoomClaims,
+}
+
+impl std::fmt::Debug for ClusterMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterMember")
+            .field("node", self.claims.node())
+            .finish()
+    }
 }
 
 impl Default for EdgeOptions {
@@ -85,6 +102,7 @@ impl Default for EdgeOptions {
             limits: EdgeLimits::default(),
             room_tokens: None,
             allowed_origins: Vec::new(),
+            cluster: None,
         }
     }
 }

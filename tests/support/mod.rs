@@ -7,6 +7,7 @@ pub mod binary;
 pub mod client_data;
 pub mod client_peer;
 pub mod process;
+pub mod redis_server;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

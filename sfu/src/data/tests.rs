@@ -66,7 +66,8 @@ fn to_names_the_recipients() {
 fn malformed_messages_are_refused_with_a_reason_and_the_sender_is_told() {
     let now = Instant::now();
     let mut g = DataGate::new(id("ada"), true, 1000.0, now);
-    let cases: [(&str, fn(&DataRejection) -> bool); 5] = [
+    type Expected = fn(&DataRejection) -> bool;
+    let cases: [(&str, Expected); 5] = [
         ("{not json", |r| matches!(r, DataRejection::BadJson(_))),
         ("", |r| matches!(r, DataRejection::BadJson(_))),
         (r#"{"to":["bob"]}"#, |r| {

@@ -6,7 +6,7 @@ mod metrics;
 mod views;
 
 pub use auth::AdminAccess;
-pub use views::{ErrorBody, ParticipantView, RoomView, TrackView};
+pub use views::{ErrorBody, NodeView, ParticipantView, RoomView, TrackView};
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -26,7 +26,7 @@ use views::{ApiError, Health};
         With --admin-token set, every route but /healthz and /api/openapi.json needs `Authorization: Bearer <token>`; \
         without it they answer only to loopback clients."),
     modifiers(&BearerAuth),
-    tags((name = "rooms", description = "Rooms and participants"), (name = "operations", description = "Metrics and liveness"))
+    tags((name = "rooms", description = "Rooms and participants"), (name = "nodes", description = "The nodes of a cluster"), (name = "operations", description = "Metrics and liveness"))
 )]
 struct ApiDoc;
 
@@ -48,6 +48,7 @@ pub(crate) fn routes(state: AppState) -> (Router<AppState>, utoipa::openapi::Ope
         .routes(routes!(list_rooms))
         .routes(routes!(get_room, close_room))
         .routes(routes!(kick_participant))
+        .routes(routes!(list_nodes))
         .routes(routes!(prometheus_metrics))
         .route_layer(middleware::from_fn_with_state(state, auth::require_admin));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -65,6 +66,35 @@ pub(crate) fn routes(state: AppState) -> (Router<AppState>, utoipa::openapi::Ope
         (status = 403, description = "Not a loopback client and no token configured", body = ErrorBody)))]
 async fn list_rooms(State(state): State<AppState>) -> Json<Vec<RoomView>> {
     Json(state.sfu.rooms().into_iter().map(Into::into).collect())
+}
+
+/// The nodes of the service: with `--redis` every node whose heartbeat is alive, in id order;
+/// without, this node alone.
+#[utoipa::path(get, path = "/api/nodes", tag = "nodes", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The nodes", body = Vec<NodeView>),
+        (status = 503, description = "The cluster's Redis is unavailable", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "Not a loopback client and no token configured", body = ErrorBody)))]
+async fn list_nodes(State(state): State<AppState>) -> Result<Json<Vec<NodeView>>, ApiError> {
+    let Some(cluster) = &state.options.cluster else {
+        let totals = state.sfu.totals();
+        return Ok(Json(vec![NodeView {
+            id: "standalone".to_owned(),
+            url: String::new(),
+            state: "serving".to_owned(),
+            rooms: totals.rooms,
+            participants: totals.participants,
+            cpu: 0.0,
+            updated_ms: views::now_ms(),
+        }]));
+    };
+    let nodes = cluster
+        .registry
+        .nodes()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(Json(nodes.into_iter().map(Into::into).collect()))
 }
 
 /// One room.

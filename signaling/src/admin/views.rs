@@ -127,12 +127,20 @@ impl ApiError {
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
+
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()
     }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    unix_ms(SystemTime::now())
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -195,6 +203,40 @@ impl From<TrackReport> for TrackView {
                 })
                 .collect(),
             layer: t.layer.filter(|_| t.kind == "video"),
+        }
+    }
+}
+
+/// A node of the service: every node when it is part of a cluster (`--redis`), else this one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    pub id: String,
+    /// The base URL other nodes and operators use to reach it (`--node-url`).
+    pub url: String,
+    /// serving (takes new rooms) or draining (keeps its rooms, takes no new ones).
+    pub state: String,
+    pub rooms: u64,
+    pub participants: u64,
+    /// CPU the process used over the last heartbeat, in cores.
+    pub cpu: f64,
+    /// When the node last reported, in milliseconds since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+impl From<roomcast_cluster::NodeRecord> for NodeView {
+    fn from(n: roomcast_cluster::NodeRecord) -> Self {
+        Self {
+            id: n.id.to_string(),
+            url: n.url,
+            state: match n.state {
+                roomcast_cluster::NodeState::Serving => "serving",
+                roomcast_cluster::NodeState::Draining => "draining",
+            }
+            .to_owned(),
+            rooms: n.load.rooms,
+            participants: n.load.participants,
+            cpu: n.load.cpu,
+            updated_ms: n.updated_ms,
         }
     }
 }

@@ -1,0 +1,192 @@
+//! Room ownership: a room lives on exactly one node, named by a key only that node refreshes.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::keys;
+use crate::registry::scan;
+use crate::{ClusterError, NodeId, Redis, LEASE};
+
+/// Renews a claim only if it is still the caller's.
+const REFRESH: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Gives a claim up only if it is still the caller's.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// Who owns a room, as a claim found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This node: it claimed the room now or holds it already.
+    Mine,
+    /// Another node holds the room.
+    Elsewhere(NodeId),
+}
+
+/// This node's claims on rooms.
+#[derive(Clone)]
+pub struct RoomClaims {
+    redis: Redis,
+    node: NodeId,
+    /// The rooms this node holds, refreshed by its heartbeat.
+    held: Arc<Mutex<BTreeSet<String>>>,
+    lease_ms: u64,
+}
+
+impl RoomClaims {
+    pub fn new(redis: Redis, node: NodeId) -> Self {
+        Self {
+            redis,
+            node,
+            held: Arc::default(),
+            lease_ms: millis(LEASE),
+        }
+    }
+
+    /// The same with another lease (tests use short ones).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease_ms = millis(lease);
+        self
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// Claims `room` for this node unless another node holds it.
+    pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
+        let mut connection = self.redis.connection();
+        let key = keys::room(room);
+        // Twice at most: a claim that lapses between SET NX and GET leaves the room free again.
+        for _ in 0..2 {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(self.node.as_str())
+                .arg("NX")
+                .arg("PX")
+                .arg(self.lease_ms)
+                .query_async(&mut connection)
+                .await
+                .map_err(ClusterError::from_redis)?;
+            if set.is_some() {
+                self.hold(room);
+                return Ok(Claim::Mine);
+            }
+            let owner: Option<String> = connection
+                .get(&key)
+                .await
+                .map_err(ClusterError::from_redis)?;
+            match owner {
+                Some(owner) if owner == self.node.as_str() => {
+                    self.hold(room);
+                    return Ok(Claim::Mine);
+                }
+                Some(owner) => {
+                    let owner = NodeId::parse(&owner).ok_or_else(|| {
+                        ClusterError::Corrupt(format!("owner of {room}: {owner:?}"))
+                    })?;
+                    return Ok(Claim::Elsewhere(owner));
+                }
+                None => continue,
+            }
+        }
+        Err(ClusterError::Unavailable(format!(
+            "the claim on {room} keeps lapsing"
+        )))
+    }
+
+    /// The node that owns `room`, if any does.
+    pub async fn owner(&self, room: &str) -> Result<Option<NodeId>, ClusterError> {
+        let owner: Option<String> = self
+            .redis
+            .connection()
+            .get(keys::room(room))
+            .await
+            .map_err(ClusterError::from_redis)?;
+        Ok(owner.and_then(|o| NodeId::parse(&o)))
+    }
+
+    /// Renews every claim this node holds; returns the rooms whose claim it found lost (it
+    /// lapsed, and perhaps another node claimed the room since), which it no longer holds.
+    pub async fn refresh(&self) -> Result<Vec<String>, ClusterError> {
+        let rooms: Vec<String> = self.lock().iter().cloned().collect();
+        let script = redis::Script::new(REFRESH);
+        let mut connection = self.redis.connection();
+        let mut lost = Vec::new();
+        for room in rooms {
+            let renewed: i64 = script
+                .key(keys::room(&room))
+                .arg(self.node.as_str())
+                .arg(self.lease_ms)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(ClusterError::from_redis)?;
+            if renewed == 0 {
+                self.lock().remove(&room);
+                lost.push(room);
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Gives up `room` (it closed), unless another node holds it by now.
+    pub async fn release(&self, room: &str) -> Result<(), ClusterError> {
+        self.lock().remove(room);
+        redis::Script::new(RELEASE)
+            .key(keys::room(room))
+            .arg(self.node.as_str())
+            .invoke_async::<i64>(&mut self.redis.connection())
+            .await
+            .map(|_| ())
+            .map_err(ClusterError::from_redis)
+    }
+
+    /// Every claimed room in the cluster with its owner, by room.
+    pub async fn all(&self) -> Result<Vec<(String, NodeId)>, ClusterError> {
+        let mut connection = self.redis.connection();
+        let prefix = keys::room("");
+        let names = scan(&mut connection, &format!("{prefix}*")).await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let owners: Vec<Option<String>> = connection
+            .mget(&names)
+            .await
+            .map_err(ClusterError::from_redis)?;
+        Ok(names
+            .iter()
+            .zip(owners)
+            .filter_map(|(name, owner)| {
+                let room = name.strip_prefix(&prefix)?.to_owned();
+                Some((room, NodeId::parse(&owner?)?))
+            })
+            .collect())
+    }
+
+    /// The rooms this node holds, as far as it knows.
+    pub fn held(&self) -> Vec<String> {
+        self.lock().iter().cloned().collect()
+    }
+
+    fn hold(&self, room: &str) {
+        self.lock().insert(room.to_owned());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,96 @@
+//! Joining a cluster (`--redis`): this node's record and heartbeat in Redis, and what the edge
+//! needs to list the cluster's nodes.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use roomcast_cluster::{Heartbeat, LoadSource, NodeId, NodeLoad, Redis, Registry, RoomClaims};
+use roomcast_sfu::Sfu;
+use roomcast_signaling::ClusterMember;
+
+/// This node in its cluster; dropping it stops the heartbeat.
+pub struct Membership {
+    pub member: ClusterMember,
+    heartbeat: Heartbeat,
+}
+
+impl Membership {
+    /// Connects to Redis and starts beating; the node is listed within one heartbeat.
+    pub async fn join(url: &str, node_url: String, sfu: Sfu) -> Result<Self> {
+        let redis = Redis::connect(url)
+            .await
+            .context("connecting to the cluster's Redis (--redis)")?;
+        let node = NodeId::random();
+        let registry = Registry::new(redis.clone());
+        let claims = RoomClaims::new(redis, node.clone());
+        let heartbeat = Heartbeat::start(
+            registry.clone(),
+            claims.clone(),
+            node_url.clone(),
+            SfuLoad::new(sfu),
+        );
+        tracing::info!(%node, url = %node_url, "joined the cluster");
+        Ok(Self {
+            member: ClusterMember { registry, claims },
+            heartbeat,
+        })
+    }
+
+    /// Says the node is draining, then takes it out of the registry at once.
+    pub async fn leave(self) {
+        self.heartbeat.drain();
+        drop(self.heartbeat);
+        let node = self.member.claims.node().clone();
+        if let Err(error) = self.member.registry.remove(&node).await {
+            tracing::warn!(%error, "could not take this node out of the registry; it lapses by itself");
+        }
+    }
+}
+
+/// The node's load as the registry shows it: rooms and participants from the SFU, CPU from the
+/// process's own accounting since the last reading.
+struct SfuLoad {
+    sfu: Sfu,
+    last: Mutex<(Instant, f64)>,
+}
+
+impl SfuLoad {
+    fn new(sfu: Sfu) -> Self {
+        Self {
+            sfu,
+            last: Mutex::new((Instant::now(), cpu_seconds())),
+        }
+    }
+}
+
+impl LoadSource for SfuLoad {
+    fn load(&self) -> NodeLoad {
+        let totals = self.sfu.totals();
+        let (now, used) = (Instant::now(), cpu_seconds());
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let elapsed = now.duration_since(last.0).as_secs_f64();
+        let cpu = if elapsed > 0.0 {
+            (used - last.1) / elapsed
+        } else {
+            0.0
+        };
+        *last = (now, used);
+        NodeLoad {
+            rooms: totals.rooms,
+            participants: totals.participants,
+            cpu: (cpu * 100.0).round() / 100.0,
+        }
+    }
+}
+
+/// CPU time this process has used, user and system, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given and reads nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
