@@ -82,6 +82,14 @@ impl LoadSource for SfuLoad {
             cpu: (cpu * 100.0).round() / 100.0,
         }
     }
+
+    fn open_rooms(&self) -> Vec<String> {
+        self.sfu
+            .rooms()
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect()
+    }
 }
 
 /// CPU time this process has used, user and system, in seconds.

@@ -1,13 +1,15 @@
 //! Several roomcast binaries as one cluster through a real Redis: the node registry and
-//! `/api/nodes` (room ownership and signaling relay are in the cluster crate's tests and to come).
+//! `/api/nodes`, and rooms that live on one node (joining one through another node, which needs
+//! the signaling relay, is refused with `unavailable` until that relay exists).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::binary::Roomcast;
 use support::redis_server::RedisServer;
+use support::Ws;
 
 /// `/api/nodes` of `node` as JSON.
 fn nodes(node: &Roomcast) -> Vec<Value> {
@@ -106,4 +108,88 @@ fn a_node_refuses_to_start_when_its_redis_cannot_be_reached() {
         .status()
         .unwrap();
     assert!(!status.success());
+}
+
+/// What a fresh connection to `node` is told when it asks to join `room`.
+async fn try_join(node: &Roomcast, room: &str) -> (Value, Ws) {
+    let mut ws = Ws::connect(node.addr).await;
+    ws.send(json!({"type": "join", "room": room, "name": "Ada"}))
+        .await;
+    let reply = ws.recv_skipping_candidates().await;
+    (reply, ws)
+}
+
+async fn eventually_joins(node: &Roomcast, room: &str, what: &str) -> Ws {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (reply, ws) = try_join(node, room).await;
+        if reply["type"] == "joined" {
+            return ws;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {reply}"
+        );
+        ws.close().await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lives_on_the_node_that_opened_it_until_it_closes() {
+    let redis = RedisServer::start();
+    let a = Roomcast::start(&["--redis", &redis.url]);
+    let b = Roomcast::start(&["--redis", &redis.url]);
+    let (joined, mut ada) = try_join(&a, "standup").await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let (refused, _) = try_join(&b, "standup").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+    let (other, _) = try_join(&b, "retro").await;
+    assert_eq!(
+        other["type"], "joined",
+        "another room opens on the other node: {other}"
+    );
+
+    // Once the room closes its claim is released (within a heartbeat or two), and the room may
+    // open anywhere.
+    ada.send(json!({"type": "leave"})).await;
+    ada.recv_type("left").await;
+    let closed = Instant::now();
+    eventually_joins(&b, "standup", "the room to open on the other node").await;
+    assert!(
+        closed.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        closed.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_joins_are_unavailable_and_come_back_with_it() {
+    let redis = RedisServer::start();
+    let port = redis.port;
+    let node = Roomcast::start(&["--redis", &redis.url]);
+    let (joined, _running) = try_join(&node, "before").await;
+    assert_eq!(joined["type"], "joined");
+
+    redis.stop();
+    let (refused, _) = try_join(&node, "during").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable", "{refused}");
+
+    tokio::time::sleep(Duration::from_secs(7)).await; // past the lease of the running room's claim
+    let redis = RedisServer::start_on(port);
+    eventually_joins(&node, "after", "joins to work again once Redis is back").await;
+
+    // The room that kept running here is claimed again: another node cannot open it too.
+    wait_for("the running room to be claimed again", || {
+        let owner = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "GET", "roomcast:room:before"])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&owner.stdout).trim().is_empty()
+    });
+    let other = Roomcast::start(&["--redis", &redis.url]);
+    let (refused, _) = try_join(&other, "before").await;
+    assert_eq!(refused["code"], "unavailable", "{refused}");
 }

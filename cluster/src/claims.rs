@@ -1,8 +1,8 @@
 //! Room ownership: a room lives on exactly one node, named by a key only that node refreshes.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 
@@ -38,8 +38,9 @@ pub enum Claim {
 pub struct RoomClaims {
     redis: Redis,
     node: NodeId,
-    /// The rooms this node holds, refreshed by its heartbeat.
-    held: Arc<Mutex<BTreeSet<String>>>,
+    /// The rooms this node holds, refreshed by its heartbeat, each with when it was last
+    /// claimed (a join in progress may not have opened its room yet).
+    held: Arc<Mutex<BTreeMap<String, Instant>>>,
     lease_ms: u64,
 }
 
@@ -119,7 +120,7 @@ impl RoomClaims {
     /// Renews every claim this node holds; returns the rooms whose claim it found lost (it
     /// lapsed, and perhaps another node claimed the room since), which it no longer holds.
     pub async fn refresh(&self) -> Result<Vec<String>, ClusterError> {
-        let rooms: Vec<String> = self.lock().iter().cloned().collect();
+        let rooms: Vec<String> = self.lock().keys().cloned().collect();
         let script = redis::Script::new(REFRESH);
         let mut connection = self.redis.connection();
         let mut lost = Vec::new();
@@ -175,14 +176,37 @@ impl RoomClaims {
 
     /// The rooms this node holds, as far as it knows.
     pub fn held(&self) -> Vec<String> {
-        self.lock().iter().cloned().collect()
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Releases the claims on rooms that are not open here (they closed, or the join that
+    /// claimed one failed), except those claimed within `grace` (a join may still be opening
+    /// its room). Returns the rooms released.
+    pub async fn release_unused(
+        &self,
+        open: &[String],
+        grace: Duration,
+    ) -> Result<Vec<String>, ClusterError> {
+        let now = Instant::now();
+        let unused: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(room, claimed)| {
+                !open.contains(room) && now.saturating_duration_since(**claimed) >= grace
+            })
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in &unused {
+            self.release(room).await?;
+        }
+        Ok(unused)
     }
 
     fn hold(&self, room: &str) {
-        self.lock().insert(room.to_owned());
+        self.lock().insert(room.to_owned(), Instant::now());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Instant>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

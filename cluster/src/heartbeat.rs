@@ -8,11 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinHandle;
 
-use crate::{NodeLoad, NodeRecord, NodeState, Registry, RoomClaims, HEARTBEAT};
+use crate::{Claim, NodeLoad, NodeRecord, NodeState, Registry, RoomClaims, HEARTBEAT};
 
-/// Where the heartbeat reads the node's load.
+/// What the heartbeat reads of the node: its load, and which rooms are open on it.
 pub trait LoadSource: Send + Sync + 'static {
     fn load(&self) -> NodeLoad;
+    fn open_rooms(&self) -> Vec<String>;
 }
 
 /// The running heartbeat of this node.
@@ -71,7 +72,7 @@ async fn beat(
             updated_ms: now_ms(),
         };
         let result = match registry.publish(&record).await {
-            Ok(()) => claims.refresh().await,
+            Ok(()) => release_then_refresh(&claims, &load).await,
             Err(e) => Err(e),
         };
         match result {
@@ -81,7 +82,7 @@ async fn beat(
                     reachable = true;
                 }
                 for room in lost {
-                    tracing::warn!(%room, "lost the claim on a room (it lapsed while Redis was out of reach)");
+                    tracing::warn!(%room, "another node claimed a room open here while Redis was out of reach");
                 }
             }
             Err(error) if reachable => {
@@ -91,6 +92,26 @@ async fn beat(
             Err(_) => {}
         }
     }
+}
+
+/// Gives up the rooms that closed here (a beat after they did at most), renews the rest, and
+/// claims again the rooms still open here whose claims lapsed (Redis was out of reach longer
+/// than a lease); returns those another node took meanwhile.
+async fn release_then_refresh(
+    claims: &RoomClaims,
+    load: &impl LoadSource,
+) -> Result<Vec<String>, crate::ClusterError> {
+    let open = load.open_rooms();
+    for room in claims.release_unused(&open, HEARTBEAT).await? {
+        tracing::debug!(%room, "released the claim on a room that closed");
+    }
+    let mut taken = Vec::new();
+    for room in claims.refresh().await? {
+        if open.contains(&room) && claims.claim(&room).await? != Claim::Mine {
+            taken.push(room);
+        }
+    }
+    Ok(taken)
 }
 
 fn now_ms() -> u64 {

@@ -252,11 +252,12 @@ pub enum ErrorCode {
     RateLimited,
     Unauthorized,
     Abusive,
+    Unavailable,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -277,6 +278,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unauthorized,
         ErrorCode::Abusive,
+        ErrorCode::Unavailable,
         ErrorCode::Internal,
     ];
 
@@ -302,6 +304,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Abusive => "abusive",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
     }

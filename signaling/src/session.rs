@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use roomcast_cluster::Claim;
 use roomcast_sfu::{
     ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
     ParticipantHandle, ParticipantInfo, RateLimiter, RoomId, ServerEvent, Sfu, Signal,
@@ -320,6 +321,9 @@ impl Session {
             Ok(admission) => admission,
             Err(why) => return self.refuse(ErrorCode::Unauthorized, why).await,
         };
+        if let Err(why) = place(self.options.cluster.clone(), room).await {
+            return self.refuse(ErrorCode::Unavailable, why).await;
+        }
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let joined = match admission {
             Admission::Named(name, grants) => {
@@ -611,5 +615,26 @@ fn candidate_to_json(c: IceCandidate) -> CandidateJson {
         sdp_mid: c.sdp_mid,
         sdp_mline_index: c.sdp_mline_index,
         username_fragment: c.username_fragment,
+    }
+}
+
+/// In a cluster, a room is joined on the node that owns it: this one, if it claims the room
+/// now or holds it already.
+async fn place(cluster: Option<crate::ClusterMember>, room: &str) -> Result<(), String> {
+    let Some(cluster) = cluster else {
+        return Ok(());
+    };
+    if RoomId::parse(room).is_none() {
+        return Ok(()); // refused as an invalid room by the join
+    }
+    match cluster.claims.claim(room).await {
+        Ok(Claim::Mine) => Ok(()),
+        Ok(Claim::Elsewhere(node)) => Err(format!(
+            "room {room} lives on node {node}; joining it through another node is not supported yet"
+        )),
+        Err(error) => {
+            tracing::debug!(%error, "could not place a room");
+            Err("the cluster is unavailable; try again shortly".to_owned())
+        }
     }
 }
