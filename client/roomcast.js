@@ -429,7 +429,7 @@ RoomcastClient.prototype.handlers = {
     this.emit('server-error', { code: m.code, message: m.message });
     // The server gave up on the media connection: join again, as after a lost WebSocket.
     if (m.code === 'peer_failed') this.ws?.close();
-    else if (['invalid_room', 'invalid_name', 'server_full', 'too_many_rooms'].includes(m.code)) { this.notice(m.message); this.end('Not connected', 'idle'); }
+    else if (['invalid_room', 'invalid_name', 'server_full', 'too_many_rooms', 'unavailable'].includes(m.code)) { this.notice(m.message); this.end('Not connected', 'idle'); }
     else if (m.code === 'unauthorized' && !this.selfId) { this.notice(m.message); this.end('Not connected', 'idle'); }
     else if (m.code === 'abusive') { this.notice(m.message); this.end('Disconnected', 'error'); }
   },
