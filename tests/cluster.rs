@@ -193,3 +193,70 @@ async fn without_redis_joins_are_unavailable_and_come_back_with_it() {
     let (refused, _) = try_join(&other, "before").await;
     assert_eq!(refused["code"], "unavailable", "{refused}");
 }
+
+/// `GET path` on `node` as JSON.
+fn get_json(node: &Roomcast, path: &str) -> Value {
+    let response = node.get(path);
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {response}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_lists_every_room_once_with_its_node_and_kicks_and_closes_there() {
+    let redis = RedisServer::start();
+    let a = Roomcast::start(&["--redis", &redis.url]);
+    let b = Roomcast::start(&["--redis", &redis.url]);
+    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let id_of = |node: &Roomcast| {
+        let url = format!("http://127.0.0.1:{}", node.addr.port());
+        nodes(node)
+            .into_iter()
+            .find(|n| n["url"] == url.as_str())
+            .unwrap()["id"]
+            .clone()
+    };
+    let (ida, idb) = (id_of(&a), id_of(&b));
+    let (alpha_joined, mut alpha) = try_join(&a, "alpha").await;
+    let (_, mut beta) = try_join(&b, "beta").await;
+    for node in [&a, &b] {
+        let rooms = get_json(node, "/api/rooms");
+        let listed: Vec<(Value, Value, Value)> = rooms
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].clone(),
+                    r["node"].clone(),
+                    r["participant_count"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (json!("alpha"), ida.clone(), json!(1)),
+                (json!("beta"), idb.clone(), json!(1))
+            ]
+        );
+    }
+    let local = get_json(&a, "/api/rooms?scope=local");
+    assert_eq!(local.as_array().unwrap().len(), 1, "{local}");
+
+    // Kick and close go to the node the room lives on, whichever node the operator asks.
+    let delete = |node: &Roomcast, path: &str| {
+        node.request(&format!(
+            "DELETE {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            node.addr
+        ))
+    };
+    let closed = delete(&a, "/api/rooms/beta");
+    assert!(closed.starts_with("HTTP/1.1 204"), "{closed}");
+    assert_eq!(beta.recv_type("kicked").await["reason"], "room_closed");
+    let ada = alpha_joined["id"].as_str().unwrap();
+    let kicked = delete(&b, &format!("/api/rooms/alpha/participants/{ada}"));
+    assert!(kicked.starts_with("HTTP/1.1 204"), "{kicked}");
+    assert_eq!(alpha.recv_type("kicked").await["reason"], "kicked");
+    let missing = delete(&b, "/api/rooms/nowhere");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}

@@ -3,13 +3,14 @@
 
 mod auth;
 mod metrics;
+mod peers;
 mod views;
 
 pub use auth::AdminAccess;
 pub use views::{ErrorBody, NodeView, ParticipantView, RoomView, TrackView};
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::{middleware, Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -58,14 +59,79 @@ pub(crate) fn routes(state: AppState) -> (Router<AppState>, utoipa::openapi::Ope
         .split_for_parts()
 }
 
-/// Every room with its participants and their tracks.
+/// Every room with its participants and their tracks. In a cluster, every node's rooms (each
+/// with the node it lives on), unless `scope=local` asks for this node's alone.
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
+    params(("scope" = Option<String>, Query, description = "`local`: this node's rooms only")),
     responses(
         (status = 200, description = "All rooms, in id order", body = Vec<RoomView>),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "Not a loopback client and no token configured", body = ErrorBody)))]
-async fn list_rooms(State(state): State<AppState>) -> Json<Vec<RoomView>> {
-    Json(state.sfu.rooms().into_iter().map(Into::into).collect())
+async fn list_rooms(
+    State(state): State<AppState>,
+    Query(query): Query<RoomsQuery>,
+    headers: HeaderMap,
+) -> Json<Vec<RoomView>> {
+    let here = state
+        .options
+        .cluster
+        .as_ref()
+        .map(|c| c.claims.node().clone());
+    let mut rooms: Vec<RoomView> = state
+        .sfu
+        .rooms()
+        .into_iter()
+        .map(|r| RoomView {
+            node: here.as_ref().map(ToString::to_string),
+            ..r.into()
+        })
+        .collect();
+    if let (Some(cluster), None) = (&state.options.cluster, query.scope.as_deref()) {
+        rooms.extend(rooms_elsewhere(cluster, headers.get(header::AUTHORIZATION)).await);
+        rooms.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    Json(rooms)
+}
+
+#[derive(serde::Deserialize)]
+struct RoomsQuery {
+    scope: Option<String>,
+}
+
+/// The rooms of every other node, each asked with the operator's credentials; a node that does
+/// not answer is left out (and logged), not waited for.
+async fn rooms_elsewhere(
+    cluster: &crate::ClusterMember,
+    authorization: Option<&axum::http::HeaderValue>,
+) -> Vec<RoomView> {
+    let nodes = match cluster.registry.nodes().await {
+        Ok(nodes) => nodes,
+        Err(error) => {
+            tracing::debug!(%error, "listing rooms: this node's alone");
+            return Vec::new();
+        }
+    };
+    let others = nodes.iter().filter(|n| &n.id != cluster.claims.node());
+    let asked = others.map(|node| async move {
+        match peers::rooms_of(&node.url, authorization).await {
+            Ok(rooms) => rooms
+                .into_iter()
+                .map(|r| RoomView {
+                    node: Some(node.id.to_string()),
+                    ..r
+                })
+                .collect(),
+            Err(error) => {
+                tracing::warn!(node = %node.id, %error, "listing rooms: a node did not answer");
+                Vec::new()
+            }
+        }
+    });
+    futures_util::future::join_all(asked)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The nodes of the service: with `--redis` every node whose heartbeat is alive, in id order;
@@ -127,13 +193,16 @@ async fn get_room(
 async fn close_room(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if state.sfu.close_room(&room) {
         tracing::info!(room, "room closed by an operator");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!("no room {room:?}")))
+        return Ok(StatusCode::NO_CONTENT);
     }
+    let path = format!("/api/rooms/{room}");
+    at_owner(&state, &room, &path, &headers)
+        .await
+        .unwrap_or_else(|| Err(ApiError::not_found(format!("no room {room:?}"))))
 }
 
 /// Kicks a participant: its page is told (`kicked`), its connection closes, and the others see
@@ -148,15 +217,50 @@ async fn close_room(
 async fn kick_participant(
     State(state): State<AppState>,
     Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if state.sfu.kick(&room, &id) {
         tracing::info!(room, participant = id, "participant kicked by an operator");
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found(format!(
-            "no participant {id:?} in room {room:?}"
-        )))
+        return Ok(StatusCode::NO_CONTENT);
     }
+    let path = format!("/api/rooms/{room}/participants/{id}");
+    at_owner(&state, &room, &path, &headers)
+        .await
+        .unwrap_or_else(|| {
+            Err(ApiError::not_found(format!(
+                "no participant {id:?} in room {room:?}"
+            )))
+        })
+}
+
+/// Carries a `DELETE path` about `room` to the node the room lives on, when that is another
+/// node of the cluster; `None` when there is none to ask.
+async fn at_owner(
+    state: &AppState,
+    room: &str,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Result<StatusCode, ApiError>> {
+    let cluster = state.options.cluster.as_ref()?;
+    let owner = cluster.claims.owner(room).await.ok()??;
+    if &owner == cluster.claims.node() {
+        return None;
+    }
+    let nodes = cluster.registry.nodes().await.ok()?;
+    let node = nodes.into_iter().find(|n| n.id == owner)?;
+    let sent = peers::delete(&node.url, path, headers.get(header::AUTHORIZATION)).await;
+    Some(match sent {
+        Ok(StatusCode::NO_CONTENT) => {
+            tracing::info!(room, node = %owner, "passed an operator's request to the room's node");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(status) => Err(ApiError::new(
+            status,
+            "from_owner",
+            format!("the room's node answered {status}"),
+        )),
+        Err(error) => Err(ApiError::unavailable(error)),
+    })
 }
 
 /// Server metrics in the Prometheus text format.

@@ -6,20 +6,23 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use roomcast_sfu::{ParticipantReport, RoomReport, TrackReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A room and everyone in it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RoomView {
     pub id: String,
     /// When the room was created, in milliseconds since the Unix epoch.
     pub created_ms: u64,
     pub participant_count: usize,
     pub participants: Vec<ParticipantView>,
+    /// In a cluster (`--redis`): the id of the node the room lives on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ParticipantView {
     pub id: String,
     pub name: String,
@@ -40,7 +43,7 @@ pub struct ParticipantView {
 }
 
 /// Candidate types of the selected pair: host, srflx, prflx or relay.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CandidateView {
     /// The server's side.
     pub local: String,
@@ -48,7 +51,7 @@ pub struct CandidateView {
     pub remote: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TrackView {
     pub id: String,
     /// The participant who publishes the track.
@@ -72,16 +75,16 @@ pub struct TrackView {
     /// Forwarded only: NACKed packets from the subscriber.
     pub nacks: u64,
     /// Published with simulcast: its layers, lowest first (absent without simulcast).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerView>,
     /// Forwarded video only: the simulcast layer the subscriber receives now (absent while paused
     /// or waiting for a keyframe).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<u8>,
 }
 
 /// One simulcast layer of a published track.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LayerView {
     /// 0 is the lowest.
     pub index: u8,
@@ -154,6 +157,7 @@ impl From<RoomReport> for RoomView {
             created_ms: unix_ms(r.created),
             participant_count: r.participants.len(),
             participants: r.participants.into_iter().map(Into::into).collect(),
+            node: None,
         }
     }
 }
