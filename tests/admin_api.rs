@@ -198,6 +198,7 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         [
             "DELETE /api/rooms/{room}",
             "DELETE /api/rooms/{room}/participants/{id}",
+            "GET /api/nodes",
             "GET /api/openapi.json",
             "GET /api/rooms",
             "GET /api/rooms/{room}",
@@ -219,7 +220,7 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
-    for schema in ["RoomView", "ParticipantView", "TrackView", "ErrorBody"] {
+    for schema in ["RoomView", "ParticipantView", "TrackView", "NodeView", "ErrorBody"] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
