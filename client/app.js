@@ -535,6 +535,8 @@ const handlers = {
     notice(`Room "${m.room}" is full (${m.capacity} participants). Try again later or pick another room.`);
     teardown('Room full', 'error');
   },
+  // The room is being recorded (or no longer): everyone in it must be able to see so.
+  recording(m) { document.getElementById('recording').hidden = !m.active; },
   offer(m) { return onDescription('offer', m); },
   answer(m) { return onDescription('answer', m); },
   async candidate(m) {

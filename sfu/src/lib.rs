@@ -22,6 +22,7 @@ mod participant;
 mod peer;
 mod presence;
 mod publication;
+mod recording;
 mod room;
 mod sfu;
 mod signal;
@@ -43,6 +44,7 @@ pub use peer::MediaKind;
 /// The fan-out step of the per-packet path, exposed for the microbenchmarks in `benches/`.
 #[doc(hidden)]
 pub use publication::FanOutBench;
+pub use recording::{DeleteError, RecordingError, RecordingFile};
 pub use sfu::{Joined, Sfu};
 pub use signal::{
     Description, ForwardedTrack, IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal,

@@ -12,6 +12,7 @@ use crate::limits::Seats;
 use crate::participant::{Inboxes, Membership, Participant, ParticipantHandle};
 use crate::peer::PeerFactory;
 use crate::presence::Presence;
+use crate::recording::{Catalog, DeleteError, RecordingError, RecordingFile};
 use crate::room::{Admission, Names, Room};
 use crate::stats::{Counters, RoomReport, Totals};
 use crate::{
@@ -254,6 +255,49 @@ impl Sfu {
                 Some(Arc::clone(vacant.insert(room).value()))
             }
         }
+    }
+
+    /// Starts recording a room (see [`RecordingFile`] for what it writes).
+    pub fn start_recording(&self, room: &str) -> Result<(), RecordingError> {
+        let found = self
+            .find(room)
+            .ok_or_else(|| RecordingError::NoSuchRoom(room.to_owned()))?;
+        found.start_recording(Catalog::new(self.inner.config.recordings_dir.clone()))
+    }
+
+    /// Stops a room's recording; each participant's file is closed.
+    pub fn stop_recording(&self, room: &str) -> Result<(), RecordingError> {
+        let found = self
+            .find(room)
+            .ok_or_else(|| RecordingError::NoSuchRoom(room.to_owned()))?;
+        found.stop_recording()
+    }
+
+    /// Whether a room is being recorded.
+    pub fn is_recording(&self, room: &str) -> bool {
+        self.find(room).is_some_and(|r| r.is_recording())
+    }
+
+    /// Every recording file, newest first.
+    pub fn recordings(&self) -> Vec<RecordingFile> {
+        self.catalog().list()
+    }
+
+    /// One recording and where its file is, if `id` names one.
+    pub fn recording(&self, id: &str) -> Option<(RecordingFile, std::path::PathBuf)> {
+        let catalog = self.catalog();
+        let file = catalog.read(id)?;
+        let path = catalog.media_path(id);
+        Some((file, path))
+    }
+
+    /// Deletes a recording that is no longer being written.
+    pub fn delete_recording(&self, id: &str) -> Result<(), DeleteError> {
+        self.catalog().delete(id)
+    }
+
+    fn catalog(&self) -> Catalog {
+        Catalog::new(self.inner.config.recordings_dir.clone())
     }
 
     /// Participants on the server now.

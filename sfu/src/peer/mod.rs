@@ -14,7 +14,9 @@ mod twcc;
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
 pub use remote_track::MediaKind;
-pub(crate) use remote_track::{wire_size, Arrival, Codec, RemoteTrack, RtpPacket};
+pub(crate) use remote_track::{
+    wire_size, Arrival, Codec, RemoteTrack, RtpPacket, SenderReportCell,
+};
 pub(crate) use twcc::TransportEvent;
 
 use std::sync::atomic::{AtomicBool, Ordering};

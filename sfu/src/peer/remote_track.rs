@@ -1,7 +1,10 @@
 //! A track a client publishes to the server: read its RTP, keep its RTCP flowing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use webrtc::rtcp::sender_report::SenderReport;
 
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
@@ -169,18 +172,54 @@ impl RemoteTrack {
     /// (≈ 1 in 3 starts of the bench's three-layer publisher, issue #10). A read cancelled while
     /// it waits loses nothing; one cancelled inside the interceptor chain may lose a sender
     /// report, which costs one round-trip sample.
-    pub(crate) async fn drain_rtcp(&self) {
+    ///
+    /// The stream's sender reports are kept in `reports` (the recorder aligns audio and video
+    /// with them).
+    pub(crate) async fn drain_rtcp(&self, reports: &SenderReportCell) {
         let rid = self.track.rid();
+        let ssrc = self.track.ssrc();
+        let keep = |packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>]| {
+            for p in packets {
+                if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                    if sr.ssrc == ssrc || ssrc == 0 {
+                        reports.store(sr.ntp_time, sr.rtp_time);
+                    }
+                }
+            }
+        };
         if rid.is_empty() {
-            while self.receiver.read_rtcp().await.is_ok() {}
+            while let Ok((packets, _)) = self.receiver.read_rtcp().await {
+                keep(&packets);
+            }
             return;
         }
         loop {
             let read = self.receiver.read_simulcast_rtcp(rid);
             match tokio::time::timeout(RTCP_READ_SLICE, read).await {
-                Ok(Ok(_)) | Err(_) => {}
+                Ok(Ok((packets, _))) => keep(&packets),
+                Err(_) => {}
                 Ok(Err(_)) => return,
             }
         }
+    }
+}
+
+/// The latest sender report of one stream, readable without a lock: the middle 32 bits of its
+/// NTP time (16.16 seconds, as RTCP's compact form) and its RTP timestamp, packed in one word
+/// so a reader never sees half of one report and half of another. 0 until the first report.
+#[derive(Debug, Default)]
+pub(crate) struct SenderReportCell(AtomicU64);
+
+impl SenderReportCell {
+    fn store(&self, ntp: u64, rtp: u32) {
+        let compact = (ntp >> 16) as u32;
+        self.0
+            .store(u64::from(compact) << 32 | u64::from(rtp), Ordering::Relaxed);
+    }
+
+    /// (compact NTP time, RTP timestamp) of the latest report.
+    pub(crate) fn load(&self) -> Option<(u32, u32)> {
+        let word = self.0.load(Ordering::Relaxed);
+        (word != 0).then_some(((word >> 32) as u32, word as u32))
     }
 }
