@@ -1,12 +1,13 @@
-// End-to-end: recording. An operator records a room through the admin API; each participant's
-// page says so; each participant gets one WebM file (VP8 + Opus) that ffprobe and ffmpeg read
-// back: the right codecs, the right duration, every frame decodable, audio and video starting
-// together.
+// End-to-end: recording. An operator records a room from the dashboard or the admin API; each
+// participant's page says so; each participant gets one WebM file (VP8 + Opus) that ffprobe and
+// ffmpeg read back: the right codecs and duration, every frame decodable, audio and video starting
+// together. Also: a recording started before anyone publishes, joins and leaves during one,
+// stops while the first keyframe is on its way, and a disk that fills up.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -22,70 +23,207 @@ async function api(server, method, route) {
   return { status: res.status, body: text && res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
 }
 
-/** What ffprobe says of a file: its streams by codec, their start times and the duration. */
+const recordings = async (server) => (await api(server, 'GET', '/api/recordings')).body;
+
+/** What ffprobe says of a file: codecs, each stream's start time, the duration. */
 function probe(file) {
   const out = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file]));
-  const streams = Object.fromEntries(out.streams.map((s) => [s.codec_name, s]));
-  return { streams, duration: Number(out.format.duration), codecs: out.streams.map((s) => s.codec_name).sort() };
+  return {
+    codecs: out.streams.map((s) => s.codec_name).sort(),
+    starts: Object.fromEntries(out.streams.map((s) => [s.codec_name, Number(s.start_time)])),
+    duration: Number(out.format.duration),
+  };
 }
 
-/** ffmpeg's complaints while decoding every frame: empty when all decode. */
+/** Decodes every frame (any decoding error is fatal: -err_detect explode) and returns what
+ * ffmpeg printed at level error: nothing for a good file. `-enc_time_base:v -1` keeps the null
+ * output's timestamps in the file's milliseconds: without it ffmpeg 5.1 rounds them to the frame
+ * rate it guesses (20/s for the fake camera) and complains of two frames in one tick whenever the
+ * camera's capture times jitter, which says nothing about the file. */
 function decodeErrors(file) {
-  return execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString()
-    + '';
+  const r = spawnSync('ffmpeg', ['-v', 'error', '-err_detect', 'explode', '-i', file, '-enc_time_base:v', '-1', '-f', 'null', '-']);
+  return `${r.status === 0 ? '' : `exit ${r.status} `}${r.stderr.toString().trim()}`;
 }
 
-function decodeAll(file) {
-  const { spawnSync } = require('node:child_process');
-  const r = spawnSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'null', '-']);
-  return { code: r.status, errors: r.stderr.toString().trim() };
+/** Checks one complete file of a publisher with camera and microphone; returns its probe. */
+function checkFile(dir, f) {
+  const file = path.join(dir, `${f.id}.webm`);
+  const p = probe(file);
+  const errors = decodeErrors(file);
+  console.log(`recording: ${f.participant_name}: ${p.codecs.join('+')}, ${p.duration.toFixed(2)} s (listed ${f.duration_ms} ms), starts ${JSON.stringify(p.starts)}, ${f.size} bytes ${errors}`);
+  assert.deepEqual(p.codecs, ['opus', 'vp8']);
+  assert.deepEqual([...f.kinds].sort(), ['audio', 'video']);
+  assert.equal(errors, '', 'every frame decodes');
+  assert.ok(Math.abs(p.starts.vp8 - p.starts.opus) <= 0.1, `audio and video start together: ${JSON.stringify(p.starts)}`);
+  assert.equal(f.size, fs.statSync(file).size);
+  return p;
 }
 
-async function recordingVisible(page) {
-  return page.evaluate(() => !document.getElementById('recording').hidden);
+const bannerShown = (page) => page.evaluate(() => !document.getElementById('recording').hidden);
+
+async function framesOf(page, name) { return (await h.inboundVideoOf(page, name))?.frames || 0; }
+
+async function room(server, names, roomId, query = '') {
+  const people = {};
+  for (const name of names) {
+    const p = await h.openParticipant(browser, `${server.http}/${query}`);
+    await h.join(p.page, roomId, name);
+    people[name] = p;
+  }
+  return people;
 }
 
-test('a recorded room gives each participant a WebM of VP8 and Opus that plays from start to end', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roomcast-rec-'));
+function tempDir() { return fs.mkdtempSync(path.join(os.tmpdir(), 'roomcast-rec-')); }
+
+test('ten seconds recorded from the dashboard: one WebM per participant, VP8 + Opus, 10 ± 1 s, decodable, A/V together', async () => {
+  const dir = tempDir();
   const server = await h.startServer(['--recordings-dir', dir]);
   try {
-    const people = [];
-    for (const name of ['Ada', 'Bob']) {
-      const p = await h.openParticipant(browser, server.http);
-      await h.join(p.page, 'rec', name);
-      people.push(p);
-    }
-    await h.waitFor('each to decode the other', async () => (await h.inboundVideoOf(people[0].page, 'Bob'))?.frames > 10
-      && (await h.inboundVideoOf(people[1].page, 'Ada'))?.frames > 10);
+    const { Ada, Bob } = await room(server, ['Ada', 'Bob'], 'rec');
+    await h.waitFor('each to decode the other', async () => await framesOf(Ada.page, 'Bob') > 10 && await framesOf(Bob.page, 'Ada') > 10);
+    const admin = await h.openParticipant(browser, `${server.http}/admin`);
+    await h.waitFor('the room on the dashboard', () => admin.page.$('section.room[data-room="rec"] button.record'));
 
-    const started = await api(server, 'POST', '/api/rooms/rec/recording');
-    assert.equal(started.status, 201, JSON.stringify(started.body));
-    for (const { page } of people) await h.waitFor('the page to say the room is recorded', () => recordingVisible(page));
-    await h.screenshot(people[0].page, 'recording-banner');
-    await h.sleep(10000);
-    assert.equal((await api(server, 'DELETE', '/api/rooms/rec/recording')).status, 204);
-    for (const { page } of people) await h.waitFor('the page to say recording stopped', async () => !(await recordingVisible(page)));
+    await admin.page.click('section.room[data-room="rec"] button.record');
+    const startedAt = Date.now();
+    for (const { page } of [Ada, Bob]) await h.waitFor('the page to say the room is recorded', () => bannerShown(page));
+    await h.waitFor('the dashboard to show the room recording', () => admin.page.$('section.room[data-room="rec"] .rec-badge'));
+    await h.screenshot(Ada.page, 'recording-banner');
+    await h.sleep(10000 - (Date.now() - startedAt));
+    await admin.page.click('section.room[data-room="rec"] button.record.recording');
+    for (const { page } of [Ada, Bob]) await h.waitFor('the page to say recording stopped', async () => !(await bannerShown(page)));
 
     const files = await h.waitFor('both files complete', async () => {
-      const list = (await api(server, 'GET', '/api/recordings')).body;
+      const list = await recordings(server);
       return list.length === 2 && list.every((f) => f.state === 'complete') && list;
     });
-    console.log('recording: files', JSON.stringify(files));
+    assert.deepEqual(files.map((f) => f.participant_name).sort(), ['Ada', 'Bob']);
     for (const f of files) {
-      const file = path.join(dir, `${f.id}.webm`);
-      const p = probe(file);
-      const starts = Object.fromEntries(Object.entries(p.streams).map(([c, s]) => [c, Number(s.start_time)]));
-      const decoded = decodeAll(file);
-      console.log(`recording: ${f.participant_name}: ${p.codecs.join('+')}, ${p.duration.toFixed(2)} s, starts ${JSON.stringify(starts)}, ${f.size} bytes, decode ${decoded.code} ${decoded.errors}`);
-      assert.deepEqual(p.codecs, ['opus', 'vp8']);
+      const p = checkFile(dir, f);
       assert.ok(Math.abs(p.duration - 10) <= 1, `duration ${p.duration} s is 10 ± 1 s`);
-      assert.equal(decoded.code, 0);
-      assert.equal(decoded.errors, '', 'every frame decodes');
-      assert.ok(Math.abs(starts.vp8 - starts.opus) <= 0.1, `audio and video start together: ${JSON.stringify(starts)}`);
-      assert.deepEqual(f.kinds.sort(), ['audio', 'video']);
     }
+    await h.waitFor('the recordings on the dashboard', async () => (await admin.page.$$('tr[data-recording]')).length === 2);
+    await h.screenshot(admin.page, 'recording-dashboard');
+    for (const p of [Ada, Bob, admin]) await p.context.close();
   } finally {
     await server.stop();
     if (!process.env.KEEP_RECORDINGS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('recording before anyone publishes; a newcomer is told and recorded from when it publishes; a leaver\'s file ends', async () => {
+  const dir = tempDir();
+  const server = await h.startServer(['--recordings-dir', dir]);
+  try {
+    const { Viv } = await room(server, ['Viv'], 'late', '?camera=0&mic=0');
+    await h.waitFor('the room to exist', async () => (await api(server, 'GET', '/api/rooms/late')).status === 200);
+    assert.equal((await api(server, 'POST', '/api/rooms/late/recording')).status, 201);
+    assert.equal((await api(server, 'POST', '/api/rooms/late/recording')).status, 409, 'one recording at a time');
+    await h.waitFor('the viewer to be told', () => bannerShown(Viv.page));
+
+    const { Bob, Cy } = await room(server, ['Bob', 'Cy'], 'late');
+    const joinedAt = Date.now();
+    for (const { page } of [Bob, Cy]) await h.waitFor('a newcomer to be told at once', () => bannerShown(page));
+    await h.waitFor('Viv to see both', async () => await framesOf(Viv.page, 'Bob') > 10 && await framesOf(Viv.page, 'Cy') > 10);
+    await h.sleep(4000);
+    await Cy.page.click('#leave');
+    const cyLeftAt = Date.now();
+    await h.sleep(3000);
+    assert.equal((await api(server, 'DELETE', '/api/rooms/late/recording')).status, 204);
+    const stoppedAt = Date.now();
+    assert.equal((await api(server, 'DELETE', '/api/rooms/late/recording')).status, 409);
+
+    const files = await h.waitFor('two complete files', async () => {
+      const list = await recordings(server);
+      return list.length === 2 && list.every((f) => f.state === 'complete') && list;
+    });
+    assert.deepEqual(files.map((f) => f.participant_name).sort(), ['Bob', 'Cy'], 'a viewer publishes nothing to record');
+    const bob = checkFile(dir, files.find((f) => f.participant_name === 'Bob'));
+    const cy = checkFile(dir, files.find((f) => f.participant_name === 'Cy'));
+    const bobSpan = (stoppedAt - joinedAt) / 1000;
+    const cySpan = (cyLeftAt - joinedAt) / 1000;
+    assert.ok(bob.duration <= bobSpan + 0.5 && bob.duration >= bobSpan - 2, `Bob's file (${bob.duration} s) runs from his publishing to the stop (${bobSpan} s)`);
+    assert.ok(cy.duration <= cySpan + 0.5 && cy.duration >= cySpan - 2, `Cy's file (${cy.duration} s) ends when Cy left (${cySpan} s after joining)`);
+    for (const p of [Viv, Bob, Cy]) await p.context.close();
+  } finally {
+    await server.stop();
+    if (!process.env.KEEP_RECORDINGS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stopping while the first keyframe is on its way leaves no broken file, and the media goes on', async () => {
+  const dir = tempDir();
+  const server = await h.startServer(['--recordings-dir', dir]);
+  try {
+    const { Ada, Bob } = await room(server, ['Ada', 'Bob'], 'quick');
+    await h.waitFor('Bob to decode Ada', async () => await framesOf(Bob.page, 'Ada') > 10);
+    // Starting asks each publisher for a keyframe; stopping 0.05 to 1.5 s later catches it on
+    // its way, in the reassembler, or just written.
+    for (const ms of [50, 300, 700, 1500]) {
+      assert.equal((await api(server, 'POST', '/api/rooms/quick/recording')).status, 201);
+      await h.sleep(ms);
+      assert.equal((await api(server, 'DELETE', '/api/rooms/quick/recording')).status, 204);
+    }
+    await h.sleep(500);
+    const files = await recordings(server);
+    console.log(`recording: quick stops left ${files.length} files: ${files.map((f) => `${f.state} ${f.duration_ms} ms ${f.kinds}`).join(', ')}`);
+    for (const f of files) {
+      assert.equal(f.state, 'complete');
+      const errors = decodeErrors(path.join(dir, `${f.id}.webm`));
+      assert.equal(errors, '', `${f.id} decodes`);
+    }
+    const before = await framesOf(Bob.page, 'Ada');
+    await h.sleep(1000);
+    assert.ok(await framesOf(Bob.page, 'Ada') > before + 5, 'Bob still decodes Ada');
+    for (const p of [Ada, Bob]) await p.context.close();
+  } finally {
+    await server.stop();
+    if (!process.env.KEEP_RECORDINGS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a disk that fills up stops the recording with one clear log line and a dashboard event; the room goes on', async () => {
+  // A 600 KB tmpfs: the two files fill it within seconds. Mounting needs root, as the network
+  // tests' iptables rules do.
+  const dir = tempDir();
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=600k', 'tmpfs', dir]);
+  const server = await h.startServer(['--recordings-dir', dir]);
+  try {
+    const { Ada, Bob } = await room(server, ['Ada', 'Bob'], 'full');
+    await h.waitFor('each to decode the other', async () => await framesOf(Ada.page, 'Bob') > 10 && await framesOf(Bob.page, 'Ada') > 10);
+    assert.equal((await api(server, 'POST', '/api/rooms/full/recording')).status, 201);
+    await h.waitFor('the pages to be told', async () => await bannerShown(Ada.page) && bannerShown(Bob.page));
+    const failed = await h.waitFor('the recording to fail', async () => {
+      const list = await recordings(server);
+      return list.find((f) => f.state === 'failed');
+    }, { timeout: 60000 });
+    console.log(`recording: disk full: ${JSON.stringify(failed)}`);
+    assert.match(failed.error, /No space left on device/);
+    await h.waitFor('the pages to be told it stopped', async () => !(await bannerShown(Ada.page)) && !(await bannerShown(Bob.page)));
+    assert.equal((await api(server, 'GET', '/api/rooms/full')).body.recording, false);
+    const lines = server.logs().split('\n').filter((l) => l.includes('recording stopped: could not write'));
+    console.log(`recording: ${lines.join('\n')}`);
+    assert.equal(lines.length, 1, 'one clear log line');
+    assert.match(lines[0], /No space left on device/);
+    const before = await framesOf(Bob.page, 'Ada');
+    await h.sleep(1500);
+    assert.ok(await framesOf(Bob.page, 'Ada') > before + 10, 'the room\'s media is untouched');
+    // What the file holds up to the failure still plays.
+    const partial = await recordings(server);
+    for (const f of partial) {
+      const errors = decodeErrors(path.join(dir, `${f.id}.webm`));
+      console.log(`recording: the failed recording's ${f.participant_name}: ${f.size} bytes, ${f.state}, decode: ${errors || 'clean'}`);
+      const unexpected = errors.split('\n').filter((l) => l && !/File ended prematurely/.test(l));
+      assert.deepEqual(unexpected, [], 'a file cut short by the full disk decodes up to where it ends');
+    }
+    const admin = await h.openParticipant(browser, `${server.http}/admin`);
+    await h.waitFor('the event on the dashboard', () => admin.page.$eval('#events', (e) => !e.hidden && e.textContent));
+    assert.match(await admin.page.textContent('#events'), /No space left on device/);
+    await h.screenshot(admin.page, 'recording-disk-full');
+    for (const p of [Ada, Bob, admin]) await p.context.close();
+  } finally {
+    await server.stop();
+    spawnSync('umount', [dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

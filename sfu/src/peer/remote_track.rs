@@ -2,9 +2,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use webrtc::rtcp::sender_report::SenderReport;
+
+use crate::stats::millis_since_epoch;
 
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
@@ -206,20 +208,28 @@ impl RemoteTrack {
 
 /// The latest sender report of one stream, readable without a lock: the middle 32 bits of its
 /// NTP time (16.16 seconds, as RTCP's compact form) and its RTP timestamp, packed in one word
-/// so a reader never sees half of one report and half of another. 0 until the first report.
+/// so a reader never sees half of one report and half of another (0 until the first report),
+/// and when it arrived ([`millis_since_epoch`]; read apart, so possibly the previous report's,
+/// which only matters to the first offset a recorder measures).
 #[derive(Debug, Default)]
-pub(crate) struct SenderReportCell(AtomicU64);
+pub(crate) struct SenderReportCell {
+    report: AtomicU64,
+    arrived_ms: AtomicU64,
+}
 
 impl SenderReportCell {
     fn store(&self, ntp: u64, rtp: u32) {
         let compact = (ntp >> 16) as u32;
-        self.0
+        self.arrived_ms
+            .store(millis_since_epoch(Instant::now()), Ordering::Relaxed);
+        self.report
             .store(u64::from(compact) << 32 | u64::from(rtp), Ordering::Relaxed);
     }
 
-    /// (compact NTP time, RTP timestamp) of the latest report.
-    pub(crate) fn load(&self) -> Option<(u32, u32)> {
-        let word = self.0.load(Ordering::Relaxed);
-        (word != 0).then_some(((word >> 32) as u32, word as u32))
+    /// (compact NTP time, RTP timestamp) of the latest report, and when it arrived.
+    pub(crate) fn load(&self) -> Option<((u32, u32), u64)> {
+        let word = self.report.load(Ordering::Relaxed);
+        let arrived = self.arrived_ms.load(Ordering::Relaxed);
+        (word != 0).then_some((((word >> 32) as u32, word as u32), arrived))
     }
 }

@@ -90,8 +90,31 @@ impl Catalog {
             text.push_str(&format!("error={}\n", clean(error)));
         }
         let tmp = self.dir.join(format!(".{}.meta.tmp", meta.id));
-        fs::write(&tmp, text)?;
-        fs::rename(&tmp, self.meta_path(&meta.id))
+        let replaced =
+            fs::write(&tmp, &text).and_then(|()| fs::rename(&tmp, self.meta_path(&meta.id)));
+        match replaced {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // A full disk has no room for a new file, but the old one's block takes the new
+                // text (a `.meta` is far smaller than a block): so a failure can still be told.
+                let _ = fs::remove_file(&tmp);
+                self.overwrite_meta(&meta.id, &text).map_err(|_| e)
+            }
+        }
+    }
+
+    /// Rewrites an existing `.meta` in place, padded with blank lines to its old length.
+    fn overwrite_meta(&self, id: &str, text: &str) -> io::Result<()> {
+        use std::io::Write;
+        let path = self.meta_path(id);
+        let old = fs::metadata(&path)?.len() as usize;
+        let mut padded = text.to_owned();
+        while padded.len() < old {
+            padded.push('\n');
+        }
+        let mut file = fs::OpenOptions::new().write(true).open(&path)?;
+        file.write_all(padded.as_bytes())?;
+        file.sync_data()
     }
 
     /// Every recording with its `.meta`, newest first.

@@ -21,6 +21,7 @@ use crate::forwarder::PayloadFormat;
 use crate::peer::{MediaKind, SenderReportCell};
 use crate::publication::{Delivery, Ingress, Publication, Subscriber, SubscriptionControl};
 use crate::signal::Source;
+use crate::stats::millis_since_epoch;
 use crate::subscription::next_subscription_id;
 use crate::ParticipantInfo;
 
@@ -276,23 +277,17 @@ impl Recorder {
         if tap.reports.is_none() {
             tap.reports = tap.publication.sender_reports(layer);
         }
-        if let Some(report) = tap.reports.as_ref().and_then(|r| r.load()) {
+        if let Some((report, arrived_ms)) = tap.reports.as_ref().and_then(|r| r.load()) {
             if tap.last_report != Some(report) {
                 tap.last_report = Some(report);
+                // When it arrived, not when this tap first looks: a report may be seconds old.
+                let age = millis_since_epoch(now).saturating_sub(arrived_ms);
+                let arrived = now.checked_sub(Duration::from_millis(age)).unwrap_or(now);
                 self.timeline
-                    .on_sender_report(track, report.0, report.1, now);
+                    .on_sender_report(track, report.0, report.1, arrived);
             }
         }
         let header = &ingress.packet.header;
-        tracing::trace!(
-            ?track,
-            seq = header.sequence_number,
-            ts = header.timestamp,
-            m = header.marker,
-            len = ingress.packet.payload.len(),
-            layer = ingress.info.layer,
-            "packet"
-        );
         tap.assembler.push(
             header.sequence_number,
             header.timestamp,
@@ -308,7 +303,6 @@ impl Recorder {
         for (i, slot) in self.taps.iter_mut().enumerate() {
             let Some(tap) = slot.as_mut() else { continue };
             while let Some(frame) = tap.assembler.pop(now) {
-                tracing::trace!(track = i, ts = frame.timestamp, key = frame.keyframe, len = frame.data.len(), head = ?&frame.data[..frame.data.len().min(10)], "frame");
                 self.timeline.push(Track::BOTH[i], frame, now);
             }
             if tap.assembler.take_keyframe_request() {

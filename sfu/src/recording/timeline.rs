@@ -103,8 +103,12 @@ impl Timeline {
     }
 
     /// The track's stream starts again with another RTP clock (another simulcast layer): what is
-    /// held of it is placed by the old clock first.
+    /// held of it is placed by the old clock first, or, before the file starts, dropped (the file
+    /// will start at the new stream's keyframe).
     pub(crate) fn restart_track(&mut self, track: Track) {
+        if self.open.is_none() {
+            self.queues[track as usize].clear();
+        }
         for i in 0..self.queues[track as usize].len() {
             self.stamp(track as usize, i);
         }
@@ -158,6 +162,7 @@ impl Timeline {
         if !tracks.iter().any(|&t| t) {
             return false;
         }
+        // With video, the file starts at its keyframe; audio before it is left out.
         let start = if size.is_some() { video } else { audio };
         let origin = self.stamp(start, 0);
         self.open = Some((tracks, origin));
@@ -229,7 +234,187 @@ impl Timeline {
         at
     }
 
+    /// Server time in µs from the timeline's start (negative before it: a sender report may be
+    /// older than the timeline).
     fn micros(&self, at: Instant) -> i64 {
-        at.saturating_duration_since(self.epoch).as_micros() as i64
+        match at.checked_duration_since(self.epoch) {
+            Some(after) => after.as_micros() as i64,
+            None => -(self.epoch.duration_since(at).as_micros() as i64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIDEO_RATE: u32 = 90_000;
+    const AUDIO_RATE: u32 = 48_000;
+
+    /// The NTP compact form of a sender-clock time in µs.
+    fn compact(us: i64) -> u32 {
+        ((us << 16) / 1_000_000) as u32
+    }
+
+    fn keyframe(ts: u32) -> Frame {
+        let mut data = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        data.extend_from_slice(&320u16.to_le_bytes());
+        data.extend_from_slice(&180u16.to_le_bytes());
+        Frame {
+            timestamp: ts,
+            data,
+            keyframe: true,
+        }
+    }
+
+    fn frame(ts: u32) -> Frame {
+        Frame {
+            timestamp: ts,
+            data: vec![1],
+            keyframe: false,
+        }
+    }
+
+    struct Clock(Instant);
+
+    impl Clock {
+        fn at(&self, ms: u64) -> Instant {
+            self.0 + Duration::from_millis(ms)
+        }
+    }
+
+    /// (track, ms) of each written frame.
+    fn writes(steps: &[Step]) -> Vec<(Track, u64)> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Write { track, nanos, .. } => Some((*track, nanos / 1_000_000)),
+                Step::Open { .. } => None,
+            })
+            .collect()
+    }
+
+    /// A sender whose wall clock reads 1,000 s at t0, video RTP starting at 5,000 and audio at
+    /// 900,000, both tracks tapped.
+    fn both_tapped(c: &Clock) -> Timeline {
+        let mut t = Timeline::new(VIDEO_RATE, AUDIO_RATE, c.at(0));
+        t.set_tapped(Track::Video, true);
+        t.set_tapped(Track::Audio, true);
+        t
+    }
+
+    fn video_ts(ms: u32) -> u32 {
+        5_000 + ms * 90
+    }
+
+    fn audio_ts(ms: u32) -> u32 {
+        900_000 + ms * 48
+    }
+
+    fn reports(t: &mut Timeline, c: &Clock, ms: u64) {
+        let sender = 1_000_000_000 + ms as i64 * 1000;
+        t.on_sender_report(Track::Video, compact(sender), video_ts(ms as u32), c.at(ms));
+        t.on_sender_report(Track::Audio, compact(sender), audio_ts(ms as u32), c.at(ms));
+    }
+
+    #[test]
+    fn the_file_waits_for_sender_reports_and_a_keyframe_then_starts_at_the_keyframe() {
+        let c = Clock(Instant::now());
+        let mut t = both_tapped(&c);
+        for ms in [0, 20, 40, 60] {
+            t.push(Track::Audio, frame(audio_ts(ms)), c.at(u64::from(ms)));
+        }
+        t.push(Track::Video, keyframe(video_ts(40)), c.at(70));
+        assert!(t.poll(c.at(70)).is_empty(), "no sender report yet");
+        reports(&mut t, &c, 80);
+        t.push(Track::Audio, frame(audio_ts(80)), c.at(90));
+        t.push(Track::Video, frame(video_ts(90)), c.at(120));
+        let steps = t.poll(c.at(120));
+        assert_eq!(
+            steps[0],
+            Step::Open {
+                video: Some((320, 180)),
+                audio: true
+            }
+        );
+        // Audio before the keyframe (0 and 20 ms) is left out; the rest is in time order.
+        assert_eq!(
+            writes(&steps),
+            [
+                (Track::Video, 0),
+                (Track::Audio, 0),
+                (Track::Audio, 20),
+                (Track::Audio, 40),
+            ],
+            "the video frame at 90 ms waits for audio to pass it"
+        );
+    }
+
+    #[test]
+    fn without_reports_the_file_starts_after_the_wait_with_what_it_has() {
+        let c = Clock(Instant::now());
+        let mut t = both_tapped(&c);
+        t.push(Track::Audio, frame(audio_ts(0)), c.at(0));
+        assert!(t.poll(c.at(3_999)).is_empty());
+        let steps = t.poll(c.at(4_000));
+        assert_eq!(
+            steps[0],
+            Step::Open {
+                video: None,
+                audio: true
+            },
+            "no keyframe came: an audio-only file"
+        );
+        assert_eq!(writes(&steps), [(Track::Audio, 0)]);
+    }
+
+    #[test]
+    fn a_quiet_track_holds_the_other_back_for_at_most_the_hold() {
+        let c = Clock(Instant::now());
+        let mut t = both_tapped(&c);
+        reports(&mut t, &c, 0);
+        t.push(Track::Video, keyframe(video_ts(0)), c.at(0));
+        t.push(Track::Audio, frame(audio_ts(0)), c.at(0));
+        assert_eq!(
+            writes(&t.poll(c.at(0))),
+            [(Track::Video, 0)],
+            "audio waits: video might still bring an earlier frame"
+        );
+        // Video goes quiet; audio keeps coming.
+        t.push(Track::Audio, frame(audio_ts(20)), c.at(20));
+        assert!(writes(&t.poll(c.at(200))).is_empty());
+        assert_eq!(writes(&t.poll(c.at(300))), [(Track::Audio, 0)]);
+        assert_eq!(writes(&t.poll(c.at(320))), [(Track::Audio, 20)]);
+    }
+
+    #[test]
+    fn time_never_goes_back_and_a_track_never_repeats_an_instant() {
+        let c = Clock(Instant::now());
+        let mut t = both_tapped(&c);
+        reports(&mut t, &c, 0);
+        t.push(Track::Video, keyframe(video_ts(100)), c.at(100));
+        t.push(Track::Video, frame(video_ts(100)), c.at(110));
+        t.push(Track::Video, frame(video_ts(90)), c.at(120));
+        t.set_tapped(Track::Audio, false);
+        let written = writes(&t.poll(c.at(120)));
+        assert_eq!(
+            written,
+            [(Track::Video, 0), (Track::Video, 1), (Track::Video, 2)]
+        );
+    }
+
+    #[test]
+    fn finishing_writes_everything_held() {
+        let c = Clock(Instant::now());
+        let mut t = both_tapped(&c);
+        reports(&mut t, &c, 0);
+        t.push(Track::Video, keyframe(video_ts(0)), c.at(0));
+        t.push(Track::Audio, frame(audio_ts(0)), c.at(0));
+        t.push(Track::Audio, frame(audio_ts(20)), c.at(20));
+        let steps = t.finish(c.at(25));
+        assert_eq!(
+            writes(&steps),
+            [(Track::Video, 0), (Track::Audio, 0), (Track::Audio, 20)]
+        );
     }
 }
