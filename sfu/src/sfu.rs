@@ -48,6 +48,10 @@ pub struct Joined {
 impl Sfu {
     pub fn new(config: SfuConfig) -> Result<Self, SfuError> {
         let factory = PeerFactory::new(&config)?;
+        let interrupted = Catalog::new(config.recordings_dir.clone()).recover();
+        if interrupted > 0 {
+            tracing::warn!(files = interrupted, dir = %config.recordings_dir.display(), "recordings interrupted by the server's last stop marked as such");
+        }
         Ok(Self {
             inner: Arc::new(SfuInner {
                 config,

@@ -227,3 +227,41 @@ test('a disk that fills up stops the recording with one clear log line and a das
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a server killed while recording leaves files that play up to the last second, marked interrupted at the next start', async () => {
+  const dir = tempDir();
+  let server = await h.startServer(['--recordings-dir', dir]);
+  try {
+    const { Ada, Bob } = await room(server, ['Ada', 'Bob'], 'crash');
+    await h.waitFor('each to decode the other', async () => await framesOf(Ada.page, 'Bob') > 10 && await framesOf(Bob.page, 'Ada') > 10);
+    assert.equal((await api(server, 'POST', '/api/rooms/crash/recording')).status, 201);
+    await h.waitFor('two files written to for 3 s', async () => {
+      const list = await recordings(server);
+      return list.length === 2 && list.every((f) => f.duration_ms >= 3000);
+    }, { timeout: 30000 });
+    const killedAt = Date.now();
+    process.kill(server.pid, 'SIGKILL');
+    await h.waitFor('the server to be gone', () => fetch(`${server.http}/healthz`).then(() => false, () => true));
+    for (const p of [Ada, Bob]) await p.context.close();
+
+    server = await h.startServer(['--recordings-dir', dir]);
+    const files = await recordings(server);
+    assert.equal(files.length, 2);
+    for (const f of files) {
+      assert.equal(f.state, 'interrupted');
+      const file = path.join(dir, `${f.id}.webm`);
+      const p = probe(file);
+      const packets = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_packets', '-show_entries', 'stream=codec_name,nb_read_packets', '-of', 'json', file])).streams;
+      const audioSeconds = Number(packets.find((s) => s.codec_name === 'opus').nb_read_packets) * 0.02;
+      console.log(`recording: after kill -9, ${f.participant_name}: ${p.codecs.join('+')}, ${audioSeconds.toFixed(2)} s of audio, listed ${f.duration_ms} ms, ${decodeErrors(file) || 'decodes cleanly'}`);
+      assert.deepEqual(p.codecs, ['opus', 'vp8']);
+      assert.equal(decodeErrors(file), '', 'what reached the disk plays');
+      const recordedFor = (killedAt - f.started_ms) / 1000;
+      assert.ok(audioSeconds >= recordedFor - 2.5, `at most the last seconds lost: ${audioSeconds} s of ${recordedFor} s`);
+      assert.equal((await api(server, 'DELETE', `/api/recordings/${f.id}`)).status, 204, 'an interrupted file can be deleted');
+    }
+  } finally {
+    await server.stop();
+    if (!process.env.KEEP_RECORDINGS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

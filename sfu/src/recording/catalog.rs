@@ -21,7 +21,7 @@ pub struct RecordingFile {
     pub started_ms: u64,
     pub duration_ms: u64,
     pub size: u64,
-    /// "recording", "complete" or "failed".
+    /// "recording", "complete", "failed", or "interrupted" (the server stopped while writing it).
     pub state: String,
     /// Why it failed.
     pub error: Option<String>,
@@ -163,6 +163,32 @@ impl Catalog {
             state: field("state"),
             error: Some(field("error")).filter(|e| !e.is_empty()),
         })
+    }
+
+    /// Marks files left `recording` by a server that stopped without closing them (a crash)
+    /// as `interrupted`: nothing writes them any more. Call before any recording starts.
+    pub(crate) fn recover(&self) -> usize {
+        let mut recovered = 0;
+        for file in self.list().into_iter().filter(|f| f.state == "recording") {
+            let meta = Meta {
+                id: file.id.clone(),
+                room: file.room,
+                participant: file.participant,
+                name: file.name,
+                kinds: file.kinds,
+                started_ms: file.started_ms,
+                duration_ms: file.duration_ms,
+                state: "interrupted",
+                error: Some(
+                    "the server stopped while recording; the file plays up to its last flush"
+                        .into(),
+                ),
+            };
+            if self.write_meta(&meta).is_ok() {
+                recovered += 1;
+            }
+        }
+        recovered
     }
 
     /// Removes a recording's file and its `.meta`; refused while it is being written.

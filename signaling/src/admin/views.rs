@@ -111,7 +111,8 @@ pub struct RecordingView {
     pub duration_ms: u64,
     /// Bytes on disk.
     pub size: u64,
-    /// `recording`, `complete` or `failed`.
+    /// `recording`, `complete`, `failed`, or `interrupted` (the server stopped while writing it;
+    /// the file plays up to its last flush).
     pub state: String,
     /// Why it failed (a full disk, say).
     #[serde(skip_serializing_if = "Option::is_none")]
