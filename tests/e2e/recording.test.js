@@ -89,6 +89,7 @@ test('ten seconds recorded from the dashboard: one WebM per participant, VP8 + O
     for (const { page } of [Ada, Bob]) await h.waitFor('the page to say the room is recorded', () => bannerShown(page));
     await h.waitFor('the dashboard to show the room recording', () => admin.page.$('section.room[data-room="rec"] .rec-badge'));
     await h.screenshot(Ada.page, 'recording-banner');
+    await h.screenshot(admin.page, 'recording-dashboard-live');
     await h.sleep(10000 - (Date.now() - startedAt));
     await admin.page.click('section.room[data-room="rec"] button.record.recording');
     for (const { page } of [Ada, Bob]) await h.waitFor('the page to say recording stopped', async () => !(await bannerShown(page)));
