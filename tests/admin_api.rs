@@ -430,7 +430,7 @@ async fn http_get(url: &str) -> String {
 }
 
 /// A recordings directory holding one finished recording (its `.meta` as the recorder writes it)
-/// and one still being written.
+/// and one left `recording` (by a server that was killed, once a server starts on it).
 fn recordings_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "roomcast-api-recordings-{}-{}",
@@ -469,6 +469,12 @@ async fn recordings_are_listed_downloaded_and_deleted_with_the_token_only() {
     };
     let app = roomcast_signaling::router(sfu, options);
     let token = Some("s3cret");
+    // Written after the server started: as the recorder leaves a file it is writing.
+    std::fs::write(
+        dir.join("3000-p3.meta"),
+        "room=r\nparticipant=p3\nname=Cy\nkinds=audio\nstarted_ms=3000\nduration_ms=0\nstate=recording\n",
+    )
+    .unwrap();
     for (method, path) in [
         (Method::GET, "/api/recordings"),
         (Method::GET, "/api/recordings/1000-p1"),
@@ -495,7 +501,18 @@ async fn recordings_are_listed_downloaded_and_deleted_with_the_token_only() {
     let list = call(&app, Method::GET, "/api/recordings", REMOTE, token).await;
     assert_eq!(list.status, StatusCode::OK);
     let list = list.json();
-    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["recording", "complete", "interrupted"],
+        "newest first (then by id); a file left `recording` when the server started is `interrupted`"
+    );
     let done = list
         .as_array()
         .unwrap()
@@ -534,7 +551,7 @@ async fn recordings_are_listed_downloaded_and_deleted_with_the_token_only() {
     let busy = call(
         &app,
         Method::DELETE,
-        "/api/recordings/2000-p2",
+        "/api/recordings/3000-p3",
         REMOTE,
         token,
     )

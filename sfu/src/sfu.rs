@@ -266,7 +266,11 @@ impl Sfu {
         let found = self
             .find(room)
             .ok_or_else(|| RecordingError::NoSuchRoom(room.to_owned()))?;
-        found.start_recording(Catalog::new(self.inner.config.recordings_dir.clone()))
+        // Said now rather than by the first file: a directory that cannot be made fails here.
+        let dir = &self.inner.config.recordings_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RecordingError::Unwritable(format!("{}: {e}", dir.display())))?;
+        found.start_recording(Catalog::new(dir.clone()))
     }
 
     /// Stops a room's recording; each participant's file is closed.
@@ -310,7 +314,7 @@ impl Sfu {
     }
 
     /// Tells every participant the server is going away and removes them; resolves once every
-    /// room is gone or `grace` has passed. Joins after this still work (the caller stops
+    /// room is gone and every recording file closed, or `grace` has passed. Joins after this still work (the caller stops
     /// accepting connections first).
     pub async fn shutdown(&self, grace: std::time::Duration) {
         for room in self.rooms_now() {
@@ -318,6 +322,10 @@ impl Sfu {
         }
         let deadline = tokio::time::Instant::now() + grace;
         while self.inner.seats.taken() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Recordings end with their rooms: let each file get its duration and cues.
+        while crate::recording::open_recorders() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

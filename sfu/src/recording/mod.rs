@@ -15,6 +15,7 @@ mod webm_file;
 
 pub(crate) use catalog::Catalog;
 pub use catalog::{DeleteError, RecordingFile};
+pub(crate) use participant::open_recorders;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -44,6 +45,8 @@ pub enum RecordingError {
     AlreadyRecording(String),
     #[error("room {0:?} is not being recorded")]
     NotRecording(String),
+    #[error("the recordings directory cannot be written: {0}")]
+    Unwritable(String),
 }
 
 enum Order {

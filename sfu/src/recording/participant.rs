@@ -5,7 +5,7 @@
 //! or microphone track once the file has started (a track stopped and started again, whose
 //! clock starts afresh) closes the file and starts the next one.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -174,11 +174,40 @@ pub(crate) fn spawn(settings: Settings, failures: Failures) -> mpsc::UnboundedSe
         file: None,
         last_flush: now,
     };
+    let open = OpenRecorder::new();
     tokio::spawn(tracing::Instrument::instrument(
-        recorder.run(commands_rx),
+        async move {
+            recorder.run(commands_rx).await;
+            drop(open);
+        },
         span,
     ));
     commands
+}
+
+/// Participant recorders still running, in the whole process: shutdown waits for them to close
+/// their files (a file left unfinished plays, but says no duration).
+static OPEN_RECORDERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one recorder as running for as long as it lives.
+struct OpenRecorder;
+
+impl OpenRecorder {
+    fn new() -> Self {
+        OPEN_RECORDERS.fetch_add(1, Ordering::Relaxed);
+        Self
+    }
+}
+
+impl Drop for OpenRecorder {
+    fn drop(&mut self) {
+        OPEN_RECORDERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many participant recorders are still writing.
+pub(crate) fn open_recorders() -> usize {
+    OPEN_RECORDERS.load(Ordering::Relaxed)
 }
 
 impl Recorder {

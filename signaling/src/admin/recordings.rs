@@ -16,16 +16,15 @@ use crate::server::AppState;
 const CHUNK: usize = 64 * 1024;
 
 fn recording_error(error: RecordingError) -> ApiError {
-    let status = match error {
-        RecordingError::NoSuchRoom(_) => StatusCode::NOT_FOUND,
+    let (status, code) = match error {
+        RecordingError::NoSuchRoom(_) => (StatusCode::NOT_FOUND, "not_found"),
         RecordingError::AlreadyRecording(_) | RecordingError::NotRecording(_) => {
-            StatusCode::CONFLICT
+            (StatusCode::CONFLICT, "conflict")
         }
-    };
-    let code = if status == StatusCode::NOT_FOUND {
-        "not_found"
-    } else {
-        "conflict"
+        RecordingError::Unwritable(_) => {
+            tracing::error!(%error, "cannot record");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     };
     ApiError::new(status, code, error.to_string())
 }
@@ -38,6 +37,7 @@ fn recording_error(error: RecordingError) -> ApiError {
         (status = 201, description = "Recording", body = RecordingState),
         (status = 404, description = "No such room", body = ErrorBody),
         (status = 409, description = "Already being recorded", body = ErrorBody),
+        (status = 500, description = "The recordings directory cannot be created", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "Not a loopback client and no token configured", body = ErrorBody)))]
 pub(super) async fn start_recording(
