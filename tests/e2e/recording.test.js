@@ -122,10 +122,17 @@ test('recording before anyone publishes; a newcomer is told and recorded from wh
     assert.equal((await api(server, 'POST', '/api/rooms/late/recording')).status, 409, 'one recording at a time');
     await h.waitFor('the viewer to be told', () => bannerShown(Viv.page));
 
-    const { Bob, Cy } = await room(server, ['Bob', 'Cy'], 'late');
-    const joinedAt = Date.now();
+    // Each file must lie between pressing Join and the end, and cover at least from when the
+    // viewer sees that participant's video to the end.
+    const bobJoinedAt = Date.now();
+    const { Bob } = await room(server, ['Bob'], 'late');
+    await h.waitFor('Viv to see Bob', async () => await framesOf(Viv.page, 'Bob') > 0, { interval: 50 });
+    const bobSeenAt = Date.now();
+    const cyJoinedAt = Date.now();
+    const { Cy } = await room(server, ['Cy'], 'late');
+    await h.waitFor('Viv to see Cy', async () => await framesOf(Viv.page, 'Cy') > 0, { interval: 50 });
+    const cySeenAt = Date.now();
     for (const { page } of [Bob, Cy]) await h.waitFor('a newcomer to be told at once', () => bannerShown(page));
-    await h.waitFor('Viv to see both', async () => await framesOf(Viv.page, 'Bob') > 10 && await framesOf(Viv.page, 'Cy') > 10);
     await h.sleep(4000);
     await Cy.page.click('#leave');
     const cyLeftAt = Date.now();
@@ -141,10 +148,14 @@ test('recording before anyone publishes; a newcomer is told and recorded from wh
     assert.deepEqual(files.map((f) => f.participant_name).sort(), ['Bob', 'Cy'], 'a viewer publishes nothing to record');
     const bob = checkFile(dir, files.find((f) => f.participant_name === 'Bob'));
     const cy = checkFile(dir, files.find((f) => f.participant_name === 'Cy'));
-    const bobSpan = (stoppedAt - joinedAt) / 1000;
-    const cySpan = (cyLeftAt - joinedAt) / 1000;
-    assert.ok(bob.duration <= bobSpan + 0.5 && bob.duration >= bobSpan - 2, `Bob's file (${bob.duration} s) runs from his publishing to the stop (${bobSpan} s)`);
-    assert.ok(cy.duration <= cySpan + 0.5 && cy.duration >= cySpan - 2, `Cy's file (${cy.duration} s) ends when Cy left (${cySpan} s after joining)`);
+    // From the click on Join (publishing starts a little after it) to the stop, or to the leave.
+    const bobSpan = (stoppedAt - bobJoinedAt) / 1000;
+    const cySpan = (cyLeftAt - cyJoinedAt) / 1000;
+    const bobSeen = (stoppedAt - bobSeenAt) / 1000;
+    const cySeen = (cyLeftAt - cySeenAt) / 1000;
+    console.log(`recording: Bob joined ${bobSpan.toFixed(2)} s and seen ${bobSeen.toFixed(2)} s before the stop, file ${bob.duration} s; Cy ${cySpan.toFixed(2)} s / ${cySeen.toFixed(2)} s before leaving, file ${cy.duration} s`);
+    assert.ok(bob.duration <= bobSpan + 0.5 && bob.duration >= bobSeen - 0.5, `Bob's file (${bob.duration} s) runs from his publishing to the stop`);
+    assert.ok(cy.duration <= cySpan + 0.5 && cy.duration >= cySeen - 0.5, `Cy's file (${cy.duration} s) ends when Cy left`);
     for (const p of [Viv, Bob, Cy]) await p.context.close();
   } finally {
     await server.stop();
