@@ -163,7 +163,7 @@ test('recording before anyone publishes; a newcomer is told and recorded from wh
   }
 });
 
-test('stopping while the first keyframe is on its way leaves no broken file, and the media goes on', async () => {
+test('stopping while the first keyframe is on its way leaves no broken file, the media goes on, and a server stopped while recording closes its files', async () => {
   const dir = tempDir();
   const server = await h.startServer(['--recordings-dir', dir]);
   try {
@@ -187,6 +187,18 @@ test('stopping while the first keyframe is on its way leaves no broken file, and
     const before = await framesOf(Bob.page, 'Ada');
     await h.sleep(1000);
     assert.ok(await framesOf(Bob.page, 'Ada') > before + 5, 'Bob still decodes Ada');
+
+    // A server stopped (SIGTERM) while recording closes its files first.
+    assert.equal((await api(server, 'POST', '/api/rooms/quick/recording')).status, 201);
+    await h.waitFor('two files being written', async () => (await recordings(server)).filter((f) => f.state === 'recording').length === 2);
+    await h.sleep(1000);
+    assert.equal(await server.stop(), 0);
+    const metas = fs.readdirSync(dir).filter((n) => n.endsWith('.meta')).map((n) => fs.readFileSync(path.join(dir, n), 'utf8'));
+    const states = metas.map((m) => /state=(\w+)/.exec(m)[1]);
+    assert.deepEqual([...new Set(states)], ['complete'], 'every file closed on the way out');
+    for (const n of fs.readdirSync(dir).filter((f) => f.endsWith('.webm'))) {
+      assert.equal(decodeErrors(path.join(dir, n)), '', `${n} decodes`);
+    }
     for (const p of [Ada, Bob]) await p.context.close();
   } finally {
     await server.stop();
