@@ -154,8 +154,10 @@ test('recording before anyone publishes; a newcomer is told and recorded from wh
     const bobSeen = (stoppedAt - bobSeenAt) / 1000;
     const cySeen = (cyLeftAt - cySeenAt) / 1000;
     console.log(`recording: Bob joined ${bobSpan.toFixed(2)} s and seen ${bobSeen.toFixed(2)} s before the stop, file ${bob.duration} s; Cy ${cySpan.toFixed(2)} s / ${cySeen.toFixed(2)} s before leaving, file ${cy.duration} s`);
-    assert.ok(bob.duration <= bobSpan + 0.5 && bob.duration >= bobSeen - 0.5, `Bob's file (${bob.duration} s) runs from his publishing to the stop`);
-    assert.ok(cy.duration <= cySpan + 0.5 && cy.duration >= cySeen - 0.5, `Cy's file (${cy.duration} s) ends when Cy left`);
+    // ± 1 s, as for the ten-second recording: a file holds what was captured, and on a loaded
+    // machine the browser's media lags its capture by up to a second or so.
+    assert.ok(bob.duration <= bobSpan + 1 && bob.duration >= bobSeen - 1, `Bob's file (${bob.duration} s) runs from his publishing to the stop`);
+    assert.ok(cy.duration <= cySpan + 1 && cy.duration >= cySeen - 1, `Cy's file (${cy.duration} s) ends when Cy left`);
     for (const p of [Viv, Bob, Cy]) await p.context.close();
   } finally {
     await server.stop();
