@@ -233,3 +233,19 @@ impl SenderReportCell {
         (word != 0).then_some((((word >> 32) as u32, word as u32), arrived))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_report_is_kept_as_its_compact_ntp_time_and_rtp_timestamp() {
+        let cell = SenderReportCell::default();
+        assert_eq!(cell.load(), None, "nothing before the first report");
+        // NTP 0x0001_2345_6789_abcd: the compact form is its middle 32 bits.
+        cell.store(0x0001_2345_6789_abcd, 0xdead_beef);
+        let (report, arrived) = cell.load().unwrap();
+        assert_eq!(report, (0x2345_6789, 0xdead_beef));
+        assert!(arrived <= millis_since_epoch(Instant::now()));
+    }
+}
