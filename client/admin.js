@@ -1,5 +1,6 @@
 // roomcast operators' dashboard: polls the admin API every second, keeps a minute of bitrate
-// history per track, and offers kick / close-room actions. No framework, no build step.
+// history per track, and offers kick / close-room / record actions and the recordings (download,
+// delete; a recording stopped by a write error shows as an event). No framework, no build step.
 'use strict';
 
 const POLL_MS = 1000;
@@ -96,6 +97,18 @@ function participantRow(room, p, now) {
   return row;
 }
 
+function recordButton(room) {
+  const button = el('button', {
+    className: room.recording ? 'record recording' : 'record',
+    textContent: room.recording ? '■ Stop recording' : '● Record',
+  });
+  button.onclick = async () => {
+    await api(room.recording ? 'DELETE' : 'POST', `/api/rooms/${encodeURIComponent(room.id)}/recording`);
+    refresh();
+  };
+  return button;
+}
+
 function roomCard(room, now) {
   const close = el('button', { className: 'danger', textContent: 'Close room' });
   close.onclick = async () => {
@@ -103,18 +116,69 @@ function roomCard(room, now) {
     await api('DELETE', `/api/rooms/${encodeURIComponent(room.id)}`);
     refresh();
   };
+  const badge = room.recording ? [el('span', { className: 'rec-badge', textContent: '● REC' })] : [];
   const head = el('tr', {}, ...['Participant', 'State', 'Candidates (client → server)', 'Joined', 'Tracks (▲ in, ▼ out)', ''].map((h) => el('th', { textContent: h })));
   const card = el('section', { className: 'room' },
     el('h2', {}, el('span', { textContent: room.id }),
-      el('span', { className: 'meta', textContent: `${room.participant_count} participants · since ${new Date(room.created_ms).toLocaleTimeString()}` }), close),
+      ...badge,
+      el('span', { className: 'meta', textContent: `${room.participant_count} participants · since ${new Date(room.created_ms).toLocaleTimeString()}` }), recordButton(room), close),
     el('table', {}, el('thead', {}, head), el('tbody', {}, ...room.participants.map((p) => participantRow(room, p, now)))));
   card.dataset.room = room.id;
   return card;
 }
 
+function bytes(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`;
+}
+
+/** Downloads through fetch, so the admin token goes along as a header, never in a URL. */
+async function download(file) {
+  const blob = await (await api('GET', `/api/recordings/${encodeURIComponent(file.id)}`)).blob();
+  const link = el('a', { href: URL.createObjectURL(blob), download: `${file.id}.webm` });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}
+
+function recordingRow(file) {
+  const get = el('button', { textContent: 'Download' });
+  get.onclick = () => download(file).catch((e) => console.warn(e));
+  const remove = el('button', { className: 'danger', textContent: 'Delete', disabled: file.state === 'recording' });
+  remove.onclick = async () => {
+    if (!confirm(`Delete ${file.participant_name}'s recording of ${file.room}?`)) return;
+    await api('DELETE', `/api/recordings/${encodeURIComponent(file.id)}`);
+    refresh();
+  };
+  const state = el('td', { className: `rec-${file.state}`, textContent: file.state, title: file.error || '' });
+  const row = el('tr', {},
+    el('td', {}, el('strong', { textContent: file.participant_name }), el('br'), el('code', { textContent: file.participant_id })),
+    el('td', { textContent: file.room }),
+    el('td', { textContent: file.kinds.join(' + ') }),
+    el('td', { textContent: new Date(file.started_ms).toLocaleString() }),
+    el('td', { textContent: `${(file.duration_ms / 1000).toFixed(1)} s` }),
+    el('td', { textContent: bytes(file.size) }),
+    state,
+    el('td', {}, get, remove));
+  row.dataset.recording = file.id;
+  return row;
+}
+
+function showRecordings(files) {
+  const head = el('tr', {}, ...['Participant', 'Room', 'Kinds', 'Started', 'Duration', 'Size', 'State', ''].map((h) => el('th', { textContent: h })));
+  $('recordings').replaceChildren(files.length
+    ? el('table', {}, el('thead', {}, head), el('tbody', {}, ...files.map(recordingRow)))
+    : el('p', { className: 'empty', textContent: 'No recordings yet.' }));
+  // A recording stopped by a write error (a full disk) is an event the operator must see.
+  const failed = files.filter((f) => f.state === 'failed');
+  $('events').hidden = !failed.length;
+  $('events').replaceChildren(...failed.slice(0, 5).map((f) => el('p', {
+    textContent: `Recording of room ${f.room} stopped at ${new Date(f.started_ms + f.duration_ms).toLocaleTimeString()}: ${f.error || 'write error'} (${f.participant_name}'s file kept up to there)`,
+  })));
+}
+
 async function refresh() {
   try {
     const rooms = await (await api('GET', '/api/rooms')).json();
+    showRecordings(await (await api('GET', '/api/recordings')).json());
     const now = Date.now();
     const people = rooms.reduce((n, r) => n + r.participant_count, 0);
     const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -118,6 +118,10 @@ pub struct Config {
     )]
     pub allowed_origins: Vec<String>,
 
+    /// Where room recordings are written (one WebM file per participant and recording).
+    #[arg(long, env = "ROOMCAST_RECORDINGS_DIR", default_value = "recordings")]
+    pub recordings_dir: PathBuf,
+
     #[command(flatten)]
     pub limits: LimitFlags,
 
@@ -215,6 +219,7 @@ impl Config {
             ice_servers: self.ice_servers(),
             peer_timeout: std::time::Duration::from_secs(self.peer_timeout),
             limits: self.limits.sfu(),
+            recordings_dir: self.recordings_dir.clone(),
             ..SfuConfig::default()
         }
     }
@@ -337,9 +342,16 @@ mod tests {
             "127.0.0.1",
             "--media-ip",
             "::1",
+            "--recordings-dir",
+            "/var/rec",
         ])
         .unwrap();
         let sfu = c.sfu();
+        assert_eq!(sfu.recordings_dir, PathBuf::from("/var/rec"));
+        assert_eq!(
+            parse(&[]).unwrap().sfu().recordings_dir,
+            PathBuf::from("recordings")
+        );
         assert_eq!(
             sfu.media_ips,
             [

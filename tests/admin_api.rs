@@ -196,14 +196,19 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
     assert_eq!(
         documented,
         [
+            "DELETE /api/recordings/{id}",
             "DELETE /api/rooms/{room}",
             "DELETE /api/rooms/{room}/participants/{id}",
+            "DELETE /api/rooms/{room}/recording",
             "GET /api/nodes",
             "GET /api/openapi.json",
+            "GET /api/recordings",
+            "GET /api/recordings/{id}",
             "GET /api/rooms",
             "GET /api/rooms/{room}",
             "GET /healthz",
             "GET /metrics",
+            "POST /api/rooms/{room}/recording",
         ]
     );
     for entry in &documented {
@@ -220,7 +225,14 @@ async fn the_openapi_document_lists_exactly_the_served_routes() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
-    for schema in ["RoomView", "ParticipantView", "TrackView", "NodeView", "ErrorBody"] {
+    for schema in [
+        "RoomView",
+        "ParticipantView",
+        "TrackView",
+        "NodeView",
+        "ErrorBody",
+        "RecordingView",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
@@ -417,4 +429,233 @@ async fn http_get(url: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     response
+}
+
+/// A recordings directory holding one finished recording (its `.meta` as the recorder writes it)
+/// and one left `recording` (by a server that was killed, once a server starts on it).
+fn recordings_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "roomcast-api-recordings-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let meta = |state: &str| {
+        format!("room=r\nparticipant=p1\nname=Ada\nkinds=video,audio\nstarted_ms=1000\nduration_ms=2500\nstate={state}\n")
+    };
+    std::fs::write(dir.join("1000-p1.meta"), meta("complete")).unwrap();
+    std::fs::write(
+        dir.join("1000-p1.webm"),
+        b"\x1a\x45\xdf\xa3 not really webm",
+    )
+    .unwrap();
+    std::fs::write(dir.join("2000-p2.meta"), meta("recording")).unwrap();
+    std::fs::write(dir.join("2000-p2.webm"), b"").unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn recordings_are_listed_downloaded_and_deleted_with_the_token_only() {
+    let dir = recordings_dir();
+    let sfu = Sfu::new(SfuConfig {
+        recordings_dir: dir.clone(),
+        ..SfuConfig::default()
+    })
+    .unwrap();
+    let options = EdgeOptions {
+        admin: AdminAccess::from_token(Some("s3cret".into())),
+        ..EdgeOptions::default()
+    };
+    let app = roomcast_signaling::router(sfu, options);
+    let token = Some("s3cret");
+    // Written after the server started: as the recorder leaves a file it is writing.
+    std::fs::write(
+        dir.join("3000-p3.meta"),
+        "room=r\nparticipant=p3\nname=Cy\nkinds=audio\nstarted_ms=3000\nduration_ms=0\nstate=recording\n",
+    )
+    .unwrap();
+    for (method, path) in [
+        (Method::GET, "/api/recordings"),
+        (Method::GET, "/api/recordings/1000-p1"),
+        (Method::DELETE, "/api/recordings/1000-p1"),
+        (Method::POST, "/api/rooms/r/recording"),
+        (Method::DELETE, "/api/rooms/r/recording"),
+    ] {
+        for from in [REMOTE, LOOPBACK] {
+            let reply = call(&app, method.clone(), path, from, None).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} from {from}"
+            );
+            let wrong = call(&app, method.clone(), path, from, Some("nope")).await;
+            assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        }
+    }
+    assert!(
+        dir.join("1000-p1.webm").exists(),
+        "nothing deleted without the token"
+    );
+
+    let list = call(&app, Method::GET, "/api/recordings", REMOTE, token).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let list = list.json();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        ["recording", "complete", "interrupted"],
+        "newest first (then by id); a file left `recording` when the server started is `interrupted`"
+    );
+    let done = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "1000-p1")
+        .unwrap();
+    assert_eq!(done["id"], "1000-p1");
+    assert_eq!(done["room"], "r");
+    assert_eq!(done["participant_id"], "p1");
+    assert_eq!(done["participant_name"], "Ada");
+    assert_eq!(done["kinds"], json!(["video", "audio"]));
+    assert_eq!(done["started_ms"], 1000);
+    assert_eq!(done["duration_ms"], 2500);
+    assert_eq!(done["size"], 20);
+    assert_eq!(done["state"], "complete");
+
+    let file = call(&app, Method::GET, "/api/recordings/1000-p1", REMOTE, token).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(file.headers[header::CONTENT_TYPE], "video/webm");
+    assert_eq!(
+        file.headers[header::CONTENT_DISPOSITION],
+        "attachment; filename=\"1000-p1.webm\""
+    );
+    assert_eq!(file.body, std::fs::read(dir.join("1000-p1.webm")).unwrap());
+
+    for path in [
+        "/api/recordings/nothing",
+        "/api/recordings/..%2F1000-p1",
+        "/api/recordings/1000-p1.webm",
+        "/api/recordings/%2Fetc%2Fpasswd",
+    ] {
+        let reply = call(&app, Method::GET, path, REMOTE, token).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.json()["error"], "not_found");
+    }
+    let busy = call(
+        &app,
+        Method::DELETE,
+        "/api/recordings/3000-p3",
+        REMOTE,
+        token,
+    )
+    .await;
+    assert_eq!(
+        busy.status,
+        StatusCode::CONFLICT,
+        "a file being written stays"
+    );
+    let gone = call(
+        &app,
+        Method::DELETE,
+        "/api/recordings/1000-p1",
+        REMOTE,
+        token,
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert!(!dir.join("1000-p1.webm").exists() && !dir.join("1000-p1.meta").exists());
+    let again = call(
+        &app,
+        Method::DELETE,
+        "/api/recordings/1000-p1",
+        REMOTE,
+        token,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let nowhere = call(
+        &app,
+        Method::POST,
+        "/api/rooms/nowhere/recording",
+        REMOTE,
+        token,
+    )
+    .await;
+    assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_are_told_when_their_room_is_recorded_newcomers_included() {
+    let dir = recordings_dir();
+    let server = TestServer::start(SfuConfig {
+        recordings_dir: dir.clone(),
+        ..SfuConfig::default()
+    })
+    .await;
+    let app = roomcast_signaling::router(server.sfu.clone(), EdgeOptions::default());
+    let mut ada = server.ws().await;
+    ada.join("rec", "Ada").await;
+    let start = call(
+        &app,
+        Method::POST,
+        "/api/rooms/rec/recording",
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::CREATED);
+    assert_eq!(start.json(), json!({"room": "rec", "recording": true}));
+    assert_eq!(
+        ada.recv_type("recording").await,
+        json!({"type": "recording", "active": true})
+    );
+    assert_eq!(get(&app, "/api/rooms/rec").await.json()["recording"], true);
+    let again = call(
+        &app,
+        Method::POST,
+        "/api/rooms/rec/recording",
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.json()["error"], "conflict");
+
+    let mut bob = server.ws().await;
+    bob.join("rec", "Bob").await;
+    assert_eq!(bob.recv_type("recording").await["active"], true);
+
+    let stop = call(
+        &app,
+        Method::DELETE,
+        "/api/rooms/rec/recording",
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(stop.status, StatusCode::NO_CONTENT);
+    for ws in [&mut ada, &mut bob] {
+        assert_eq!(ws.recv_type("recording").await["active"], false);
+    }
+    assert_eq!(get(&app, "/api/rooms/rec").await.json()["recording"], false);
+    let not_recording = call(
+        &app,
+        Method::DELETE,
+        "/api/rooms/rec/recording",
+        LOOPBACK,
+        None,
+    )
+    .await;
+    assert_eq!(not_recording.status, StatusCode::CONFLICT);
+    std::fs::remove_dir_all(dir).unwrap();
 }

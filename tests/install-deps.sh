@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: Chromium (browser tests), coturn
-# (the TURN relay tests), iptables (network faults), redis-server (the cluster tests), the
-# end-to-end test tools from npm, and aiortc from PyPI (a second, independent WebRTC stack as a
-# subscriber). Skips whatever is already there.
+# (the TURN relay tests), iptables (network faults), redis-server (the cluster tests), ffmpeg and
+# ffprobe (reading recordings back), the end-to-end test tools from npm, and aiortc from PyPI (a
+# second, independent WebRTC stack as a subscriber). Skips whatever is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -12,6 +12,7 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 if ((${#need_apt[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

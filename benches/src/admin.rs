@@ -1,5 +1,6 @@
-//! roomcast's admin API from the bench: `GET /api/rooms/{room}` over loopback (no token needed
-//! there), as plain HTTP/1.0 so the body needs no chunked decoding.
+//! roomcast's admin API from the bench: `GET /api/rooms/{room}` and `POST
+//! /api/rooms/{room}/recording` over loopback (no token needed there), as plain HTTP/1.0 so the
+//! body needs no chunked decoding.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,11 +10,24 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Starts recording a room.
+pub async fn start_recording(addr: SocketAddr, room: &str) -> Result<()> {
+    request(addr, "POST", &format!("/api/rooms/{room}/recording"), "201").await?;
+    Ok(())
+}
+
 /// The room's JSON (participants with their `published` and `forwarded` tracks).
 pub async fn room(addr: SocketAddr, room: &str) -> Result<Value> {
+    let body = request(addr, "GET", &format!("/api/rooms/{room}"), "200").await?;
+    serde_json::from_str(&body).context("parsing the admin API's JSON")
+}
+
+/// One request; the body of an answer with the expected status.
+async fn request(addr: SocketAddr, method: &str, path: &str, status: &str) -> Result<String> {
     let fetch = async {
         let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET /api/rooms/{room} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        let request =
+            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
@@ -27,11 +41,12 @@ pub async fn room(addr: SocketAddr, room: &str) -> Result<Value> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow!("malformed HTTP response"))?;
     anyhow::ensure!(
-        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        head.starts_with(&format!("HTTP/1.1 {status}"))
+            || head.starts_with(&format!("HTTP/1.0 {status}")),
         "admin API: {}",
         head.lines().next().unwrap_or_default()
     );
-    serde_json::from_str(body).context("parsing the admin API's JSON")
+    Ok(body.to_owned())
 }
 
 /// A participant's entry in a room's JSON.

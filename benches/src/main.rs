@@ -53,6 +53,14 @@ struct Args {
     /// Also measure Janus's videoroom (Debian package `janus`) with the same load, step by step.
     #[arg(long, global = true)]
     janus: bool,
+    /// Record every room (`POST /api/rooms/{room}/recording`) from before the warm-up, into a
+    /// temporary directory removed afterwards.
+    #[arg(long, global = true)]
+    record: bool,
+    /// Publishers in `fanout` and `rooms` send three simulcast layers (real VP8 descriptors and
+    /// keyframe headers, which a recording needs to write video).
+    #[arg(long, global = true)]
+    simulcast_publishers: bool,
     /// Pace publishers' video at 2.5 × its bitrate, as browsers do, instead of one burst a frame.
     #[arg(long, global = true)]
     paced: bool,
@@ -209,7 +217,10 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         pacing_bytes_per_sec: args
             .paced
             .then_some(2.5 * f64::from(roomcast_bench::media::VIDEO_BITRATE) / 8.0),
-        simulcast: false,
+        simulcast: args.simulcast_publishers,
+        record: args.record.then(|| {
+            std::env::temp_dir().join(format!("roomcast-bench-recordings-{}", std::process::id()))
+        }),
     };
     let label = |system: System| {
         if args.paced {

@@ -82,6 +82,8 @@ pub struct Bench {
     pub pacing_bytes_per_sec: Option<f64>,
     /// Publishers send three simulcast layers (see [`crate::simulcast`]) instead of one stream.
     pub simulcast: bool,
+    /// Record every room (into this directory) from before the warm-up to the end of the step.
+    pub record: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -184,13 +186,43 @@ impl StepResult {
     }
 }
 
+/// Says what a recorded step wrote (so a run shows that video was recorded, not only audio),
+/// then removes it.
+fn report_recordings(dir: &Path) {
+    let files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "webm"))
+                .map(|e| {
+                    let size = e.metadata().map_or(0, |m| m.len());
+                    (e.file_name().to_string_lossy().into_owned(), size)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let bytes: u64 = files.iter().map(|f| f.1).sum();
+    eprintln!(
+        "  recorded {} files, {:.1} MB in all",
+        files.len(),
+        bytes as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 impl Bench {
     /// Runs one step against a fresh server process.
     pub async fn step(&self, system: System, shape: Shape) -> Result<StepResult> {
         let server = match system {
             System::Roomcast => {
                 let capacity = shape.publishers + shape.subscribers;
-                Server::Roomcast(SfuProcess::start(&self.binary, self.sfu_core, capacity).await?)
+                let extra = match &self.record {
+                    Some(dir) => vec!["--recordings-dir".to_owned(), dir.display().to_string()],
+                    None => Vec::new(),
+                };
+                Server::Roomcast(
+                    SfuProcess::start_with(&self.binary, self.sfu_core, capacity, &extra).await?,
+                )
             }
             System::Janus => {
                 anyhow::ensure!(
@@ -203,6 +235,9 @@ impl Bench {
         };
         let result = self.step_on(&server, shape).await;
         server.stop().await;
+        if let Some(dir) = &self.record {
+            report_recordings(dir);
+        }
         result
     }
 
@@ -295,6 +330,11 @@ impl Bench {
         }
         let join_secs = joined_at.elapsed().as_secs_f64();
         let live_tracks = shared.live_tracks();
+        if self.record.is_some() && matches!(server, Server::Roomcast(_)) {
+            for room in 0..shape.rooms {
+                crate::admin::start_recording(addr, &format!("bench-{room}")).await?;
+            }
+        }
         tokio::time::sleep(self.warmup).await;
 
         let me = std::process::id();

@@ -42,6 +42,16 @@ impl SfuProcess {
     /// Starts `binary` on `core` (if given) with plain HTTP on a free loopback port, media on
     /// 127.0.0.1, and room capacity for `capacity` participants.
     pub async fn start(binary: &Path, core: Option<usize>, capacity: usize) -> Result<Self> {
+        Self::start_with(binary, core, capacity, &[]).await
+    }
+
+    /// [`SfuProcess::start`] with more flags.
+    pub async fn start_with(
+        binary: &Path,
+        core: Option<usize>,
+        capacity: usize,
+        extra: &[String],
+    ) -> Result<Self> {
         if !binary.exists() {
             bail!(
                 "no roomcast binary at {} (build it: cargo build --release --bin roomcast)",
@@ -76,6 +86,7 @@ impl SfuProcess {
             None => Command::new(binary),
         };
         cmd.args(args)
+            .args(extra)
             // ROOMCAST_BENCH_LOG (a RUST_LOG filter) lets a diagnosing run see the server's logs.
             .env(
                 "RUST_LOG",

@@ -1,6 +1,7 @@
 //! What the media plane needs to know about its deployment.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use crate::{IceServers, SfuLimits};
 use std::str::FromStr;
@@ -28,6 +29,8 @@ pub struct SfuConfig {
     pub peer_timeout: Duration,
     /// Bounds on rooms, participants, candidates and SDP sizes.
     pub limits: SfuLimits,
+    /// Where recordings are written.
+    pub recordings_dir: PathBuf,
 }
 
 impl Default for SfuConfig {
@@ -42,6 +45,7 @@ impl Default for SfuConfig {
             ice_servers: IceServers::default(),
             peer_timeout: Duration::from_secs(10),
             limits: SfuLimits::default(),
+            recordings_dir: PathBuf::from("recordings"),
         }
     }
 }

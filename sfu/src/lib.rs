@@ -26,6 +26,7 @@ mod peer;
 mod presence;
 mod publication;
 mod rate;
+mod recording;
 mod room;
 mod sfu;
 mod signal;
@@ -49,6 +50,7 @@ pub use peer::MediaKind;
 #[doc(hidden)]
 pub use publication::FanOutBench;
 pub use rate::RateLimiter;
+pub use recording::{DeleteError, RecordingError, RecordingFile};
 pub use sfu::{Joined, Sfu};
 pub use signal::{
     Description, ForwardedTrack, IceCandidate, LeaveReason, ParticipantInfo, ServerEvent, Signal,

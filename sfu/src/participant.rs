@@ -380,6 +380,7 @@ impl Participant {
                 }
                 self.send(ServerEvent::Speakers(speakers)).await;
             }
+            RoomCommand::Recording(active) => self.send(ServerEvent::Recording(active)).await,
             RoomCommand::Remove(_) => {}
         }
     }

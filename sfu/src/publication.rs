@@ -19,6 +19,7 @@ use crate::forwarder::{FrameInfo, PayloadFormat};
 use crate::ids::ParticipantId;
 use crate::peer::{
     wire_size, Arrival, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket,
+    SenderReportCell,
 };
 use crate::signal::Source;
 use crate::speakers::level::{LevelMeter, SharedLevel};
@@ -113,6 +114,8 @@ struct Layer {
     last_packet: Arc<AtomicU64>,
     changes: mpsc::UnboundedSender<FanoutChange>,
     keyframes: mpsc::Sender<()>,
+    /// The publisher's latest sender report for this layer.
+    reports: Arc<SenderReportCell>,
 }
 
 pub(crate) struct Publication {
@@ -219,6 +222,7 @@ impl Publication {
             last_packet: Arc::new(AtomicU64::new(0)),
             changes,
             keyframes,
+            reports: Arc::default(),
         };
         let span = tracing::info_span!("publication", id = %self.id, kind = self.kind.as_str(), rid = %layer.rid);
         let mut state = self.lock();
@@ -233,6 +237,7 @@ impl Publication {
             subscribers: state.subscribers.clone(),
             level: Arc::clone(&self.level),
             muted: Arc::clone(&self.muted),
+            reports: Arc::clone(&layer.reports),
             _end: LayerEnd::new(&self.live_layers, &self.ended, &self.id),
         };
         tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
@@ -266,6 +271,13 @@ impl Publication {
         if let Some(l) = self.lock().layers.iter().find(|l| l.index == layer) {
             let _ = l.keyframes.try_send(());
         }
+    }
+
+    /// Where the publisher's sender reports for one layer land, once that layer has arrived.
+    pub(crate) fn sender_reports(&self, layer: u8) -> Option<Arc<SenderReportCell>> {
+        let state = self.lock();
+        let layer = state.layers.iter().find(|l| l.index == layer)?;
+        Some(Arc::clone(&layer.reports))
     }
 
     /// The highest usable layer: what a subscriber gets until an allocator says otherwise.
@@ -438,6 +450,7 @@ struct FanOut {
     subscribers: Vec<Subscriber>,
     level: Arc<SharedLevel>,
     muted: Arc<AtomicBool>,
+    reports: Arc<SenderReportCell>,
     _end: LayerEnd,
 }
 
@@ -446,7 +459,8 @@ impl FanOut {
         let track = Arc::new(self.track);
         let rtcp = tokio::spawn({
             let track = Arc::clone(&track);
-            async move { track.drain_rtcp().await }
+            let reports = Arc::clone(&self.reports);
+            async move { track.drain_rtcp(&reports).await }
         });
         let mut window = MeterWindow::new();
         let mut reception = ReceptionTracker::new(track.codec().clock_rate());

@@ -14,6 +14,7 @@ use crate::ids::{ParticipantId, RoomId};
 use crate::peer::MediaKind;
 use crate::presence::Presence;
 use crate::publication::Publication;
+use crate::recording::{Catalog, RecordingError, RoomRecorder};
 use crate::speakers::{Sample, Speaker, SpeakerDetector};
 use crate::stats::{ParticipantReport, RoomReport, Totals};
 use crate::{LeaveReason, ParticipantInfo};
@@ -33,6 +34,8 @@ pub(crate) enum RoomCommand {
     },
     /// Leave now, for this reason.
     Remove(LeaveReason),
+    /// The room is being recorded now, or no longer.
+    Recording(bool),
 }
 
 /// How often a room looks at its participants' audio levels.
@@ -68,6 +71,8 @@ struct RoomState {
     /// The speaker list last sent, and who held the floor then: a newcomer gets it on arrival.
     speakers: Vec<Speaker>,
     dominant: Option<ParticipantId>,
+    /// Set while the room is being recorded.
+    recording: Option<RoomRecorder>,
 }
 
 struct Member {
@@ -152,6 +157,9 @@ impl Room {
             }
         }
         let others = state.members.iter().map(|m| m.info.clone()).collect();
+        if state.recording.is_some() {
+            let _ = commands.send(RoomCommand::Recording(true));
+        }
         if !state.speakers.is_empty() {
             // The list goes out only when it changes: a newcomer learns the current one now.
             let _ = commands.send(RoomCommand::Speakers {
@@ -172,8 +180,12 @@ impl Room {
     /// Records a member's new track and subscribes every other member to it.
     pub(crate) fn publish(&self, publisher: &ParticipantId, publication: Arc<Publication>) {
         let mut state = self.lock();
+        let state = &mut *state;
         for member in &mut state.members {
             if &member.info.id == publisher {
+                if let Some(recorder) = &state.recording {
+                    recorder.publish(&member.info, &publication);
+                }
                 member.publications.push(Arc::clone(&publication));
             } else {
                 let _ = member
@@ -198,6 +210,9 @@ impl Room {
     /// joiners are not subscribed to it either.
     pub(crate) fn unpublish(&self, publisher: &ParticipantId, publication_id: &str) {
         let mut state = self.lock();
+        if let Some(recorder) = &state.recording {
+            recorder.unpublish(publisher, publication_id);
+        }
         for member in &mut state.members {
             if &member.info.id == publisher {
                 member.publications.retain(|p| p.id != publication_id);
@@ -215,6 +230,9 @@ impl Room {
         let mut state = self.lock();
         if let Some(pos) = state.members.iter().position(|m| &m.info.id == id) {
             let gone = state.members.remove(pos);
+            if let Some(recorder) = &state.recording {
+                recorder.left(id);
+            }
             for member in &state.members {
                 for publication in &gone.publications {
                     let _ = member
@@ -225,6 +243,10 @@ impl Room {
             }
         }
         state.closed = state.members.is_empty();
+        if state.closed {
+            // A recording ends with its room.
+            state.recording = None;
+        }
         state.closed
     }
 
@@ -261,6 +283,54 @@ impl Room {
             };
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Starts recording every member's camera and microphone into `catalog`'s directory, and
+    /// tells the members.
+    pub(crate) fn start_recording(
+        self: &Arc<Self>,
+        catalog: Catalog,
+    ) -> Result<(), RecordingError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(RecordingError::NoSuchRoom(self.id.as_str().to_owned()));
+        }
+        if state.recording.is_some() {
+            return Err(RecordingError::AlreadyRecording(
+                self.id.as_str().to_owned(),
+            ));
+        }
+        let recorder =
+            RoomRecorder::start(catalog, Arc::downgrade(self), self.id.as_str().to_owned());
+        for member in &state.members {
+            for publication in &member.publications {
+                recorder.publish(&member.info, publication);
+            }
+            let _ = member.commands.send(RoomCommand::Recording(true));
+        }
+        state.recording = Some(recorder);
+        Ok(())
+    }
+
+    /// Stops the recording (each file is closed) and tells the members.
+    pub(crate) fn stop_recording(&self) -> Result<(), RecordingError> {
+        let mut state = self.lock();
+        if state.recording.take().is_none() {
+            return Err(RecordingError::NotRecording(self.id.as_str().to_owned()));
+        }
+        for member in &state.members {
+            let _ = member.commands.send(RoomCommand::Recording(false));
+        }
+        Ok(())
+    }
+
+    /// The recording stopped itself on a write error: the members are told it is off.
+    pub(crate) fn recording_failed(&self, _error: String) {
+        let _ = self.stop_recording();
+    }
+
+    pub(crate) fn is_recording(&self) -> bool {
+        self.lock().recording.is_some()
     }
 
     /// Every member's voice now: the loudest of its audio tracks.
@@ -340,6 +410,7 @@ impl Room {
             id: self.id.clone(),
             created: self.created,
             participants,
+            recording: state.recording.is_some(),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::limits::Seats;
 use crate::participant::{Inboxes, Membership, Participant, ParticipantHandle};
 use crate::peer::PeerFactory;
 use crate::presence::Presence;
+use crate::recording::{Catalog, DeleteError, RecordingError, RecordingFile};
 use crate::room::{Admission, Names, Room};
 use crate::stats::{Counters, RoomReport, Totals};
 use crate::{
@@ -48,6 +49,10 @@ pub struct Joined {
 impl Sfu {
     pub fn new(config: SfuConfig) -> Result<Self, SfuError> {
         let factory = PeerFactory::new(&config)?;
+        let interrupted = Catalog::new(config.recordings_dir.clone()).recover();
+        if interrupted > 0 {
+            tracing::warn!(files = interrupted, dir = %config.recordings_dir.display(), "recordings interrupted by the server's last stop marked as such");
+        }
         Ok(Self {
             inner: Arc::new(SfuInner {
                 config,
@@ -260,13 +265,60 @@ impl Sfu {
         }
     }
 
+    /// Starts recording a room (see [`RecordingFile`] for what it writes).
+    pub fn start_recording(&self, room: &str) -> Result<(), RecordingError> {
+        let found = self
+            .find(room)
+            .ok_or_else(|| RecordingError::NoSuchRoom(room.to_owned()))?;
+        // Said now rather than by the first file: a directory that cannot be made fails here.
+        let dir = &self.inner.config.recordings_dir;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RecordingError::Unwritable(format!("{}: {e}", dir.display())))?;
+        found.start_recording(Catalog::new(dir.clone()))
+    }
+
+    /// Stops a room's recording; each participant's file is closed.
+    pub fn stop_recording(&self, room: &str) -> Result<(), RecordingError> {
+        let found = self
+            .find(room)
+            .ok_or_else(|| RecordingError::NoSuchRoom(room.to_owned()))?;
+        found.stop_recording()
+    }
+
+    /// Whether a room is being recorded.
+    pub fn is_recording(&self, room: &str) -> bool {
+        self.find(room).is_some_and(|r| r.is_recording())
+    }
+
+    /// Every recording file, newest first.
+    pub fn recordings(&self) -> Vec<RecordingFile> {
+        self.catalog().list()
+    }
+
+    /// One recording and where its file is, if `id` names one.
+    pub fn recording(&self, id: &str) -> Option<(RecordingFile, std::path::PathBuf)> {
+        let catalog = self.catalog();
+        let file = catalog.read(id)?;
+        let path = catalog.media_path(id);
+        Some((file, path))
+    }
+
+    /// Deletes a recording that is no longer being written.
+    pub fn delete_recording(&self, id: &str) -> Result<(), DeleteError> {
+        self.catalog().delete(id)
+    }
+
+    fn catalog(&self) -> Catalog {
+        Catalog::new(self.inner.config.recordings_dir.clone())
+    }
+
     /// Participants on the server now.
     pub fn participant_count(&self) -> usize {
         self.inner.seats.taken()
     }
 
     /// Tells every participant the server is going away and removes them; resolves once every
-    /// room is gone or `grace` has passed. Joins after this still work (the caller stops
+    /// room is gone and every recording file closed, or `grace` has passed. Joins after this still work (the caller stops
     /// accepting connections first).
     pub async fn shutdown(&self, grace: std::time::Duration) {
         for room in self.rooms_now() {
@@ -274,6 +326,10 @@ impl Sfu {
         }
         let deadline = tokio::time::Instant::now() + grace;
         while self.inner.seats.taken() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Recordings end with their rooms: let each file get its duration and cues.
+        while crate::recording::open_recorders() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

@@ -177,6 +177,8 @@ pub enum ServerEvent {
     Speakers(Vec<Speaker>),
     /// A signal was refused; the session goes on.
     Error(SignalError),
+    /// The room is being recorded now (`true`), or no longer.
+    Recording(bool),
     /// The participant is out of the room; no more events follow.
     Left(LeaveReason),
 }

@@ -252,6 +252,8 @@ pub struct RoomReport {
     pub id: RoomId,
     pub created: SystemTime,
     pub participants: Vec<ParticipantReport>,
+    /// Whether the room is being recorded.
+    pub recording: bool,
 }
 
 #[derive(Clone, Debug)]

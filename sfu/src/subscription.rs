@@ -31,6 +31,11 @@ const WRITER_FINISH: Duration = Duration::from_millis(500);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh id for whatever subscribes to a publication's fan-out (the recorder taps it too).
+pub(crate) fn next_subscription_id() -> SubscriptionId {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 pub(crate) struct Subscription {
     id: SubscriptionId,
     publication: Arc<Publication>,
@@ -77,7 +82,7 @@ impl Subscription {
         let target = publication.top_usable_layer().or(Some(0));
         let (track, forwarder) = place(peer, &publication, parked, target).await?;
         let track = Arc::new(track);
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = next_subscription_id();
         let stats = Arc::new(OutboundStats::default());
         stats.layer.store(PAUSED, Ordering::Relaxed);
         let control = Arc::new(SubscriptionControl::new(target));

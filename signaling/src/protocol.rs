@@ -184,6 +184,11 @@ pub enum ServerMessage {
     Speakers {
         speakers: Vec<SpeakerJson>,
     },
+    /// The room is being recorded (`active: true`), or no longer; sent on joining a room that
+    /// is being recorded too.
+    Recording {
+        active: bool,
+    },
     Left {
         room: String,
     },

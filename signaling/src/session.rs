@@ -441,6 +441,7 @@ impl Session {
                 let code = ErrorCode::from_signal(error.code());
                 return self.refuse(code, error.to_string()).await;
             }
+            ServerEvent::Recording(active) => ServerMessage::Recording { active },
             ServerEvent::Left(reason) => return self.on_left(reason).await,
         };
         self.send(message).await;

@@ -45,6 +45,7 @@ async function startServer(args = [], { logLevel } = {}) {
   }
   return {
     ...urls,
+    pid: child.pid,
     logs: () => logs,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;

@@ -12,7 +12,7 @@
 mod frame;
 mod sequencer;
 mod timestamps;
-mod vp8;
+pub(crate) mod vp8;
 
 pub(crate) use frame::{FrameInfo, PayloadFormat};
 pub(crate) use vp8::Vp8Rewrite;

@@ -16,7 +16,9 @@ pub(crate) use data_channel::{DataChannel, DataMessage, OpenedChannel};
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
 pub use remote_track::MediaKind;
-pub(crate) use remote_track::{wire_size, Arrival, Codec, RemoteTrack, RtpPacket};
+pub(crate) use remote_track::{
+    wire_size, Arrival, Codec, RemoteTrack, RtpPacket, SenderReportCell,
+};
 pub(crate) use twcc::TransportEvent;
 
 use std::sync::atomic::{AtomicBool, Ordering};

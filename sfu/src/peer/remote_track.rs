@@ -1,7 +1,12 @@
 //! A track a client publishes to the server: read its RTP, keep its RTCP flowing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use webrtc::rtcp::sender_report::SenderReport;
+
+use crate::stats::millis_since_epoch;
 
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
@@ -169,18 +174,78 @@ impl RemoteTrack {
     /// (≈ 1 in 3 starts of the bench's three-layer publisher, issue #10). A read cancelled while
     /// it waits loses nothing; one cancelled inside the interceptor chain may lose a sender
     /// report, which costs one round-trip sample.
-    pub(crate) async fn drain_rtcp(&self) {
+    ///
+    /// The stream's sender reports are kept in `reports` (the recorder aligns audio and video
+    /// with them).
+    pub(crate) async fn drain_rtcp(&self, reports: &SenderReportCell) {
         let rid = self.track.rid();
+        let ssrc = self.track.ssrc();
+        let keep = |packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>]| {
+            for p in packets {
+                if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                    if sr.ssrc == ssrc || ssrc == 0 {
+                        reports.store(sr.ntp_time, sr.rtp_time);
+                    }
+                }
+            }
+        };
         if rid.is_empty() {
-            while self.receiver.read_rtcp().await.is_ok() {}
+            while let Ok((packets, _)) = self.receiver.read_rtcp().await {
+                keep(&packets);
+            }
             return;
         }
         loop {
             let read = self.receiver.read_simulcast_rtcp(rid);
             match tokio::time::timeout(RTCP_READ_SLICE, read).await {
-                Ok(Ok(_)) | Err(_) => {}
+                Ok(Ok((packets, _))) => keep(&packets),
+                Err(_) => {}
                 Ok(Err(_)) => return,
             }
         }
+    }
+}
+
+/// The latest sender report of one stream, readable without a lock: the middle 32 bits of its
+/// NTP time (16.16 seconds, as RTCP's compact form) and its RTP timestamp, packed in one word
+/// so a reader never sees half of one report and half of another (0 until the first report),
+/// and when it arrived ([`millis_since_epoch`]; read apart, so possibly the previous report's,
+/// which only matters to the first offset a recorder measures).
+#[derive(Debug, Default)]
+pub(crate) struct SenderReportCell {
+    report: AtomicU64,
+    arrived_ms: AtomicU64,
+}
+
+impl SenderReportCell {
+    fn store(&self, ntp: u64, rtp: u32) {
+        let compact = (ntp >> 16) as u32;
+        self.arrived_ms
+            .store(millis_since_epoch(Instant::now()), Ordering::Relaxed);
+        self.report
+            .store(u64::from(compact) << 32 | u64::from(rtp), Ordering::Relaxed);
+    }
+
+    /// (compact NTP time, RTP timestamp) of the latest report, and when it arrived.
+    pub(crate) fn load(&self) -> Option<((u32, u32), u64)> {
+        let word = self.report.load(Ordering::Relaxed);
+        let arrived = self.arrived_ms.load(Ordering::Relaxed);
+        (word != 0).then_some((((word >> 32) as u32, word as u32), arrived))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_report_is_kept_as_its_compact_ntp_time_and_rtp_timestamp() {
+        let cell = SenderReportCell::default();
+        assert_eq!(cell.load(), None, "nothing before the first report");
+        // NTP 0x0001_2345_6789_abcd: the compact form is its middle 32 bits.
+        cell.store(0x0001_2345_6789_abcd, 0xdead_beef);
+        let (report, arrived) = cell.load().unwrap();
+        assert_eq!(report, (0x2345_6789, 0xdead_beef));
+        assert!(arrived <= millis_since_epoch(Instant::now()));
     }
 }

@@ -4,6 +4,7 @@
 mod auth;
 mod metrics;
 mod peers;
+mod recordings;
 mod views;
 
 pub use auth::AdminAccess;
@@ -27,7 +28,10 @@ use views::{ApiError, Health};
         With --admin-token set, every route but /healthz and /api/openapi.json needs `Authorization: Bearer <token>`; \
         without it they answer only to loopback clients."),
     modifiers(&BearerAuth),
-    tags((name = "rooms", description = "Rooms and participants"), (name = "nodes", description = "The nodes of a cluster"), (name = "operations", description = "Metrics and liveness"))
+    tags((name = "rooms", description = "Rooms and participants"),
+        (name = "nodes", description = "The nodes of a cluster"),
+        (name = "recordings", description = "Recording rooms to WebM files (one per participant), and the files"),
+        (name = "operations", description = "Metrics and liveness"))
 )]
 struct ApiDoc;
 
@@ -50,6 +54,15 @@ pub(crate) fn routes(state: AppState) -> (Router<AppState>, utoipa::openapi::Ope
         .routes(routes!(get_room, close_room))
         .routes(routes!(kick_participant))
         .routes(routes!(list_nodes))
+        .routes(routes!(
+            recordings::start_recording,
+            recordings::stop_recording
+        ))
+        .routes(routes!(recordings::list_recordings))
+        .routes(routes!(
+            recordings::download_recording,
+            recordings::delete_recording
+        ))
         .routes(routes!(prometheus_metrics))
         .route_layer(middleware::from_fn_with_state(state, auth::require_admin));
     OpenApiRouter::with_openapi(ApiDoc::openapi())

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use roomcast_sfu::{ParticipantReport, RoomReport, TrackReport};
+use roomcast_sfu::{ParticipantReport, RecordingFile, RoomReport, TrackReport};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -20,6 +20,9 @@ pub struct RoomView {
     /// In a cluster (`--redis`): the id of the node the room lives on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Whether the room is being recorded.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -96,6 +99,54 @@ pub struct LayerView {
     pub height: u32,
 }
 
+/// One participant's file of one recording: VP8 video and Opus audio in WebM.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingView {
+    /// Names the file in `/api/recordings/{id}`.
+    pub id: String,
+    pub room: String,
+    pub participant_id: String,
+    pub participant_name: String,
+    /// `video`, `audio`, or both.
+    pub kinds: Vec<String>,
+    /// When the file starts, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// Written so far (while recording, as of the last flush, about every second).
+    pub duration_ms: u64,
+    /// Bytes on disk.
+    pub size: u64,
+    /// `recording`, `complete`, `failed`, or `interrupted` (the server stopped while writing it;
+    /// the file plays up to its last flush).
+    pub state: String,
+    /// Why it failed (a full disk, say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl From<RecordingFile> for RecordingView {
+    fn from(f: RecordingFile) -> Self {
+        Self {
+            id: f.id,
+            room: f.room,
+            participant_id: f.participant,
+            participant_name: f.name,
+            kinds: f.kinds,
+            started_ms: f.started_ms,
+            duration_ms: f.duration_ms,
+            size: f.size,
+            state: f.state,
+            error: f.error,
+        }
+    }
+}
+
+/// Whether a room is being recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordingState {
+    pub room: String,
+    pub recording: bool,
+}
+
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
@@ -105,7 +156,7 @@ pub struct Health {
 /// An error from the admin API.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// not_found, unauthorized or forbidden.
+    /// not_found, conflict, unauthorized, forbidden or internal.
     pub error: String,
     pub message: String,
 }
@@ -158,6 +209,7 @@ impl From<RoomReport> for RoomView {
             participant_count: r.participants.len(),
             participants: r.participants.into_iter().map(Into::into).collect(),
             node: None,
+            recording: r.recording,
         }
     }
 }
