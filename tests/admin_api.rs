@@ -603,16 +603,10 @@ async fn participants_are_told_when_their_room_is_recorded_newcomers_included() 
     })
     .await;
     let app = roomcast_signaling::router(server.sfu.clone(), EdgeOptions::default());
+    let recording = |method| call(&app, method, "/api/rooms/rec/recording", LOOPBACK, None);
     let mut ada = server.ws().await;
     ada.join("rec", "Ada").await;
-    let start = call(
-        &app,
-        Method::POST,
-        "/api/rooms/rec/recording",
-        LOOPBACK,
-        None,
-    )
-    .await;
+    let start = recording(Method::POST).await;
     assert_eq!(start.status, StatusCode::CREATED);
     assert_eq!(start.json(), json!({"room": "rec", "recording": true}));
     assert_eq!(
@@ -620,14 +614,7 @@ async fn participants_are_told_when_their_room_is_recorded_newcomers_included() 
         json!({"type": "recording", "active": true})
     );
     assert_eq!(get(&app, "/api/rooms/rec").await.json()["recording"], true);
-    let again = call(
-        &app,
-        Method::POST,
-        "/api/rooms/rec/recording",
-        LOOPBACK,
-        None,
-    )
-    .await;
+    let again = recording(Method::POST).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.json()["error"], "conflict");
 
@@ -635,27 +622,13 @@ async fn participants_are_told_when_their_room_is_recorded_newcomers_included() 
     bob.join("rec", "Bob").await;
     assert_eq!(bob.recv_type("recording").await["active"], true);
 
-    let stop = call(
-        &app,
-        Method::DELETE,
-        "/api/rooms/rec/recording",
-        LOOPBACK,
-        None,
-    )
-    .await;
+    let stop = recording(Method::DELETE).await;
     assert_eq!(stop.status, StatusCode::NO_CONTENT);
     for ws in [&mut ada, &mut bob] {
         assert_eq!(ws.recv_type("recording").await["active"], false);
     }
     assert_eq!(get(&app, "/api/rooms/rec").await.json()["recording"], false);
-    let not_recording = call(
-        &app,
-        Method::DELETE,
-        "/api/rooms/rec/recording",
-        LOOPBACK,
-        None,
-    )
-    .await;
+    let not_recording = recording(Method::DELETE).await;
     assert_eq!(not_recording.status, StatusCode::CONFLICT);
     std::fs::remove_dir_all(dir).unwrap();
 }
