@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 
 use crate::keys;
-use crate::registry::scan;
+use crate::registry::read_prefixed;
 use crate::{ClusterError, NodeId, Redis, LEASE};
 
 /// Renews a claim only if it is still the caller's.
@@ -154,23 +154,10 @@ impl RoomClaims {
 
     /// Every claimed room in the cluster with its owner, by room.
     pub async fn all(&self) -> Result<Vec<(String, NodeId)>, ClusterError> {
-        let mut connection = self.redis.connection();
-        let prefix = keys::room("");
-        let names = scan(&mut connection, &format!("{prefix}*")).await?;
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let owners: Vec<Option<String>> = connection
-            .mget(&names)
-            .await
-            .map_err(ClusterError::from_redis)?;
-        Ok(names
-            .iter()
-            .zip(owners)
-            .filter_map(|(name, owner)| {
-                let room = name.strip_prefix(&prefix)?.to_owned();
-                Some((room, NodeId::parse(&owner?)?))
-            })
+        let claims = read_prefixed(&mut self.redis.connection(), &keys::room("")).await?;
+        Ok(claims
+            .into_iter()
+            .filter_map(|(room, owner)| Some((room, NodeId::parse(&owner)?)))
             .collect())
     }
 

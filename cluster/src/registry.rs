@@ -48,19 +48,10 @@ impl Registry {
 
     /// Every node alive now, by id. A record this version cannot read is skipped.
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>, ClusterError> {
-        let mut connection = self.redis.connection();
-        let names = scan(&mut connection, &format!("{}*", keys::NODE_PREFIX)).await?;
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let values: Vec<Option<String>> = connection
-            .mget(&names)
-            .await
-            .map_err(ClusterError::from_redis)?;
-        let mut nodes: Vec<NodeRecord> = values
+        let records = read_prefixed(&mut self.redis.connection(), keys::NODE_PREFIX).await?;
+        let mut nodes: Vec<NodeRecord> = records
             .into_iter()
-            .flatten()
-            .filter_map(|json| serde_json::from_str(&json).ok())
+            .filter_map(|(_, json)| serde_json::from_str(&json).ok())
             .collect();
         nodes.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         Ok(nodes)
@@ -82,8 +73,29 @@ pub fn place(nodes: &[NodeRecord]) -> Option<&NodeRecord> {
         })
 }
 
+/// Every key under `prefix` with its value, the prefix taken off each name (a key that expired
+/// between the scan and the read is left out).
+pub(crate) async fn read_prefixed(
+    connection: &mut redis::aio::ConnectionManager,
+    prefix: &str,
+) -> Result<Vec<(String, String)>, ClusterError> {
+    let names = scan(connection, &format!("{prefix}*")).await?;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values: Vec<Option<String>> = connection
+        .mget(&names)
+        .await
+        .map_err(ClusterError::from_redis)?;
+    Ok(names
+        .iter()
+        .zip(values)
+        .filter_map(|(name, value)| Some((name.strip_prefix(prefix)?.to_owned(), value?)))
+        .collect())
+}
+
 /// Every key matching `pattern`, without blocking Redis the way `KEYS` would.
-pub(crate) async fn scan(
+async fn scan(
     connection: &mut redis::aio::ConnectionManager,
     pattern: &str,
 ) -> Result<Vec<String>, ClusterError> {

@@ -194,6 +194,11 @@ impl Sfu {
         rooms
     }
 
+    /// The ids of the rooms open now, without building their reports.
+    pub fn room_ids(&self) -> Vec<RoomId> {
+        self.rooms_now().iter().map(|r| r.id.clone()).collect()
+    }
+
     pub fn room(&self, id: &str) -> Option<RoomReport> {
         self.find(id).map(|r| r.report())
     }
