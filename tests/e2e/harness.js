@@ -13,18 +13,24 @@ const BINARY = process.env.ROOMCAST_BIN
   || path.join(path.resolve(ROOT, process.env.CARGO_TARGET_DIR || 'target'), 'debug', 'roomcast');
 const ARTIFACTS = path.join(__dirname, 'artifacts');
 
-/** Starts roomcast on loopback with free ports; resolves once it prints its URLs. */
-async function startServer(args = [], { logLevel } = {}) {
+/** Starts the roomcast binary on free loopback ports. `wrap` is a command the binary is run
+ * through (`[...wrap, BINARY, ...args]`), e.g. to give it a mount namespace of its own. Resolves
+ * once it prints its URLs. */
+async function startServer(args = [], { logLevel, wrap = [] } = {}) {
   if (!fs.existsSync(BINARY)) {
     throw new Error(`no roomcast binary at ${BINARY}: run cargo build (set ROOMCAST_BIN or CARGO_TARGET_DIR if it is elsewhere)`);
   }
   const certDir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'roomcast-certs-'));
-  const child = spawn(BINARY, ['--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, '--media-ip', '127.0.0.1', ...args], {
+  const command = [...wrap, BINARY];
+  const child = spawn(command[0], [...command.slice(1), '--http', '127.0.0.1:0', '--https', '127.0.0.1:0', '--cert-dir', certDir, '--media-ip', '127.0.0.1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: logLevel || process.env.RUST_LOG || 'info,webrtc=warn' },
   });
   let logs = '';
   child.stderr.on('data', (d) => { logs += d; });
+  const logTail = () => `roomcast ${child.pid}'s last log lines:\n${logs.trimEnd().split('\n').slice(-15).join('\n')}`;
+  running.add(logTail);
+  child.on('exit', () => running.delete(logTail));
   if (process.env.E2E_SERVER_LOG) { const f = fs.createWriteStream(`${process.env.E2E_SERVER_LOG}.${child.pid}`); child.stdout.pipe(f); child.stderr.pipe(f); }
   const urls = {};
   try {
@@ -196,6 +202,10 @@ async function inboundVideoOf(page, name) {
   }, name);
 }
 
+/** What each running server logged last: a timed-out wait prints it, so that a failure seen
+ * only in CI says what the server was doing. */
+const running = new Set();
+
 async function waitFor(what, check, { timeout = 20000, interval = 250 } = {}) {
   const deadline = Date.now() + timeout;
   let last;
@@ -204,7 +214,10 @@ async function waitFor(what, check, { timeout = 20000, interval = 250 } = {}) {
       last = await check();
       if (last) return last;
     } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline) {
+      const logs = [...running].map((tail) => tail()).join('\n');
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}\n${logs}`);
+    }
     await new Promise((r) => setTimeout(r, interval));
   }
 }
