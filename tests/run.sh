@@ -15,4 +15,4 @@ step cargo build --locked --bin roomcast
 step cargo test --locked --workspace
 # The fan-out benchmark's smoke run (1 and 5 subscribers, 5 s each): fails if nothing is delivered.
 step cargo run --locked -p roomcast-bench -- quick --out target/bench-quick
-step node --test --test-concurrency=1 tests/e2e/
+step bash tests/e2e/run.sh
