@@ -1,45 +1,86 @@
-//! Joining a cluster (`--redis`): this node's record and heartbeat in Redis, and what the edge
-//! needs to list the cluster's nodes.
+//! Joining a cluster (`--redis`): this node's record and heartbeat in Redis, its mailbox for
+//! relayed signaling, and what the edge needs to list the cluster's nodes.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use roomcast_cluster::{Heartbeat, LoadSource, NodeId, NodeLoad, Redis, Registry, RoomClaims};
+use roomcast_cluster::{
+    Heartbeat, LoadSource, Mailbox, NodeId, NodeLoad, NodeRecord, NodeState, Redis, Registry,
+    RoomClaims,
+};
 use roomcast_sfu::Sfu;
-use roomcast_signaling::ClusterMember;
+use roomcast_signaling::{ClusterMember, Relay};
 
 /// This node in its cluster; dropping it stops the heartbeat.
 pub struct Membership {
     pub member: ClusterMember,
-    heartbeat: Heartbeat,
+    heartbeat: Option<Heartbeat>,
+    url: String,
 }
 
 impl Membership {
     /// Connects to Redis and starts beating; the node is listed within one heartbeat.
-    pub async fn join(url: &str, node_url: String, sfu: Sfu) -> Result<Self> {
+    pub async fn join(
+        url: &str,
+        node_url: String,
+        sfu: Sfu,
+        max_message_bytes: usize,
+    ) -> Result<Self> {
         let redis = Redis::connect(url)
             .await
             .context("connecting to the cluster's Redis (--redis)")?;
         let node = NodeId::random();
+        let (mailbox, postman) = Mailbox::open(url, &node)
+            .await
+            .context("subscribing to this node's mailbox in the cluster's Redis (--redis)")?;
         let registry = Registry::new(redis.clone());
         let claims = RoomClaims::new(redis, node.clone());
         let heartbeat = Heartbeat::start(
             registry.clone(),
             claims.clone(),
             node_url.clone(),
-            SfuLoad::new(sfu),
+            SfuLoad::new(sfu.clone()),
         );
+        let relay = Relay::start(mailbox, postman, claims.clone(), sfu, max_message_bytes);
         tracing::info!(%node, url = %node_url, "joined the cluster");
         Ok(Self {
-            member: ClusterMember { registry, claims },
-            heartbeat,
+            member: ClusterMember {
+                registry,
+                claims,
+                relay,
+            },
+            heartbeat: Some(heartbeat),
+            url: node_url,
         })
     }
 
-    /// Says the node is draining, then takes it out of the registry at once.
+    /// The first step of a shutdown: says at once that the node is draining (no new room is
+    /// placed on it) and gives up its rooms' claims, so that its participants, told to
+    /// reconnect next, find their rooms re-created on a serving node.
+    pub async fn drain(&mut self, load: NodeLoad) {
+        // The heartbeat would claim the still-open rooms again.
+        self.heartbeat.take();
+        let record = NodeRecord {
+            id: self.member.claims.node().clone(),
+            url: self.url.clone(),
+            state: NodeState::Draining,
+            load,
+            updated_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+        };
+        if let Err(error) = self.member.registry.publish(&record).await {
+            tracing::warn!(%error, "could not say this node is draining");
+        }
+        if let Err(error) = self.member.claims.release_all().await {
+            tracing::warn!(%error, "could not give up this node's rooms; their claims lapse by themselves");
+        }
+        tracing::info!("draining: no new rooms here, and this node's rooms are free to move");
+    }
+
+    /// Takes the node out of the registry at once.
     pub async fn leave(self) {
-        self.heartbeat.drain();
         drop(self.heartbeat);
         let node = self.member.claims.node().clone();
         if let Err(error) = self.member.registry.remove(&node).await {

@@ -79,7 +79,8 @@ async fn main() -> Result<()> {
                 https.as_ref().and_then(|l| l.local_addr().ok()),
             );
             let node_url = config.node_url(bound);
-            Some(cluster::Membership::join(url, node_url, sfu.clone()).await?)
+            let max_message_bytes = config.limits.edge().max_message_bytes;
+            Some(cluster::Membership::join(url, node_url, sfu.clone(), max_message_bytes).await?)
         }
         None => None,
     };
@@ -124,12 +125,23 @@ async fn main() -> Result<()> {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         Some(result) = servers.join_next() => result??,
     }
+    let mut membership = membership;
+    if let Some(membership) = &mut membership {
+        let totals = sfu.totals();
+        let load = roomcast_cluster::NodeLoad {
+            rooms: totals.rooms,
+            participants: totals.participants,
+            cpu: 0.0,
+        };
+        membership.drain(load).await;
+    }
+    // Participants hear why (in a cluster: join again, elsewhere) before the listeners close
+    // their connections.
+    sfu.shutdown(SHUTDOWN_GRACE).await;
+    tracing::info!(rooms = sfu.rooms().len(), "rooms drained");
     if let Some(membership) = membership {
         membership.leave().await;
     }
-    // Participants hear why before the listeners close their connections.
-    sfu.shutdown(SHUTDOWN_GRACE).await;
-    tracing::info!(rooms = sfu.rooms().len(), "rooms drained");
     let _ = stop_tx.send(true);
     while let Some(result) = servers.join_next().await {
         result??;

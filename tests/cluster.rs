@@ -1,6 +1,7 @@
 //! Several roomcast binaries as one cluster through a real Redis: the node registry and
-//! `/api/nodes`, and rooms that live on one node (joining one through another node, which needs
-//! the signaling relay, is refused with `unavailable` until that relay exists).
+//! `/api/nodes`; rooms that live on one node, joined through any node (the signaling relayed to
+//! the owner, the media straight to it), placed on the least loaded node; a lost owner; admin
+//! across nodes.
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::binary::Roomcast;
+use support::client_peer::{ClientPeer, NetworkType};
 use support::redis_server::RedisServer;
 use support::Ws;
 
@@ -135,33 +137,158 @@ async fn eventually_joins(node: &Roomcast, room: &str, what: &str) -> Ws {
     }
 }
 
+/// The id of the node listening at `node`'s address, as `/api/nodes` lists it.
+fn id_of(node: &Roomcast) -> Value {
+    let url = format!("http://127.0.0.1:{}", node.addr.port());
+    nodes(node)
+        .into_iter()
+        .find(|n| n["url"] == url.as_str())
+        .unwrap()["id"]
+        .clone()
+}
+
+/// `(room, owner node, participants)` for every room `/api/rooms` of `node` lists.
+fn rooms(node: &Roomcast) -> Vec<(Value, Value, Value)> {
+    get_json(node, "/api/rooms")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].clone(),
+                r["node"].clone(),
+                r["participant_count"].clone(),
+            )
+        })
+        .collect()
+}
+
+async fn join(node: &Roomcast, room: &str, name: &str) -> ClientPeer {
+    let peer = ClientPeer::join_at(node.addr, room, name, NetworkType::Udp4).await;
+    peer.wait_connected().await;
+    peer
+}
+
+async fn sees_media_of(peer: &ClientPeer, publisher: &ClientPeer) {
+    let what = format!("{} to receive {}'s audio and video", peer.id, publisher.id);
+    support::eventually(&what, || async {
+        let received = peer.received_from(&publisher.id);
+        received.audio > 10 && received.video > 10
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_lives_on_the_node_that_opened_it_until_it_closes() {
+async fn a_room_lives_on_one_node_and_a_join_through_another_is_relayed_there() {
     let redis = RedisServer::start();
     let a = Roomcast::start(&["--redis", &redis.url]);
     let b = Roomcast::start(&["--redis", &redis.url]);
-    let (joined, mut ada) = try_join(&a, "standup").await;
-    assert_eq!(joined["type"], "joined", "{joined}");
-    let (refused, _) = try_join(&b, "standup").await;
-    assert_eq!(refused["type"], "error", "{refused}");
-    assert_eq!(refused["code"], "unavailable", "{refused}");
-    let (other, _) = try_join(&b, "retro").await;
-    assert_eq!(
-        other["type"], "joined",
-        "another room opens on the other node: {other}"
-    );
+    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let ada = join(&a, "standup", "Ada").await;
+    let bob = join(&b, "standup", "Bob").await;
+    sees_media_of(&ada, &bob).await;
+    sees_media_of(&bob, &ada).await;
+    let listed = rooms(&a);
+    assert_eq!(listed.len(), 1, "one room, on one node: {listed:?}");
+    assert_eq!(listed[0].2, json!(2));
+    assert_eq!(rooms(&b), listed);
 
-    // Once the room closes its claim is released (within a heartbeat or two), and the room may
-    // open anywhere.
-    ada.send(json!({"type": "leave"})).await;
-    ada.recv_type("left").await;
-    let closed = Instant::now();
-    eventually_joins(&b, "standup", "the room to open on the other node").await;
-    assert!(
-        closed.elapsed() < Duration::from_secs(8),
-        "{:?}",
-        closed.elapsed()
+    // Every message of the protocol crosses: a mute (client to owner, and the owner's update to
+    // the other), the data channel (which goes to the owner with the media anyway), a leave.
+    bob.send(json!({"type": "mute", "kind": "audio", "muted": true}));
+    support::eventually("Ada to hear that Bob muted", || async {
+        ada.messages_of("participant_updated").iter().any(|m| {
+            m["participant"]["id"] == bob.id.as_str() && m["participant"]["audio_muted"] == true
+        })
+    })
+    .await;
+    ada.data.send(r#"{"payload": "hello"}"#).await;
+    support::eventually("Bob to get Ada's message", || async {
+        bob.data.received().iter().any(|m| m["payload"] == "hello")
+    })
+    .await;
+    let bob_id = bob.id.clone();
+    bob.leave().await;
+    support::eventually("Ada to see Bob leave", || async {
+        ada.saw_leave_of(&bob_id)
+    })
+    .await;
+    assert_eq!(rooms(&a)[0].2, json!(1));
+
+    // Once the room closes its claim is released (within a heartbeat or two).
+    ada.leave().await;
+    wait_for("the room to close and its claim to go", || {
+        rooms(&b).is_empty()
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_room_opens_on_the_least_loaded_node_whichever_node_is_asked() {
+    let redis = RedisServer::start();
+    let a = Roomcast::start(&["--redis", &redis.url]);
+    let b = Roomcast::start(&["--redis", &redis.url]);
+    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let _first = join(&a, "first", "Ada").await;
+    let owner = rooms(&a)[0].1.clone();
+    wait_for("the owner's load to show its participant", || {
+        nodes(&a)
+            .iter()
+            .any(|n| n["id"] == owner && n["participants"] == 1)
+    });
+    let _second = join(&a, "second", "Bob").await;
+    let placed: Vec<Value> = rooms(&b).into_iter().map(|r| r.1).collect();
+    assert_eq!(placed.len(), 2);
+    assert_ne!(
+        placed[0], placed[1],
+        "the second room goes to the idle node"
     );
+    assert!([id_of(&a), id_of(&b)].contains(&placed[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_owner_is_killed_the_others_are_told_node_lost_and_meet_again_on_a_survivor() {
+    let redis = RedisServer::start();
+    let nodes_ = [
+        Roomcast::start(&["--redis", &redis.url]),
+        Roomcast::start(&["--redis", &redis.url]),
+        Roomcast::start(&["--redis", &redis.url]),
+    ];
+    wait_for("three nodes listed", || nodes(&nodes_[0]).len() == 3);
+    let mut peers = Vec::new();
+    for (node, name) in nodes_.iter().zip(["Ada", "Bob", "Cy"]) {
+        peers.push(join(node, "retro", name).await);
+    }
+    let owner = rooms(&nodes_[0])[0].1.clone();
+    let dead = nodes_.iter().position(|n| id_of(n) == owner).unwrap();
+    let [n0, n1, n2] = nodes_;
+    let mut nodes_: Vec<Option<Roomcast>> = vec![Some(n0), Some(n1), Some(n2)];
+    let killed_at = Instant::now();
+    drop(nodes_[dead].take()); // SIGKILL
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != dead).collect();
+    for &i in &survivors {
+        let peer = &peers[i];
+        support::eventually("the client to be told its room's node is lost", || async {
+            peer.messages_of("kicked")
+                .iter()
+                .any(|m| m["reason"] == "node_lost")
+        })
+        .await;
+    }
+    println!("node_lost told after {:?}", killed_at.elapsed());
+    // The clients join again through their own entry nodes, as the page does.
+    let mut again = Vec::new();
+    for &i in &survivors {
+        let node = nodes_[i].as_ref().unwrap();
+        again.push(ClientPeer::join_at(node.addr, "retro", "again", NetworkType::Udp4).await);
+    }
+    sees_media_of(&again[0], &again[1]).await;
+    sees_media_of(&again[1], &again[0]).await;
+    let elapsed = killed_at.elapsed();
+    println!("media again after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(15), "{elapsed:?}");
+    let listed = rooms(nodes_[survivors[0]].as_ref().unwrap());
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_ne!(listed[0].1, owner, "re-created on a surviving node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +308,8 @@ async fn without_redis_joins_are_unavailable_and_come_back_with_it() {
     let redis = RedisServer::start_on(port);
     eventually_joins(&node, "after", "joins to work again once Redis is back").await;
 
-    // The room that kept running here is claimed again: another node cannot open it too.
+    // The room that kept running here is claimed again: a join through another node is
+    // relayed to it rather than opening a second room of that name.
     wait_for("the running room to be claimed again", || {
         let owner = std::process::Command::new("redis-cli")
             .args(["-p", &port.to_string(), "GET", "roomcast:room:before"])
@@ -190,8 +318,13 @@ async fn without_redis_joins_are_unavailable_and_come_back_with_it() {
         !String::from_utf8_lossy(&owner.stdout).trim().is_empty()
     });
     let other = Roomcast::start(&["--redis", &redis.url]);
-    let (refused, _) = try_join(&other, "before").await;
-    assert_eq!(refused["code"], "unavailable", "{refused}");
+    let (joined, _bob) = try_join(&other, "before").await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let before: Vec<_> = rooms(&other)
+        .into_iter()
+        .filter(|r| r.0 == "before")
+        .collect();
+    assert_eq!(before, vec![(json!("before"), id_of(&node), json!(2))]);
 }
 
 /// `GET path` on `node` as JSON.
@@ -207,41 +340,19 @@ async fn every_node_lists_every_room_once_with_its_node_and_kicks_and_closes_the
     let a = Roomcast::start(&["--redis", &redis.url]);
     let b = Roomcast::start(&["--redis", &redis.url]);
     wait_for("both nodes listed", || nodes(&a).len() == 2);
-    let id_of = |node: &Roomcast| {
-        let url = format!("http://127.0.0.1:{}", node.addr.port());
-        nodes(node)
-            .into_iter()
-            .find(|n| n["url"] == url.as_str())
-            .unwrap()["id"]
-            .clone()
-    };
-    let (ida, idb) = (id_of(&a), id_of(&b));
     let (alpha_joined, mut alpha) = try_join(&a, "alpha").await;
     let (_, mut beta) = try_join(&b, "beta").await;
-    for node in [&a, &b] {
-        let rooms = get_json(node, "/api/rooms");
-        let listed: Vec<(Value, Value, Value)> = rooms
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["id"].clone(),
-                    r["node"].clone(),
-                    r["participant_count"].clone(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            listed,
-            vec![
-                (json!("alpha"), ida.clone(), json!(1)),
-                (json!("beta"), idb.clone(), json!(1))
-            ]
-        );
+    let listed = rooms(&a);
+    assert_eq!(rooms(&b), listed, "every node lists the same rooms");
+    let ids: Vec<&Value> = listed.iter().map(|r| &r.0).collect();
+    assert_eq!(ids, [&json!("alpha"), &json!("beta")]);
+    for (_, node, count) in &listed {
+        assert!([id_of(&a), id_of(&b)].contains(node), "{listed:?}");
+        assert_eq!(count, &json!(1));
     }
     let local = get_json(&a, "/api/rooms?scope=local");
-    assert_eq!(local.as_array().unwrap().len(), 1, "{local}");
+    let here = listed.iter().filter(|r| r.1 == id_of(&a)).count();
+    assert_eq!(local.as_array().unwrap().len(), here, "{local}");
 
     // Kick and close go to the node the room lives on, whichever node the operator asks.
     let delete = |node: &Roomcast, path: &str| {
@@ -259,4 +370,46 @@ async fn every_node_lists_every_room_once_with_its_node_and_kicks_and_closes_the
     assert_eq!(alpha.recv_type("kicked").await["reason"], "kicked");
     let missing = delete(&b, "/api/rooms/nowhere");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_with_sigterm_sends_its_participants_to_a_serving_node_and_exits() {
+    let redis = RedisServer::start();
+    let mut cluster: Vec<Roomcast> = (0..3)
+        .map(|_| Roomcast::start(&["--redis", &redis.url]))
+        .collect();
+    wait_for("three nodes listed", || nodes(&cluster[0]).len() == 3);
+    let opener = join(&cluster[0], "planning", "Opener").await;
+    let owner = rooms(&cluster[0])[0].1.clone();
+    let draining = cluster.iter().position(|n| id_of(n) == owner).unwrap();
+    let others: Vec<usize> = (0..3).filter(|&i| i != draining).collect();
+    let ada = join(&cluster[others[0]], "planning", "Ada").await;
+    let bob = join(&cluster[others[1]], "planning", "Bob").await;
+    sees_media_of(&ada, &bob).await;
+    opener.close().await;
+
+    cluster[draining].terminate();
+    let status = cluster[draining].wait(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    for peer in [&ada, &bob] {
+        support::eventually("the client to be told to join again", || async {
+            peer.messages_of("kicked")
+                .iter()
+                .any(|m| m["reason"] == "node_draining")
+        })
+        .await;
+    }
+    let survivor = &cluster[others[0]];
+    wait_for("the drained node gone from the list", || {
+        nodes(survivor).iter().all(|n| n["id"] != owner)
+    });
+    let again: Vec<ClientPeer> = vec![
+        join(&cluster[others[0]], "planning", "Ada").await,
+        join(&cluster[others[1]], "planning", "Bob").await,
+    ];
+    sees_media_of(&again[0], &again[1]).await;
+    let listed = rooms(survivor);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_ne!(listed[0].1, owner);
+    assert_eq!(listed[0].2, json!(2), "everyone is back in the one room");
 }

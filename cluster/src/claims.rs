@@ -66,40 +66,46 @@ impl RoomClaims {
 
     /// Claims `room` for this node unless another node holds it.
     pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
+        let owner = self.claim_for(room, &self.node.clone()).await?;
+        Ok(if owner == self.node {
+            Claim::Mine
+        } else {
+            Claim::Elsewhere(owner)
+        })
+    }
+
+    /// Claims `room` for `node` (placement chose it) unless a node holds it already; returns
+    /// the owner. A node claimed for learns it when the join reaches it, and from then renews
+    /// the claim itself; should the join never reach it, the claim lapses within a lease.
+    pub async fn claim_for(&self, room: &str, node: &NodeId) -> Result<NodeId, ClusterError> {
         let mut connection = self.redis.connection();
         let key = keys::room(room);
         // Twice at most: a claim that lapses between SET NX and GET leaves the room free again.
         for _ in 0..2 {
             let set: Option<String> = redis::cmd("SET")
                 .arg(&key)
-                .arg(self.node.as_str())
+                .arg(node.as_str())
                 .arg("NX")
                 .arg("PX")
                 .arg(self.lease_ms)
                 .query_async(&mut connection)
                 .await
                 .map_err(ClusterError::from_redis)?;
-            if set.is_some() {
+            let owner = if set.is_some() {
+                Some(node.as_str().to_owned())
+            } else {
+                connection
+                    .get(&key)
+                    .await
+                    .map_err(ClusterError::from_redis)?
+            };
+            let Some(owner) = owner else { continue };
+            let owner = NodeId::parse(&owner)
+                .ok_or_else(|| ClusterError::Corrupt(format!("owner of {room}: {owner:?}")))?;
+            if owner == self.node {
                 self.hold(room);
-                return Ok(Claim::Mine);
             }
-            let owner: Option<String> = connection
-                .get(&key)
-                .await
-                .map_err(ClusterError::from_redis)?;
-            match owner {
-                Some(owner) if owner == self.node.as_str() => {
-                    self.hold(room);
-                    return Ok(Claim::Mine);
-                }
-                Some(owner) => {
-                    let owner = NodeId::parse(&owner).ok_or_else(|| {
-                        ClusterError::Corrupt(format!("owner of {room}: {owner:?}"))
-                    })?;
-                    return Ok(Claim::Elsewhere(owner));
-                }
-                None => continue,
-            }
+            return Ok(owner);
         }
         Err(ClusterError::Unavailable(format!(
             "the claim on {room} keeps lapsing"
@@ -150,6 +156,14 @@ impl RoomClaims {
             .await
             .map(|_| ())
             .map_err(ClusterError::from_redis)
+    }
+
+    /// Gives up every room this node holds (it is draining: joins for them go elsewhere now).
+    pub async fn release_all(&self) -> Result<(), ClusterError> {
+        for room in self.held() {
+            self.release(&room).await?;
+        }
+        Ok(())
     }
 
     /// Every claimed room in the cluster with its owner, by room.

@@ -11,3 +11,7 @@ pub(crate) fn node(id: &NodeId) -> String {
 pub(crate) fn room(room: &str) -> String {
     format!("roomcast:room:{room}")
 }
+
+pub(crate) fn mailbox(id: &NodeId) -> String {
+    format!("roomcast:mail:{}", id.as_str())
+}

@@ -9,6 +9,9 @@
 //!   so a node that lost its claim (it lapsed while the node was cut off) cannot take it back
 //!   from the node that claimed it since.
 //!
+//! and one pub/sub channel per node, `roomcast:mail:<id>`: its mailbox, through which other
+//! nodes relay the signaling of participants who reached the service through them.
+//!
 //! Nodes trust each other only through Redis: protect it with a password, TLS (`rediss://`) and
 //! a private network (docs/scale-out.md).
 
@@ -16,12 +19,14 @@ mod claims;
 mod error;
 mod heartbeat;
 mod keys;
+mod mailbox;
 mod node;
 mod registry;
 
 pub use claims::{Claim, RoomClaims};
 pub use error::ClusterError;
 pub use heartbeat::{Heartbeat, LoadSource};
+pub use mailbox::{Delivery, Mailbox, Postman};
 pub use node::{NodeId, NodeLoad, NodeRecord, NodeState};
 pub use registry::{place, Registry};
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use redis_server::RedisServer;
 use roomcast_cluster::{
-    Claim, NodeId, NodeLoad, NodeRecord, NodeState, Redis, Registry, RoomClaims,
+    Claim, Delivery, Mailbox, NodeId, NodeLoad, NodeRecord, NodeState, Redis, Registry, RoomClaims,
 };
 
 async fn connect(server: &RedisServer) -> Redis {
@@ -133,4 +133,51 @@ async fn without_redis_every_call_says_unavailable_and_nothing_panics() {
         matches!(error, roomcast_cluster::ClusterError::Unavailable(_)),
         "{error}"
     );
+}
+
+async fn next(mailbox: &mut Mailbox) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(10), mailbox.recv())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the mailbox open")
+}
+
+#[tokio::test]
+async fn a_letter_posted_to_a_node_reaches_that_node_alone_in_order() {
+    let server = RedisServer::start();
+    let (mut a, post_a) = Mailbox::open(&server.url, &node("a")).await.unwrap();
+    let (mut b, _post_b) = Mailbox::open(&server.url, &node("b")).await.unwrap();
+    for i in 0..100 {
+        assert!(post_a
+            .post(&node("b"), &format!("letter {i}"))
+            .await
+            .unwrap());
+    }
+    for i in 0..100 {
+        assert_eq!(next(&mut b).await, Delivery::Letter(format!("letter {i}")));
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), a.recv())
+            .await
+            .is_err(),
+        "nothing for a"
+    );
+    assert!(
+        !post_a.post(&node("nobody"), "lost").await.unwrap(),
+        "a letter to a node that is not listening is known unread"
+    );
+}
+
+#[tokio::test]
+async fn a_mailbox_says_when_redis_goes_and_works_again_when_it_is_back() {
+    let server = RedisServer::start();
+    let port = server.port;
+    let (mut a, post) = Mailbox::open(&server.url, &node("a")).await.unwrap();
+    server.stop();
+    assert_eq!(next(&mut a).await, Delivery::Down);
+    assert!(post.post(&node("a"), "while down").await.is_err());
+    let _server = RedisServer::start_on(port);
+    assert_eq!(next(&mut a).await, Delivery::Up);
+    assert!(post.post(&node("a"), "back").await.unwrap());
+    assert_eq!(next(&mut a).await, Delivery::Letter("back".into()));
 }

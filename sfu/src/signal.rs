@@ -121,8 +121,9 @@ impl Source {
     }
 }
 
-/// Why a participant's session ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why a participant's session ended. Serializable: a cluster relays it between nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LeaveReason {
     /// The client asked to leave or went away.
     Requested,

@@ -13,13 +13,16 @@ mod log_limit;
 mod metered;
 mod origin;
 mod penalties;
+mod placement;
 mod protocol;
+mod relay;
 mod room_tokens;
 mod security_headers;
 mod server;
 mod session;
 mod slots;
 mod tls;
+mod translate;
 
 pub use admin::{AdminAccess, ErrorBody, ParticipantView, RoomView, TrackView};
 pub use edge_metrics::EdgeMetrics;
@@ -29,6 +32,7 @@ pub use listener::{DRAIN_TIMEOUT, HEADER_TIMEOUT};
 pub use protocol::{
     ClientMessage, ErrorCode, KickReason, ProtocolError, ServerMessage, MAX_MESSAGE_BYTES,
 };
+pub use relay::Relay;
 pub use room_tokens::{RoomClaims, RoomTokens, TokenError};
 pub use server::{router, serve_http, serve_https, ClusterMember, EdgeOptions};
 pub use tls::{load_or_generate, TlsFiles};

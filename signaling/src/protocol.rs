@@ -231,6 +231,12 @@ pub enum KickReason {
     DuplicateIdentity,
     /// The client did not set up its media connection in time.
     NegotiationTimeout,
+    /// The node that held the room is gone (a cluster): join again, and the room is re-created
+    /// on a node that is alive.
+    NodeLost,
+    /// The node that held the room is shutting down (a cluster): join again, and the room is
+    /// re-created on a serving node.
+    NodeDraining,
 }
 
 /// Every error code the server sends.

@@ -85,6 +85,8 @@ pub struct EdgeOptions {
 pub struct ClusterMember {
     pub registry: roomcast_cluster::Registry,
     pub claims: roomcast_cluster::RoomClaims,
+    /// Signaling for rooms that live on other nodes.
+    pub relay: crate::Relay,
 }
 
 impl std::fmt::Debug for ClusterMember {

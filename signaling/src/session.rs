@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
-use roomcast_cluster::Claim;
 use roomcast_sfu::{
-    ForwardedTrack, Grants, IceCandidate, JoinError, Joined, LeaveReason, MediaKind,
-    ParticipantHandle, ParticipantInfo, RateLimiter, RoomId, ServerEvent, Sfu, Signal,
-    SignalRefused, Source, TrackSettings,
+    Grants, LeaveReason, ParticipantHandle, RateLimiter, RoomId, ServerEvent, Sfu, Signal,
+    SignalRefused,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -23,12 +21,12 @@ use crate::edge_metrics::EdgeMetrics;
 use crate::limits::Strikes;
 use crate::log_limit::{clip, RefusalLog};
 use crate::metered::Meter;
-use crate::protocol::{
-    CandidateJson, ClientMessage, ErrorCode, ForwardedTrackJson, IceServerJson, KickReason,
-    KindJson, ParticipantJson, ServerMessage, SourceJson, SpeakerJson, MAX_SOURCES,
-};
+use crate::placement::{place, Placement};
+use crate::protocol::{ClientMessage, ErrorCode, KickReason, ServerMessage};
+use crate::relay::{JoinFailure, Remote};
 use crate::server::{EdgeOptions, Guard};
 use crate::slots::Slot;
+use crate::translate::{join_refused, joined_message, signal_of, update_of, Update};
 
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
@@ -41,13 +39,22 @@ const TICK: Duration = Duration::from_secs(1);
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// The room the connection is in: on this node, or on the node that owns it in a cluster.
 struct Membership {
-    handle: ParticipantHandle,
     room: RoomId,
-    events: mpsc::Receiver<ServerEvent>,
+    participant: Participant,
+}
+
+enum Participant {
+    Local {
+        handle: ParticipantHandle,
+        events: mpsc::Receiver<ServerEvent>,
+    },
+    Relayed(Remote),
 }
 
 /// Who a join is for, and with what rights.
+#[derive(Clone)]
 enum Admission<'a> {
     /// Any name (or none): names may repeat in a room.
     Named(Option<&'a str>, Grants),
@@ -162,8 +169,11 @@ impl Session {
                         }
                     }
                 }
-                Some(event) = next_event(&mut self.membership) => self.on_event(event).await,
-                _ = tick.tick() => self.check_deadlines(Instant::now()),
+                Some(update) = next_update(&mut self.membership) => self.on_update(update).await,
+                _ = tick.tick() => {
+                    self.check_deadlines(Instant::now());
+                    self.check_relay(Instant::now()).await;
+                }
                 _ = ping.tick() => self.ping().await,
             }
         }
@@ -256,42 +266,10 @@ impl Session {
                 self.join(&room, name.as_deref(), token.as_deref()).await
             }
             ClientMessage::Leave {} => self.leave().await,
-            ClientMessage::Offer { sources, .. } if sources.len() > MAX_SOURCES => {
-                let why = format!("an offer names at most {MAX_SOURCES} sources");
-                self.refuse(ErrorCode::InvalidMessage, &why).await
-            }
-            ClientMessage::Offer { sdp, sources } => {
-                let sources = sources
-                    .into_iter()
-                    .map(|(mid, source)| (mid, source_from_json(source)))
-                    .collect();
-                self.signal(Signal::Offer { sdp, sources }).await
-            }
-            ClientMessage::Mute { kind, muted } => {
-                let kind = match kind {
-                    KindJson::Audio => MediaKind::Audio,
-                    KindJson::Video => MediaKind::Video,
-                };
-                self.signal(Signal::Mute { kind, muted }).await
-            }
-            ClientMessage::Answer { sdp } => self.signal(Signal::Answer(sdp)).await,
-            ClientMessage::Candidate { candidate } => {
-                self.signal(Signal::Candidate(candidate.map(candidate_from_json)))
-                    .await
-            }
-            ClientMessage::TrackSettings {
-                track,
-                visible,
-                width,
-                height,
-            } => {
-                let settings = TrackSettings {
-                    track,
-                    visible,
-                    size: width.zip(height),
-                };
-                self.signal(Signal::TrackSettings(settings)).await
-            }
+            message => match signal_of(message) {
+                Ok(signal) => self.signal(signal, text).await,
+                Err((code, why)) => self.refuse(code, why).await,
+            },
         }
     }
 
@@ -321,9 +299,54 @@ impl Session {
             Ok(admission) => admission,
             Err(why) => return self.refuse(ErrorCode::Unauthorized, why).await,
         };
-        if let Err(why) = place(self.options.cluster.clone(), room).await {
-            return self.refuse(ErrorCode::Unavailable, why).await;
+        // A room whose owner was just lost stays claimed until the claim lapses: meanwhile its
+        // joins find nobody reading the owner's mailbox, and wait for the room to be free.
+        let lapsed = Instant::now() + roomcast_cluster::LEASE + Duration::from_secs(2);
+        loop {
+            let owner = match place(self.options.cluster.as_ref(), room).await {
+                Ok(Placement::Here) => return self.join_here(room, admission).await,
+                Ok(Placement::There(owner)) => owner,
+                Err(why) => return self.refuse(ErrorCode::Unavailable, why).await,
+            };
+            match self.join_there(room, owner, admission.clone()).await {
+                Err(JoinFailure::NotListening) if Instant::now() < lapsed => {
+                    tokio::time::sleep(Duration::from_millis(500)).await
+                }
+                Err(JoinFailure::Refused(update)) => return self.on_update(update).await,
+                Err(JoinFailure::NotListening | JoinFailure::Unavailable) => {
+                    let why = "the node that holds this room does not answer; try again shortly";
+                    return self.refuse(ErrorCode::Unavailable, why).await;
+                }
+                Ok(()) => return,
+            }
         }
+    }
+
+    /// Joins through the node that owns the room.
+    async fn join_there(
+        &mut self,
+        room: &str,
+        owner: roomcast_cluster::NodeId,
+        admission: Admission<'_>,
+    ) -> Result<(), JoinFailure> {
+        let (Some(cluster), Some(room_id)) = (self.options.cluster.clone(), RoomId::parse(room))
+        else {
+            return Err(JoinFailure::Unavailable); // placed elsewhere only in a cluster, and only a valid room
+        };
+        let (remote, joined) =
+            Remote::join(&cluster.relay, owner, relayed_join(room, admission)).await?;
+        tracing::Span::current().record("room", room);
+        tracing::info!(owner = %remote.owner(), "joined through the room's owner");
+        self.send_text(joined).await;
+        self.joined();
+        self.membership = Some(Membership {
+            room: room_id,
+            participant: Participant::Relayed(remote),
+        });
+        Ok(())
+    }
+
+    async fn join_here(&mut self, room: &str, admission: Admission<'_>) {
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         let joined = match admission {
             Admission::Named(name, grants) => {
@@ -341,37 +364,14 @@ impl Session {
                 self.send(joined_message(&joined)).await;
                 self.joined();
                 self.membership = Some(Membership {
-                    handle: joined.handle,
                     room: joined.room,
-                    events,
+                    participant: Participant::Local {
+                        handle: joined.handle,
+                        events,
+                    },
                 });
             }
-            Err(JoinError::Full { capacity }) => {
-                tracing::info!(room, capacity, "room full");
-                self.send(ServerMessage::Full {
-                    room: room.to_owned(),
-                    capacity,
-                })
-                .await;
-            }
-            Err(error @ JoinError::InvalidRoom) => {
-                self.refuse(ErrorCode::InvalidRoom, error.to_string()).await
-            }
-            Err(error @ JoinError::InvalidName) => {
-                self.refuse(ErrorCode::InvalidName, error.to_string()).await
-            }
-            Err(error @ JoinError::ServerFull { .. }) => {
-                self.refuse(ErrorCode::ServerFull, error.to_string()).await
-            }
-            Err(error @ JoinError::TooManyRooms { .. }) => {
-                self.refuse(ErrorCode::TooManyRooms, error.to_string())
-                    .await
-            }
-            Err(error @ JoinError::Peer(_)) => {
-                tracing::error!(%error, "join failed");
-                self.refuse(ErrorCode::Internal, "could not create a peer connection")
-                    .await;
-            }
+            Err(error) => self.on_update(join_refused(room, error)).await,
         }
     }
 
@@ -379,8 +379,13 @@ impl Session {
         let Some(membership) = self.membership.take() else {
             return self.refuse(ErrorCode::NotJoined, "not in a room").await;
         };
-        // Dropping the handle leaves too, should the queue be full.
-        let _ = membership.handle.signal(Signal::Leave);
+        match membership.participant {
+            // Dropping the handle leaves too, should the queue be full.
+            Participant::Local { handle, .. } => {
+                let _ = handle.signal(Signal::Leave);
+            }
+            Participant::Relayed(remote) => remote.leave().await,
+        }
         self.unjoined();
         self.send(ServerMessage::Left {
             room: membership.room.to_string(),
@@ -388,11 +393,17 @@ impl Session {
         .await;
     }
 
-    async fn signal(&mut self, signal: Signal) {
-        let Some(membership) = &self.membership else {
+    /// Hands a client's signal to its participant: `text` is the message it came in, which a
+    /// relayed session passes on as it is.
+    async fn signal(&mut self, signal: Signal, text: &str) {
+        let Some(membership) = &mut self.membership else {
             return self.refuse(ErrorCode::NotJoined, "join a room first").await;
         };
-        match membership.handle.signal(signal) {
+        let handle = match &mut membership.participant {
+            Participant::Local { handle, .. } => handle,
+            Participant::Relayed(remote) => return remote.send(text).await,
+        };
+        match handle.signal(signal) {
             Ok(()) => {}
             Err(SignalRefused::Busy) => {
                 self.refuse(
@@ -405,46 +416,41 @@ impl Session {
         }
     }
 
-    async fn on_event(&mut self, event: ServerEvent) {
-        let message = match event {
-            ServerEvent::ParticipantJoined(p) => ServerMessage::ParticipantJoined {
-                participant: participant_to_json(&p),
-            },
-            ServerEvent::ParticipantUpdated(p) => ServerMessage::ParticipantUpdated {
-                participant: participant_to_json(&p),
-            },
-            ServerEvent::ParticipantLeft(id) => {
-                ServerMessage::ParticipantLeft { id: id.to_string() }
-            }
-            ServerEvent::Offer(d) => ServerMessage::Offer {
-                tracks: tracks_to_json(&d.tracks),
-                sdp: d.sdp,
-            },
-            ServerEvent::Answer(d) => ServerMessage::Answer {
-                tracks: tracks_to_json(&d.tracks),
-                sdp: d.sdp,
-            },
-            ServerEvent::Speakers(speakers) => ServerMessage::Speakers {
-                speakers: speakers
-                    .into_iter()
-                    .map(|s| SpeakerJson {
-                        id: s.id.to_string(),
-                        // Two decimals say all a level meter shows.
-                        level: (s.level * 100.0).round() / 100.0,
-                    })
-                    .collect(),
-            },
-            ServerEvent::Candidate(c) => ServerMessage::Candidate {
-                candidate: c.map(candidate_to_json),
-            },
-            ServerEvent::Error(error) => {
-                let code = ErrorCode::from_signal(error.code());
-                return self.refuse(code, error.to_string()).await;
-            }
-            ServerEvent::Recording(active) => ServerMessage::Recording { active },
-            ServerEvent::Left(reason) => return self.on_left(reason).await,
+    async fn on_update(&mut self, update: Update) {
+        match update {
+            Update::Message { text } => self.send_text(text).await,
+            Update::Refusal { code, message } => self.refuse(code, message).await,
+            Update::Left { reason } => self.on_left(reason).await,
+            Update::NodeLost => self.on_node_lost().await,
+        }
+    }
+
+    /// Pings the owner of a relayed session's room, and acts when it is judged lost.
+    async fn check_relay(&mut self, now: Instant) {
+        let Some(Membership {
+            participant: Participant::Relayed(remote),
+            ..
+        }) = &mut self.membership
+        else {
+            return;
         };
-        self.send(message).await;
+        if let Some(update) = remote.tick(now).await {
+            self.on_update(update).await;
+        }
+    }
+
+    async fn on_node_lost(&mut self) {
+        let Some(membership) = self.membership.take() else {
+            return;
+        };
+        self.unjoined();
+        self.send(ServerMessage::Kicked {
+            room: membership.room.to_string(),
+            reason: KickReason::NodeLost,
+            message: "The server holding this room is gone: joining again.".to_owned(),
+        })
+        .await;
+        self.closing = true;
     }
 
     async fn on_left(&mut self, reason: LeaveReason) {
@@ -467,6 +473,11 @@ impl Session {
             LeaveReason::RoomClosed => {
                 (Some(KickReason::RoomClosed), "An operator closed the room.")
             }
+            // In a cluster the room goes on elsewhere: the node holding it is draining.
+            LeaveReason::ServerShutdown if self.options.cluster.is_some() => (
+                Some(KickReason::NodeDraining),
+                "The server holding this room is shutting down: joining again.",
+            ),
             LeaveReason::ServerShutdown => (
                 Some(KickReason::ServerShutdown),
                 "The server is shutting down.",
@@ -532,110 +543,35 @@ impl Session {
     }
 
     async fn send(&mut self, message: ServerMessage) {
-        if let Err(error) = self
-            .socket
-            .send(Message::Text(message.to_json().into()))
-            .await
-        {
+        self.send_text(message.to_json()).await
+    }
+
+    async fn send_text(&mut self, text: String) {
+        if let Err(error) = self.socket.send(Message::Text(text.into())).await {
             tracing::debug!(%error, "send to a closing socket");
         }
     }
 }
 
-async fn next_event(membership: &mut Option<Membership>) -> Option<ServerEvent> {
-    match membership {
-        Some(m) => m.events.recv().await,
+async fn next_update(membership: &mut Option<Membership>) -> Option<Update> {
+    match membership.as_mut().map(|m| &mut m.participant) {
+        Some(Participant::Local { events, .. }) => events.recv().await.map(update_of),
+        Some(Participant::Relayed(remote)) => remote.next().await,
         None => std::future::pending().await,
     }
 }
 
-fn joined_message(joined: &Joined) -> ServerMessage {
-    ServerMessage::Joined {
-        room: joined.room.to_string(),
-        id: joined.id.to_string(),
-        participants: joined
-            .participants
-            .iter()
-            .map(participant_to_json)
-            .collect(),
-        ice_servers: joined
-            .ice_servers
-            .iter()
-            .map(|s| IceServerJson {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn candidate_from_json(c: CandidateJson) -> IceCandidate {
-    IceCandidate {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_mline_index,
-        username_fragment: c.username_fragment,
-    }
-}
-
-fn participant_to_json(p: &ParticipantInfo) -> ParticipantJson {
-    ParticipantJson {
-        id: p.id.to_string(),
-        name: p.name.as_str().to_owned(),
-        audio_muted: p.audio_muted,
-        video_muted: p.video_muted,
-        publishes: p.publishes.iter().map(|s| s.as_str().to_owned()).collect(),
-    }
-}
-
-fn tracks_to_json(tracks: &[ForwardedTrack]) -> Vec<ForwardedTrackJson> {
-    tracks
-        .iter()
-        .map(|t| ForwardedTrackJson {
-            mid: t.mid.clone(),
-            track: t.track.clone(),
-            participant: t.participant.to_string(),
-            kind: t.kind.to_owned(),
-            source: t.source.as_str().to_owned(),
-        })
-        .collect()
-}
-
-fn source_from_json(source: SourceJson) -> Source {
-    match source {
-        SourceJson::Microphone => Source::Microphone,
-        SourceJson::Camera => Source::Camera,
-        SourceJson::Screen => Source::Screen,
-    }
-}
-
-fn candidate_to_json(c: IceCandidate) -> CandidateJson {
-    CandidateJson {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_mline_index,
-        username_fragment: c.username_fragment,
-    }
-}
-
-/// In a cluster, a room is joined on the node that owns it: this one, if it claims the room
-/// now or holds it already.
-async fn place(cluster: Option<crate::ClusterMember>, room: &str) -> Result<(), String> {
-    let Some(cluster) = cluster else {
-        return Ok(());
+/// The letter that asks a room's owner to run a participant this node admitted.
+fn relayed_join(room: &str, admission: Admission<'_>) -> crate::relay::Body {
+    let (name, identity, grants) = match admission {
+        Admission::Named(name, grants) => (name.map(str::to_owned), None, grants),
+        Admission::Identified(identity, grants) => (None, Some(identity), grants),
     };
-    if RoomId::parse(room).is_none() {
-        return Ok(()); // refused as an invalid room by the join
-    }
-    match cluster.claims.claim(room).await {
-        Ok(Claim::Mine) => Ok(()),
-        Ok(Claim::Elsewhere(node)) => Err(format!(
-            "room {room} lives on node {node}; joining it through another node is not supported yet"
-        )),
-        Err(error) => {
-            tracing::debug!(%error, "could not place a room");
-            Err("the cluster is unavailable; try again shortly".to_owned())
-        }
+    crate::relay::Body::Join {
+        room: room.to_owned(),
+        name,
+        identity,
+        publish: grants.publish,
+        subscribe: grants.subscribe,
     }
 }

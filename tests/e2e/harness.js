@@ -54,7 +54,11 @@ async function startServer(args = [], { logLevel, wrap = [] } = {}) {
     pid: child.pid,
     logs: () => logs,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      // Already gone (exited, or killed by a test): `exit` will not come again.
+      if (child.exitCode !== null || child.signalCode !== null) {
+        fs.rmSync(certDir, { recursive: true, force: true });
+        return child.exitCode ?? child.signalCode;
+      }
       const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       const code = await exited;

@@ -420,9 +420,12 @@ async fn signal_loop(
     loop {
         tokio::select! {
             Some(message) = outgoing.recv() => ws.send(message).await,
-            _ = leave.recv() => {
-                ws.send(json!({"type": "leave"})).await;
-                let _ = ws.recv_type("left").await;
+            // `None`: the peer was dropped without leaving.
+            asked = leave.recv() => {
+                if asked.is_some() {
+                    ws.send(json!({"type": "leave"})).await;
+                    let _ = ws.recv_type("left").await;
+                }
                 return;
             }
             message = ws.recv() => {
