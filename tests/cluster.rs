@@ -335,10 +335,13 @@ fn get_json(node: &Roomcast, path: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_node_lists_every_room_once_with_its_node_and_kicks_and_closes_there() {
+async fn every_node_lists_every_room_once_with_its_node_and_kicks_closes_and_records_there() {
     let redis = RedisServer::start();
-    let a = Roomcast::start(&["--redis", &redis.url]);
-    let b = Roomcast::start(&["--redis", &redis.url]);
+    let recordings =
+        std::env::temp_dir().join(format!("roomcast-cluster-rec-{}", std::process::id()));
+    let dir = recordings.to_str().unwrap();
+    let a = Roomcast::start(&["--redis", &redis.url, "--recordings-dir", dir]);
+    let b = Roomcast::start(&["--redis", &redis.url, "--recordings-dir", dir]);
     wait_for("both nodes listed", || nodes(&a).len() == 2);
     let (alpha_joined, mut alpha) = try_join(&a, "alpha").await;
     let (_, mut beta) = try_join(&b, "beta").await;
@@ -361,15 +364,35 @@ async fn every_node_lists_every_room_once_with_its_node_and_kicks_and_closes_the
             node.addr
         ))
     };
-    let closed = delete(&a, "/api/rooms/beta");
+    // Each order goes to the node that does not hold the room.
+    let elsewhere = |room: &str| {
+        let owner = listed.iter().find(|r| r.0 == room).unwrap().1.clone();
+        if owner == id_of(&a) {
+            &b
+        } else {
+            &a
+        }
+    };
+    let closed = delete(elsewhere("beta"), "/api/rooms/beta");
     assert!(closed.starts_with("HTTP/1.1 204"), "{closed}");
     assert_eq!(beta.recv_type("kicked").await["reason"], "room_closed");
+    let node = elsewhere("alpha");
+    let started = node.request(&format!(
+        "POST /api/rooms/alpha/recording HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        node.addr
+    ));
+    assert!(started.starts_with("HTTP/1.1 201"), "{started}");
+    assert_eq!(alpha.recv_type("recording").await["active"], true);
+    let stopped = delete(node, "/api/rooms/alpha/recording");
+    assert!(stopped.starts_with("HTTP/1.1 204"), "{stopped}");
+    assert_eq!(alpha.recv_type("recording").await["active"], false);
     let ada = alpha_joined["id"].as_str().unwrap();
-    let kicked = delete(&b, &format!("/api/rooms/alpha/participants/{ada}"));
+    let kicked = delete(node, &format!("/api/rooms/alpha/participants/{ada}"));
     assert!(kicked.starts_with("HTTP/1.1 204"), "{kicked}");
     assert_eq!(alpha.recv_type("kicked").await["reason"], "kicked");
     let missing = delete(&b, "/api/rooms/nowhere");
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    let _ = std::fs::remove_dir_all(&recordings);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ pub use auth::AdminAccess;
 pub use views::{ErrorBody, NodeView, ParticipantView, RoomView, TrackView};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::{middleware, Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -213,7 +213,7 @@ async fn close_room(
         return Ok(StatusCode::NO_CONTENT);
     }
     let path = format!("/api/rooms/{room}");
-    at_owner(&state, &room, &path, &headers)
+    at_owner(&state, &room, Method::DELETE, &path, &headers)
         .await
         .unwrap_or_else(|| Err(ApiError::not_found(format!("no room {room:?}"))))
 }
@@ -237,7 +237,7 @@ async fn kick_participant(
         return Ok(StatusCode::NO_CONTENT);
     }
     let path = format!("/api/rooms/{room}/participants/{id}");
-    at_owner(&state, &room, &path, &headers)
+    at_owner(&state, &room, Method::DELETE, &path, &headers)
         .await
         .unwrap_or_else(|| {
             Err(ApiError::not_found(format!(
@@ -246,11 +246,13 @@ async fn kick_participant(
         })
 }
 
-/// Carries a `DELETE path` about `room` to the node the room lives on, when that is another
-/// node of the cluster; `None` when there is none to ask.
-async fn at_owner(
+/// Carries an operator's `method path` about `room` (a kick, a close, a recording's start or
+/// stop) to the node the room lives on, when that is another node of the cluster; `None` when
+/// there is none to ask. The owner's success status comes back as it is.
+pub(super) async fn at_owner(
     state: &AppState,
     room: &str,
+    method: Method,
     path: &str,
     headers: &HeaderMap,
 ) -> Option<Result<StatusCode, ApiError>> {
@@ -261,11 +263,11 @@ async fn at_owner(
     }
     let nodes = cluster.registry.nodes().await.ok()?;
     let node = nodes.into_iter().find(|n| n.id == owner)?;
-    let sent = peers::delete(&node.url, path, headers.get(header::AUTHORIZATION)).await;
+    let sent = peers::request(method, &node.url, path, headers.get(header::AUTHORIZATION)).await;
     Some(match sent {
-        Ok(StatusCode::NO_CONTENT) => {
+        Ok(status) if status.is_success() => {
             tracing::info!(room, node = %owner, "passed an operator's request to the room's node");
-            Ok(StatusCode::NO_CONTENT)
+            Ok(status)
         }
         Ok(status) => Err(ApiError::new(
             status,

@@ -1,5 +1,5 @@
 //! Asking the other nodes of a cluster for what only they know (their rooms) or can do (kick,
-//! close), over their admin API at the URL each registers (`--node-url`), with the operator's
+//! close, record), over their admin API at the URL each registers (`--node-url`), with the operator's
 //! own credentials.
 
 use std::time::Duration;
@@ -29,15 +29,16 @@ pub(crate) async fn rooms_of(
     serde_json::from_slice(&body).map_err(|e| format!("{uri}: {e}"))
 }
 
-/// Sends `DELETE path` to the node at `base` and returns its status: an operator's kick or close
-/// carried to the node the room lives on.
-pub(crate) async fn delete(
+/// Sends `method path` to the node at `base` and returns its status: an operator's kick, close
+/// or recording order carried to the node the room lives on.
+pub(crate) async fn request(
+    method: Method,
     base: &str,
     path: &str,
     authorization: Option<&HeaderValue>,
 ) -> Result<StatusCode, String> {
     let uri = format!("{}{path}", base.trim_end_matches('/'));
-    Ok(send(Method::DELETE, &uri, authorization).await?.0)
+    Ok(send(method, &uri, authorization).await?.0)
 }
 
 async fn send(

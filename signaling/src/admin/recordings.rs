@@ -2,13 +2,14 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream;
 use roomcast_sfu::{DeleteError, RecordingError};
 use tokio::io::AsyncReadExt;
 
+use super::at_owner;
 use super::views::{ApiError, ErrorBody, RecordingState, RecordingView};
 use crate::server::AppState;
 
@@ -43,9 +44,18 @@ fn recording_error(error: RecordingError) -> ApiError {
 pub(super) async fn start_recording(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    headers: HeaderMap,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
-    state.sfu.start_recording(&room).map_err(recording_error)?;
-    tracing::info!(room, "recording started by an operator");
+    match state.sfu.start_recording(&room) {
+        Ok(()) => tracing::info!(room, "recording started by an operator"),
+        Err(error @ RecordingError::NoSuchRoom(_)) => {
+            let path = format!("/api/rooms/{room}/recording");
+            at_owner(&state, &room, Method::POST, &path, &headers)
+                .await
+                .unwrap_or_else(|| Err(recording_error(error)))?;
+        }
+        Err(error) => return Err(recording_error(error)),
+    }
     Ok((
         StatusCode::CREATED,
         Json(RecordingState {
@@ -68,9 +78,18 @@ pub(super) async fn start_recording(
 pub(super) async fn stop_recording(
     State(state): State<AppState>,
     Path(room): Path<String>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    state.sfu.stop_recording(&room).map_err(recording_error)?;
-    tracing::info!(room, "recording stopped by an operator");
+    match state.sfu.stop_recording(&room) {
+        Ok(()) => tracing::info!(room, "recording stopped by an operator"),
+        Err(error @ RecordingError::NoSuchRoom(_)) => {
+            let path = format!("/api/rooms/{room}/recording");
+            at_owner(&state, &room, Method::DELETE, &path, &headers)
+                .await
+                .unwrap_or_else(|| Err(recording_error(error)))?;
+        }
+        Err(error) => return Err(recording_error(error)),
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
