@@ -22,6 +22,12 @@ pub async fn room(addr: SocketAddr, room: &str) -> Result<Value> {
     serde_json::from_str(&body).context("parsing the admin API's JSON")
 }
 
+/// `GET path` as JSON (e.g. `/api/nodes`).
+pub async fn get_json(addr: SocketAddr, path: &str) -> Result<Value> {
+    let body = request(addr, "GET", path, "200").await?;
+    serde_json::from_str(&body).context("parsing the admin API's JSON")
+}
+
 /// One request; the body of an answer with the expected status.
 async fn request(addr: SocketAddr, method: &str, path: &str, status: &str) -> Result<String> {
     let fetch = async {

@@ -10,6 +10,7 @@
 pub mod adaptive;
 pub mod admin;
 pub mod clock;
+pub mod cluster;
 pub mod floor;
 pub mod histogram;
 pub mod janus;

@@ -100,6 +100,22 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         max_minutes: u64,
     },
+    /// A two-node cluster on a real Redis: joins, messages and a join storm through the room's
+    /// owner and through the other node (signaling relayed); needs redis-server.
+    Cluster {
+        /// Joins timed one after another, per path.
+        #[arg(long, default_value_t = 100)]
+        joins: usize,
+        /// Mute toggles timed per path.
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// Joins in each path's storm.
+        #[arg(long, default_value_t = 500)]
+        storm_joins: usize,
+        /// Clients joining at once in the storm.
+        #[arg(long, default_value_t = 20)]
+        concurrency: usize,
+    },
     /// The physical floor only.
     Floor,
     /// Simulcast in one run: fan-out with a plain and a simulcast publisher side by side,
@@ -207,6 +223,24 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         None => sfu_process::default_binary()?,
     };
     scenario::check_binary(&binary)?;
+    if let Cmd::Cluster {
+        joins,
+        messages,
+        storm_joins,
+        concurrency,
+    } = &args.command
+    {
+        let config = roomcast_bench::cluster::ClusterConfig {
+            joins: *joins,
+            messages: *messages,
+            storm_joins: *storm_joins,
+            concurrency: *concurrency,
+        };
+        let results = roomcast_bench::cluster::run(&binary, config).await?;
+        println!("{}", roomcast_bench::cluster::table(&results));
+        return Ok(());
+    }
+
     let quick = matches!(args.command, Cmd::Quick);
     let bench = Bench {
         binary: binary.clone(),
@@ -325,6 +359,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             *max_minutes,
         ),
         Cmd::Floor
+        | Cmd::Cluster { .. }
         | Cmd::JoinStorm { .. }
         | Cmd::Simulcast { .. }
         | Cmd::LayerSwitch { .. }
