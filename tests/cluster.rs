@@ -185,7 +185,9 @@ async fn a_room_lives_on_one_node_and_a_join_through_another_is_relayed_there() 
     let b = Roomcast::start(&["--redis", &redis.url]);
     wait_for("both nodes listed", || nodes(&a).len() == 2);
     let ada = join(&a, "standup", "Ada").await;
-    let bob = join(&b, "standup", "Bob").await;
+    // Bob and Cy come through the node that does not hold the room.
+    let other = if rooms(&a)[0].1 == id_of(&a) { &b } else { &a };
+    let bob = join(other, "standup", "Bob").await;
     sees_media_of(&ada, &bob).await;
     sees_media_of(&bob, &ada).await;
     let listed = rooms(&a);
@@ -214,6 +216,19 @@ async fn a_room_lives_on_one_node_and_a_join_through_another_is_relayed_there() 
     })
     .await;
     assert_eq!(rooms(&a)[0].2, json!(1));
+    // One who vanishes without a word (its WebSocket to the entry node just closes) is out of
+    // the owner's room as promptly.
+    let cy = join(other, "standup", "Cy").await;
+    assert_eq!(rooms(&a)[0].2, json!(2));
+    let cy_id = cy.id.clone();
+    let vanished = Instant::now();
+    cy.close().await;
+    support::eventually("Ada to see Cy leave", || async { ada.saw_leave_of(&cy_id) }).await;
+    assert!(
+        vanished.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        vanished.elapsed()
+    );
 
     // Once the room closes its claim is released (within a heartbeat or two).
     ada.leave().await;
