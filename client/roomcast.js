@@ -424,7 +424,7 @@ RoomcastClient.prototype.handlers = {
     // The node that held the room is gone or going (a cluster): the server closes the connection next,
     // and the client reconnects as after any lost connection, landing in the room re-created
     // on a node that is alive.
-    if (m.reason === 'node_lost' || m.reason === 'node_draining') { this.dropSession(); this.status('connecting', 'Reconnecting…'); return; }
+    if (['node_lost', 'node_draining', 'room_moved'].includes(m.reason)) { this.dropSession(); this.status('connecting', 'Reconnecting…'); return; }
     const text = { room_closed: 'Room closed', server_shutdown: 'Server shut down' }[m.reason] || 'Removed from the room';
     this.end(text, 'error');
   },

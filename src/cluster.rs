@@ -124,6 +124,11 @@ impl LoadSource for SfuLoad {
         }
     }
 
+    /// Everyone here is told to join again, which takes them to the node that holds the room.
+    fn room_taken(&self, room: &str) {
+        self.sfu.hand_over_room(room);
+    }
+
     fn open_rooms(&self) -> Vec<String> {
         self.sfu
             .rooms()

@@ -451,3 +451,37 @@ async fn a_node_stopped_with_sigterm_sends_its_participants_to_a_serving_node_an
     assert_ne!(listed[0].1, owner);
     assert_eq!(listed[0].2, json!(2), "everyone is back in the one room");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_another_node_claimed_meanwhile_is_handed_over_and_its_participants_told_to_rejoin()
+{
+    let redis = RedisServer::start();
+    let a = Roomcast::start(&["--redis", &redis.url]);
+    let b = Roomcast::start(&["--redis", &redis.url]);
+    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let (joined, mut ada) = try_join(&a, "split").await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    let holder = rooms(&a)[0].1.clone();
+    let (holder_node, other) = if holder == id_of(&a) {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    // What a Redis that restarted empty allows: the other node claims the room and opens its own.
+    let other_id = id_of(other);
+    let set = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "SET", "roomcast:room:split"])
+        .arg(other_id.as_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(set.status.success());
+    let (joined, _bob) = try_join(other, "split").await;
+    assert_eq!(joined["type"], "joined", "{joined}");
+    // The node that held it hands it over at its next heartbeat: its people are told to join
+    // again, which takes them to the one room.
+    let kicked = ada.recv_type("kicked").await;
+    assert_eq!(kicked["reason"], "room_moved", "{kicked}");
+    wait_for("one room, on the node that claimed it", || {
+        rooms(holder_node) == vec![(json!("split"), other_id.clone(), json!(1))]
+    });
+}

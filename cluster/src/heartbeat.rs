@@ -10,10 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::{Claim, NodeLoad, NodeRecord, NodeState, Registry, RoomClaims, HEARTBEAT};
 
-/// What the heartbeat reads of the node: its load, and which rooms are open on it.
+/// What the heartbeat reads of the node (its load, and which rooms are open on it), and whom it
+/// tells of a room another node claimed while this one ran it.
 pub trait LoadSource: Send + Sync + 'static {
     fn load(&self) -> NodeLoad;
     fn open_rooms(&self) -> Vec<String>;
+    /// `room`, open here, is claimed by another node now: the room lives there.
+    fn room_taken(&self, room: &str);
 }
 
 /// The running heartbeat of this node.
@@ -82,7 +85,8 @@ async fn beat(
                     reachable = true;
                 }
                 for room in lost {
-                    tracing::warn!(%room, "another node claimed a room open here while Redis was out of reach");
+                    tracing::warn!(%room, "another node claimed a room open here while Redis was out of reach: handing it over");
+                    load.room_taken(&room);
                 }
             }
             Err(error) if reachable => {

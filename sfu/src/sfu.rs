@@ -223,6 +223,21 @@ impl Sfu {
         true
     }
 
+    /// Gives a room up to another node of a cluster that claimed it meanwhile: everyone is told
+    /// to join again (`LeaveReason::Moved`), which lands them in the room where it lives now.
+    pub fn hand_over_room(&self, room: &str) -> bool {
+        let Some(room) = self.find(room) else {
+            return false;
+        };
+        room.remove_all(LeaveReason::Moved);
+        true
+    }
+
+    /// Whether a room of that id is open here.
+    pub fn has_room(&self, room: &str) -> bool {
+        self.find(room).is_some()
+    }
+
     pub fn totals(&self) -> Totals {
         let mut totals = Totals::default();
         self.inner.counters.add_to(&mut totals);

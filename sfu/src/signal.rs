@@ -139,6 +139,9 @@ pub enum LeaveReason {
     DuplicateIdentity,
     /// The client did not complete its first offer and answer within the peer timeout.
     NegotiationTimeout,
+    /// The room now lives on another node of the cluster (two nodes opened it while Redis
+    /// forgot its owner): join again to land there.
+    Moved,
 }
 
 /// A session description the server sends, with what each of its forwarded media sections

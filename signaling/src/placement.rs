@@ -15,10 +15,12 @@ pub(crate) enum Placement {
     There(NodeId),
 }
 
-/// Places a join for `room`. An invalid room is placed here, where the join refuses it.
+/// Places a join for `room`; `open_here` says this node runs a room of that id. An invalid room
+/// is placed here, where the join refuses it.
 pub(crate) async fn place(
     cluster: Option<&ClusterMember>,
     room: &str,
+    open_here: bool,
 ) -> Result<Placement, String> {
     let Some(cluster) = cluster else {
         return Ok(Placement::Here);
@@ -33,6 +35,10 @@ pub(crate) async fn place(
     let me = cluster.claims.node();
     let owner = match cluster.claims.owner(room).await.map_err(unavailable)? {
         Some(owner) => owner,
+        // Unclaimed yet running here: Redis lost the claim (it restarted empty, or was out of
+        // reach past the lease) and the heartbeat has not renewed it yet. Placing it anywhere
+        // else would open a second room of that name.
+        None if open_here => me.clone(),
         None => {
             let nodes = cluster.registry.nodes().await.map_err(unavailable)?;
             let target =

@@ -237,6 +237,9 @@ pub enum KickReason {
     /// The node that held the room is shutting down (a cluster): join again, and the room is
     /// re-created on a serving node.
     NodeDraining,
+    /// The room now lives on another node (a cluster whose Redis forgot the room's owner, and
+    /// two nodes opened it): join again to land there.
+    RoomMoved,
 }
 
 /// Every error code the server sends.

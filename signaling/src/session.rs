@@ -303,7 +303,8 @@ impl Session {
         // joins find nobody reading the owner's mailbox, and wait for the room to be free.
         let lapsed = Instant::now() + roomcast_cluster::LEASE + Duration::from_secs(2);
         loop {
-            let owner = match place(self.options.cluster.as_ref(), room).await {
+            let open_here = self.sfu.has_room(room);
+            let owner = match place(self.options.cluster.as_ref(), room, open_here).await {
                 Ok(Placement::Here) => return self.join_here(room, admission).await,
                 Ok(Placement::There(owner)) => owner,
                 Err(why) => return self.refuse(ErrorCode::Unavailable, why).await,
@@ -335,7 +336,14 @@ impl Session {
         };
         let (remote, joined) =
             Remote::join(&cluster.relay, owner, relayed_join(room, admission)).await?;
-        tracing::Span::current().record("room", room);
+        let span = tracing::Span::current();
+        span.record("room", room);
+        // The owner chose the participant's id; the logs here carry it too.
+        if let Ok(message) = serde_json::from_str::<serde_json::Value>(&joined) {
+            if let Some(id) = message["id"].as_str() {
+                span.record("participant", id);
+            }
+        }
         tracing::info!(owner = %remote.owner(), "joined through the room's owner");
         self.send_text(joined).await;
         self.joined();
@@ -489,6 +497,10 @@ impl Session {
             LeaveReason::NegotiationTimeout => (
                 Some(KickReason::NegotiationTimeout),
                 "Your media connection was not set up in time.",
+            ),
+            LeaveReason::Moved => (
+                Some(KickReason::RoomMoved),
+                "This room now lives on another server: joining again.",
             ),
         };
         match kick {
