@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use webrtc::api::interceptor_registry::configure_twcc_receiver_only;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -20,8 +20,6 @@ use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::interceptor::nack::generator::Generator;
 use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
-use webrtc::interceptor::report::receiver::ReceiverReport;
-use webrtc::interceptor::report::sender::SenderReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -31,7 +29,6 @@ use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
-use super::bound_reports::BoundReportsBuilder;
 use super::data_channel::{DataChannel, DATA_LABEL};
 use super::twcc::TransportFeedbackBuilder;
 use super::{webrtc_error, Peer, PeerEvent, RemoteTrack, TransportEvent};
@@ -100,9 +97,8 @@ impl PeerFactory {
 const NACK_HISTORY_LOG2: u8 = 9;
 
 /// webrtc-rs's default interceptors (NACK generator and responder, sender and receiver reports,
-/// TWCC feedback to publishers) with a smaller NACK responder history and receiver reports only
-/// for streams bound to a track (`bound_reports.rs`), and roomcast's own transport-wide sequence
-/// numbers and feedback from subscribers.
+/// TWCC feedback to publishers) with a smaller NACK responder history, and roomcast's own
+/// transport-wide sequence numbers and feedback from subscribers.
 fn interceptors(
     media: &mut MediaEngine,
     twcc: &TransportFeedbackBuilder,
@@ -116,10 +112,7 @@ fn interceptors(
         Responder::builder().with_log2_size(NACK_HISTORY_LOG2),
     ));
     registry.add(Box::new(Generator::builder()));
-    registry.add(Box::new(
-        BoundReportsBuilder::new(ReceiverReport::builder()),
-    ));
-    registry.add(Box::new(SenderReport::builder()));
+    let registry = configure_rtcp_reports(registry);
     configure_twcc_receiver_only(registry, media).map_err(webrtc_error)
 }
 

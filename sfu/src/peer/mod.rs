@@ -6,7 +6,6 @@
 //! Callbacks never capture the PeerConnection (a closure kept by the connection that holds an `Arc`
 //! of it is a cycle that never frees); they only push [`PeerEvent`]s into the owner's channel.
 
-mod bound_reports;
 mod data_channel;
 mod factory;
 mod forward_track;
