@@ -39,8 +39,9 @@ test('whoever plays audio is the speaker for everyone, and the floor passes when
 
     await h.waitFor('Bob to see Ada as the one speaker', async () => JSON.stringify(await speakers(bob.page)) === '["Ada"]');
     await h.waitFor('Ada to see herself as the one speaker', async () => JSON.stringify(await speakers(ada.page)) === '["self"]');
-    assert.deepEqual(await ringed(bob.page), ['Ada']);
-    assert.deepEqual(await ringed(ada.page), ['Ada (you)']);
+    // The ring follows the speakers message on the page's next render: wait for it too.
+    await h.waitFor('Bob\'s page to ring Ada', async () => JSON.stringify(await ringed(bob.page)) === '["Ada"]', { timeout: 3000 });
+    await h.waitFor('Ada\'s page to ring herself', async () => JSON.stringify(await ringed(ada.page)) === '["Ada (you)"]', { timeout: 3000 });
     await h.screenshot(bob.page, 'speakers-ada-speaks');
 
     // Muted at the server while her microphone still beeps: not a speaker; unmuted, she is again.
