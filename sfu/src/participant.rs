@@ -317,6 +317,7 @@ impl Participant {
 
     async fn on_offer(&mut self, sdp: String) -> Result<(), SignalError> {
         self.check_sdp_size(&sdp)?;
+        tracing::trace!(%sdp, "client offer");
         if self.negotiation.on_client_offer() == ClientOffer::IgnoreGlare {
             tracing::debug!("glare: keeping the server's offer, the client rolls back");
             return Ok(());
@@ -357,6 +358,7 @@ impl Participant {
 
     async fn on_answer(&mut self, sdp: String) -> Result<(), SignalError> {
         self.check_sdp_size(&sdp)?;
+        tracing::trace!(%sdp, "client answer");
         if !self.negotiation.on_client_answer() {
             return Err(SignalError::WrongState(
                 "answer without an outstanding offer",
@@ -616,6 +618,7 @@ impl Participant {
         }
         match self.peer.offer().await {
             Ok(sdp) => {
+                tracing::trace!(%sdp, "server offer");
                 self.negotiation.offer_sent();
                 let offer = self.describe(sdp);
                 self.send(ServerEvent::Offer(offer)).await;
