@@ -145,7 +145,14 @@ impl RemoteTrack {
     /// transceiver at the subscriber) once its audio level is read. `None` once the track has
     /// ended.
     pub(crate) async fn read(&self) -> Option<Arrival> {
-        let (mut packet, _) = self.track.read_rtp().await.ok()?;
+        let (mut packet, _) = match self.track.read_rtp().await {
+            Ok(read) => read,
+            Err(error) => {
+                // Why a track ends says whether the publisher stopped or the stack gave up.
+                tracing::info!(ssrc = self.track.ssrc(), rid = %self.track.rid(), %error, "stopped reading a published track");
+                return None;
+            }
+        };
         let audio_level = self
             .audio_level_id
             .and_then(|id| packet.header.get_extension(id))
