@@ -6,8 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use roomcast_cluster::{
-    Heartbeat, LoadSource, Mailbox, NodeId, NodeLoad, NodeRecord, NodeState, Redis, Registry,
-    RoomClaims,
+    Heartbeat, LoadSource, Mailbox, NodeId, NodeLoad, Redis, Registry, RoomClaims,
 };
 use roomcast_sfu::Sfu;
 use roomcast_signaling::{ClusterMember, Relay};
@@ -16,7 +15,6 @@ use roomcast_signaling::{ClusterMember, Relay};
 pub struct Membership {
     pub member: ClusterMember,
     heartbeat: Option<Heartbeat>,
-    url: String,
 }
 
 impl Membership {
@@ -51,32 +49,23 @@ impl Membership {
                 relay,
             },
             heartbeat: Some(heartbeat),
-            url: node_url,
         })
     }
 
-    /// The first step of a shutdown: says at once that the node is draining (no new room is
-    /// placed on it) and gives up its rooms' claims, so that its participants, told to
-    /// reconnect next, find their rooms re-created on a serving node.
-    pub async fn drain(&mut self, load: NodeLoad) {
-        // The heartbeat would claim the still-open rooms again.
-        self.heartbeat.take();
-        let record = NodeRecord {
-            id: self.member.claims.node().clone(),
-            url: self.url.clone(),
-            state: NodeState::Draining,
-            load,
-            updated_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+    /// The first step of a shutdown: the node says it is draining and gives up its rooms'
+    /// claims (see [`Heartbeat::drain`]).
+    pub async fn drain(&mut self) {
+        let Some(heartbeat) = self.heartbeat.take() else {
+            return;
         };
-        if let Err(error) = self.member.registry.publish(&record).await {
-            tracing::warn!(%error, "could not say this node is draining");
+        match heartbeat.drain().await {
+            Ok(()) => tracing::info!(
+                "draining: no new rooms here, and this node's rooms are free to move"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "could not say this node is draining or give up its rooms; they lapse by themselves")
+            }
         }
-        if let Err(error) = self.member.claims.release_all().await {
-            tracing::warn!(%error, "could not give up this node's rooms; their claims lapse by themselves");
-        }
-        tracing::info!("draining: no new rooms here, and this node's rooms are free to move");
     }
 
     /// Takes the node out of the registry at once.

@@ -127,13 +127,7 @@ async fn main() -> Result<()> {
     }
     let mut membership = membership;
     if let Some(membership) = &mut membership {
-        let totals = sfu.totals();
-        let load = roomcast_cluster::NodeLoad {
-            rooms: totals.rooms,
-            participants: totals.participants,
-            cpu: 0.0,
-        };
-        membership.drain(load).await;
+        membership.drain().await;
     }
     // Participants hear why (in a cluster: join again, elsewhere) before the listeners close
     // their connections.

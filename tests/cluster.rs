@@ -20,6 +20,17 @@ fn nodes(node: &Roomcast) -> Vec<Value> {
     serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {response}"))
 }
 
+/// `N` nodes on `redis` (with `extra` arguments), once each lists them all.
+fn start_cluster<const N: usize>(redis: &RedisServer, extra: &[&str]) -> [Roomcast; N] {
+    let args: Vec<&str> = ["--redis", redis.url.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let cluster: [Roomcast; N] = std::array::from_fn(|_| Roomcast::start(&args));
+    wait_for("every node listed", || nodes(&cluster[0]).len() == N);
+    cluster
+}
+
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !check() {
@@ -67,9 +78,7 @@ fn every_node_lists_every_serving_node_and_a_stopped_one_leaves_the_list() {
 #[test]
 fn a_node_killed_outright_lapses_from_the_list() {
     let redis = RedisServer::start();
-    let a = Roomcast::start(&["--redis", &redis.url]);
-    let b = Roomcast::start(&["--redis", &redis.url]);
-    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let [a, b] = start_cluster(&redis, &[]);
     drop(b); // SIGKILL
     let killed = Instant::now();
     wait_for("the killed node to lapse", || nodes(&a).len() == 1);
@@ -181,9 +190,7 @@ async fn sees_media_of(peer: &ClientPeer, publisher: &ClientPeer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_lives_on_one_node_and_a_join_through_another_is_relayed_there() {
     let redis = RedisServer::start();
-    let a = Roomcast::start(&["--redis", &redis.url]);
-    let b = Roomcast::start(&["--redis", &redis.url]);
-    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let [a, b] = start_cluster(&redis, &[]);
     let ada = join(&a, "standup", "Ada").await;
     // Bob and Cy come through the node that does not hold the room.
     let other = if rooms(&a)[0].1 == id_of(&a) { &b } else { &a };
@@ -240,9 +247,7 @@ async fn a_room_lives_on_one_node_and_a_join_through_another_is_relayed_there() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_room_opens_on_the_least_loaded_node_whichever_node_is_asked() {
     let redis = RedisServer::start();
-    let a = Roomcast::start(&["--redis", &redis.url]);
-    let b = Roomcast::start(&["--redis", &redis.url]);
-    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let [a, b] = start_cluster(&redis, &[]);
     let _first = join(&a, "first", "Ada").await;
     let owner = rooms(&a)[0].1.clone();
     wait_for("the owner's load to show its participant", || {
@@ -263,12 +268,7 @@ async fn a_new_room_opens_on_the_least_loaded_node_whichever_node_is_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_owner_is_killed_the_others_are_told_node_lost_and_meet_again_on_a_survivor() {
     let redis = RedisServer::start();
-    let nodes_ = [
-        Roomcast::start(&["--redis", &redis.url]),
-        Roomcast::start(&["--redis", &redis.url]),
-        Roomcast::start(&["--redis", &redis.url]),
-    ];
-    wait_for("three nodes listed", || nodes(&nodes_[0]).len() == 3);
+    let nodes_: [Roomcast; 3] = start_cluster(&redis, &[]);
     let mut peers = Vec::new();
     for (node, name) in nodes_.iter().zip(["Ada", "Bob", "Cy"]) {
         peers.push(join(node, "retro", name).await);
@@ -355,9 +355,7 @@ async fn every_node_lists_every_room_once_with_its_node_and_kicks_closes_and_rec
     let recordings =
         std::env::temp_dir().join(format!("roomcast-cluster-rec-{}", std::process::id()));
     let dir = recordings.to_str().unwrap();
-    let a = Roomcast::start(&["--redis", &redis.url, "--recordings-dir", dir]);
-    let b = Roomcast::start(&["--redis", &redis.url, "--recordings-dir", dir]);
-    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let [a, b] = start_cluster(&redis, &["--recordings-dir", dir]);
     let (alpha_joined, mut alpha) = try_join(&a, "alpha").await;
     let (_, mut beta) = try_join(&b, "beta").await;
     let listed = rooms(&a);
@@ -413,10 +411,7 @@ async fn every_node_lists_every_room_once_with_its_node_and_kicks_closes_and_rec
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_with_sigterm_sends_its_participants_to_a_serving_node_and_exits() {
     let redis = RedisServer::start();
-    let mut cluster: Vec<Roomcast> = (0..3)
-        .map(|_| Roomcast::start(&["--redis", &redis.url]))
-        .collect();
-    wait_for("three nodes listed", || nodes(&cluster[0]).len() == 3);
+    let mut cluster: [Roomcast; 3] = start_cluster(&redis, &[]);
     let opener = join(&cluster[0], "planning", "Opener").await;
     let owner = rooms(&cluster[0])[0].1.clone();
     let draining = cluster.iter().position(|n| id_of(n) == owner).unwrap();
@@ -456,9 +451,7 @@ async fn a_node_stopped_with_sigterm_sends_its_participants_to_a_serving_node_an
 async fn a_room_another_node_claimed_meanwhile_is_handed_over_and_its_participants_told_to_rejoin()
 {
     let redis = RedisServer::start();
-    let a = Roomcast::start(&["--redis", &redis.url]);
-    let b = Roomcast::start(&["--redis", &redis.url]);
-    wait_for("both nodes listed", || nodes(&a).len() == 2);
+    let [a, b] = start_cluster(&redis, &[]);
     let (joined, mut ada) = try_join(&a, "split").await;
     assert_eq!(joined["type"], "joined", "{joined}");
     let holder = rooms(&a)[0].1.clone();

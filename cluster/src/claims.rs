@@ -66,7 +66,7 @@ impl RoomClaims {
 
     /// Claims `room` for this node unless another node holds it.
     pub async fn claim(&self, room: &str) -> Result<Claim, ClusterError> {
-        let owner = self.claim_for(room, &self.node.clone()).await?;
+        let owner = self.claim_for(room, &self.node).await?;
         Ok(if owner == self.node {
             Claim::Mine
         } else {

@@ -2,7 +2,6 @@
 //! room claims. Redis going away is logged once when it goes and once when it is back, not on
 //! every beat; the node goes on serving the rooms it has meanwhile.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,8 +20,28 @@ pub trait LoadSource: Send + Sync + 'static {
 
 /// The running heartbeat of this node.
 pub struct Heartbeat {
-    draining: Arc<AtomicBool>,
+    node: Arc<Beating>,
     task: JoinHandle<()>,
+}
+
+/// What the heartbeat speaks for.
+struct Beating {
+    registry: Registry,
+    claims: RoomClaims,
+    url: String,
+    load: Box<dyn LoadSource>,
+}
+
+impl Beating {
+    fn record(&self, state: NodeState) -> NodeRecord {
+        NodeRecord {
+            id: self.claims.node().clone(),
+            url: self.url.clone(),
+            state,
+            load: self.load.load(),
+            updated_ms: now_ms(),
+        }
+    }
 }
 
 impl Heartbeat {
@@ -33,14 +52,27 @@ impl Heartbeat {
         url: String,
         load: impl LoadSource,
     ) -> Self {
-        let draining = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(beat(registry, claims, url, load, Arc::clone(&draining)));
-        Self { draining, task }
+        let node = Arc::new(Beating {
+            registry,
+            claims,
+            url,
+            load: Box::new(load),
+        });
+        let task = tokio::spawn(beat(Arc::clone(&node)));
+        Self { node, task }
     }
 
-    /// From now on the node says it is draining: no new rooms are placed on it.
-    pub fn drain(&self) {
-        self.draining.store(true, Ordering::Relaxed);
+    /// The first step of a shutdown: stops beating (a beat would claim the still-open rooms
+    /// again), says at once that the node is draining (no new room is placed on it) and gives up
+    /// its rooms' claims, so that its participants, told to reconnect next, find their rooms
+    /// re-created on a serving node.
+    pub async fn drain(self) -> Result<(), crate::ClusterError> {
+        self.task.abort();
+        let node = &self.node;
+        node.registry
+            .publish(&node.record(NodeState::Draining))
+            .await?;
+        node.claims.release_all().await
     }
 }
 
@@ -50,32 +82,18 @@ impl Drop for Heartbeat {
     }
 }
 
-async fn beat(
-    registry: Registry,
-    claims: RoomClaims,
-    url: String,
-    load: impl LoadSource,
-    draining: Arc<AtomicBool>,
-) {
+async fn beat(node: Arc<Beating>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reachable = true;
     loop {
         tick.tick().await;
-        let state = if draining.load(Ordering::Relaxed) {
-            NodeState::Draining
-        } else {
-            NodeState::Serving
-        };
-        let record = NodeRecord {
-            id: claims.node().clone(),
-            url: url.clone(),
-            state,
-            load: load.load(),
-            updated_ms: now_ms(),
-        };
-        let result = match registry.publish(&record).await {
-            Ok(()) => release_then_refresh(&claims, &load).await,
+        let result = match node
+            .registry
+            .publish(&node.record(NodeState::Serving))
+            .await
+        {
+            Ok(()) => release_then_refresh(&node.claims, node.load.as_ref()).await,
             Err(e) => Err(e),
         };
         match result {
@@ -86,7 +104,7 @@ async fn beat(
                 }
                 for room in lost {
                     tracing::warn!(%room, "another node claimed a room open here while Redis was out of reach: handing it over");
-                    load.room_taken(&room);
+                    node.load.room_taken(&room);
                 }
             }
             Err(error) if reachable => {
@@ -103,7 +121,7 @@ async fn beat(
 /// than a lease); returns those another node took meanwhile.
 async fn release_then_refresh(
     claims: &RoomClaims,
-    load: &impl LoadSource,
+    load: &dyn LoadSource,
 ) -> Result<Vec<String>, crate::ClusterError> {
     let open = load.open_rooms();
     for room in claims.release_unused(&open, HEARTBEAT).await? {

@@ -49,10 +49,7 @@ impl Redis {
     /// Connects to `url` (`redis://` or `rediss://`, password in the URL).
     pub async fn connect(url: &str) -> Result<Self, ClusterError> {
         let client = redis::Client::open(url).map_err(ClusterError::from_redis)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        let connection = redis::aio::ConnectionManager::new_with_config(client, config)
+        let connection = redis::aio::ConnectionManager::new_with_config(client, manager_config())
             .await
             .map_err(ClusterError::from_redis)?;
         Ok(Self { connection })
@@ -61,4 +58,12 @@ impl Redis {
     pub(crate) fn connection(&self) -> redis::aio::ConnectionManager {
         self.connection.clone()
     }
+}
+
+/// Every connection to Redis gives up after 2 s, connecting or waiting for an answer, so a Redis
+/// that went away is an error, never a hang.
+pub(crate) fn manager_config() -> redis::aio::ConnectionManagerConfig {
+    redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
@@ -70,9 +70,7 @@ impl Mailbox {
         let client = redis::Client::open(info.set_redis_settings(settings))
             .map_err(ClusterError::from_redis)?;
         let (pushes_tx, pushes) = mpsc::unbounded_channel();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
+        let config = crate::manager_config()
             .set_push_sender(pushes_tx)
             .set_automatic_resubscription();
         let mut connection = ConnectionManager::new_with_config(client, config)

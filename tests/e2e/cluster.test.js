@@ -37,6 +37,13 @@ async function freeTcpPort() {
   return port;
 }
 
+/** `n` roomcast nodes on `redis`, once the first lists them all; pushed onto `into` as they
+ * start, so that a test's `finally` stops whichever did. */
+async function startNodes(redis, n, into) {
+  for (let i = 0; i < n; i++) into.push(await h.startServer(['--redis', redis.url]));
+  await h.waitFor(`${n} nodes listed`, async () => (await getJson(into[0], '/api/nodes')).length === n);
+}
+
 async function getJson(node, route) {
   return (await fetch(`${node.http}${route}`)).json();
 }
@@ -59,8 +66,7 @@ test('pages entering through three nodes meet in one room; when its node is kill
   const redis = await startRedis();
   const nodes = [];
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await h.startServer(['--redis', redis.url]));
-    await h.waitFor('three nodes listed', async () => (await getJson(nodes[0], '/api/nodes')).length === 3);
+    await startNodes(redis, 3, nodes);
     const names = ['Ada', 'Bob', 'Cy'];
     const people = [];
     for (let i = 0; i < 3; i++) {
@@ -114,8 +120,7 @@ test('with Redis stopped a running room keeps its media and new joins are told u
   let redis = await startRedis();
   const nodes = [];
   try {
-    for (let i = 0; i < 2; i++) nodes.push(await h.startServer(['--redis', redis.url]));
-    await h.waitFor('two nodes listed', async () => (await getJson(nodes[0], '/api/nodes')).length === 2);
+    await startNodes(redis, 2, nodes);
     const ada = await h.openParticipant(browser, `${nodes[0].http}/?simulcast=0`);
     await h.join(ada.page, 'outage', 'Ada');
     const bob = await h.openParticipant(browser, `${nodes[1].http}/?simulcast=0`);

@@ -46,16 +46,8 @@ pub(super) async fn start_recording(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<RecordingState>), ApiError> {
-    match state.sfu.start_recording(&room) {
-        Ok(()) => tracing::info!(room, "recording started by an operator"),
-        Err(error @ RecordingError::NoSuchRoom(_)) => {
-            let path = format!("/api/rooms/{room}/recording");
-            at_owner(&state, &room, Method::POST, &path, &headers)
-                .await
-                .unwrap_or_else(|| Err(recording_error(error)))?;
-        }
-        Err(error) => return Err(recording_error(error)),
-    }
+    let here = state.sfu.start_recording(&room);
+    here_or_at_owner(&state, &room, Method::POST, &headers, here, "started").await?;
     Ok((
         StatusCode::CREATED,
         Json(RecordingState {
@@ -80,17 +72,35 @@ pub(super) async fn stop_recording(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    match state.sfu.stop_recording(&room) {
-        Ok(()) => tracing::info!(room, "recording stopped by an operator"),
+    let here = state.sfu.stop_recording(&room);
+    here_or_at_owner(&state, &room, Method::DELETE, &headers, here, "stopped").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What became of an operator's recording order given here (`here`): done, or, for a room this
+/// node does not run, carried to the room's node in a cluster.
+async fn here_or_at_owner(
+    state: &AppState,
+    room: &str,
+    method: Method,
+    headers: &HeaderMap,
+    here: Result<(), RecordingError>,
+    done: &str,
+) -> Result<(), ApiError> {
+    match here {
+        Ok(()) => {
+            tracing::info!(room, "recording {done} by an operator");
+            Ok(())
+        }
         Err(error @ RecordingError::NoSuchRoom(_)) => {
             let path = format!("/api/rooms/{room}/recording");
-            at_owner(&state, &room, Method::DELETE, &path, &headers)
+            at_owner(state, room, method, &path, headers)
                 .await
-                .unwrap_or_else(|| Err(recording_error(error)))?;
+                .unwrap_or_else(|| Err(recording_error(error)))
+                .map(|_| ())
         }
-        Err(error) => return Err(recording_error(error)),
+        Err(error) => Err(recording_error(error)),
     }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every recording file, newest first.
