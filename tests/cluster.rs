@@ -424,6 +424,22 @@ async fn a_node_stopped_with_sigterm_sends_its_participants_to_a_serving_node_an
     cluster[draining].terminate();
     let status = cluster[draining].wait(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
+    // It gave its room up on the way out, rather than leave the claim to lapse: the rejoins
+    // below need not wait for a lease.
+    let claim = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "GET",
+            "roomcast:room:planning",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&claim.stdout).trim(),
+        "",
+        "the drained node's claim is gone"
+    );
     for peer in [&ada, &bob] {
         support::eventually("the client to be told to join again", || async {
             peer.messages_of("kicked")
