@@ -64,6 +64,10 @@ struct Args {
     /// Pace publishers' video at 2.5 × its bitrate, as browsers do, instead of one burst a frame.
     #[arg(long, global = true)]
     paced: bool,
+    /// Run roomcast with all media on one UDP port (`--udp-port`), as a production deployment
+    /// does; its send path then writes straight to that socket.
+    #[arg(long, global = true)]
+    udp_mux: bool,
 }
 
 #[derive(Subcommand)]
@@ -255,6 +259,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         record: args.record.then(|| {
             std::env::temp_dir().join(format!("roomcast-bench-recordings-{}", std::process::id()))
         }),
+        udp_mux: args.udp_mux,
     };
     let label = |system: System| {
         if args.paced {

@@ -84,6 +84,8 @@ pub struct Bench {
     pub simulcast: bool,
     /// Record every room (into this directory) from before the warm-up to the end of the step.
     pub record: Option<PathBuf>,
+    /// Run roomcast with its UDP mux (`--udp-port`).
+    pub udp_mux: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -216,10 +218,14 @@ impl Bench {
         let server = match system {
             System::Roomcast => {
                 let capacity = shape.publishers + shape.subscribers;
-                let extra = match &self.record {
+                let mut extra = match &self.record {
                     Some(dir) => vec!["--recordings-dir".to_owned(), dir.display().to_string()],
                     None => Vec::new(),
                 };
+                if self.udp_mux {
+                    let port = std::net::UdpSocket::bind("0.0.0.0:0")?.local_addr()?.port();
+                    extra.extend(["--udp-port".to_owned(), port.to_string()]);
+                }
                 Server::Roomcast(
                     SfuProcess::start_with(&self.binary, self.sfu_core, capacity, &extra).await?,
                 )

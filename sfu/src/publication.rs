@@ -40,6 +40,8 @@ pub(crate) enum Delivery {
     Packet(Arc<Ingress>),
     /// The subscription's target layer changed: look at it even if no packet comes.
     Retarget,
+    /// The subscriber lost these of the packets sent to it (its NACKs): send them again.
+    Resend(Vec<u16>),
 }
 
 pub(crate) type PacketQueue = mpsc::Sender<Delivery>;
@@ -607,7 +609,7 @@ mod tests {
     fn seq_of(d: Delivery) -> u16 {
         match d {
             Delivery::Packet(p) => p.packet.header.sequence_number,
-            Delivery::Retarget => panic!("not a packet"),
+            Delivery::Retarget | Delivery::Resend(_) => panic!("not a packet"),
         }
     }
 

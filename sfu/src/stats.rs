@@ -362,11 +362,16 @@ pub(crate) fn rtt_from_report(lsr: u32, dlsr: u32, now: SystemTime) -> Option<u6
 
 /// The middle 32 bits of the NTP timestamp for `t`.
 pub(crate) fn compact_ntp(t: SystemTime) -> u32 {
+    (ntp(t) >> 16) as u32
+}
+
+/// The 64-bit NTP timestamp for `t` (seconds since 1900 and a binary fraction).
+pub(crate) fn ntp(t: SystemTime) -> u64 {
     const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
     let since_unix = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
     let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
-    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
+    secs << 32 | frac
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::forwarder::{Forwarder, Verdict};
-use crate::peer::{wire_size, Feedback, ForwardTrack, MediaKind, Peer};
+use crate::peer::{wire_size, Feedback, ForwardTrack, MediaKind, OutboundStream, Peer};
 use crate::publication::{
     Delivery, Ingress, Publication, Subscriber, SubscriptionControl, SubscriptionId, PAUSED,
 };
@@ -28,6 +28,9 @@ const QUEUE_PACKETS: usize = 256;
 
 /// How long a stopping subscription waits for its writer to finish the packet in hand.
 const WRITER_FINISH: Duration = Duration::from_millis(500);
+
+/// How often a forwarded track's sender report goes out (as webrtc-rs's interceptor did).
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -88,9 +91,10 @@ impl Subscription {
         let control = Arc::new(SubscriptionControl::new(target));
         let (queue, packets) = mpsc::channel(QUEUE_PACKETS);
         let (finish, finished) = oneshot::channel();
+        let clock_rate = publication.codec.clock_rate();
         let writer = tokio::spawn(
             Writer {
-                track: Arc::clone(&track),
+                stream: OutboundStream::new(Arc::clone(&track), clock_rate),
                 publication: Arc::clone(&publication),
                 control: Arc::clone(&control),
                 forwarder,
@@ -104,6 +108,7 @@ impl Subscription {
             Arc::clone(&control),
             Arc::clone(&stats),
             counters,
+            queue.clone(),
         ));
         publication.add_subscriber(Subscriber::new(id, queue.clone(), Arc::clone(&control)));
         Ok(Self {
@@ -247,9 +252,9 @@ impl Drop for FlushOnDrop {
     }
 }
 
-/// The write side of a subscription: the one owner of its forwarder.
+/// The write side of a subscription: the one owner of its forwarder and its outgoing stream.
 struct Writer {
-    track: Arc<ForwardTrack>,
+    stream: OutboundStream,
     publication: Arc<Publication>,
     control: Arc<SubscriptionControl>,
     forwarder: Forwarder,
@@ -268,6 +273,8 @@ impl Writer {
             window: MeterWindow::new(),
             counters,
         };
+        let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
+        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let delivery = tokio::select! {
                 biased;
@@ -276,12 +283,19 @@ impl Writer {
                     Some(delivery) => delivery,
                     None => break,
                 },
+                _ = reports.tick() => {
+                    self.report().await;
+                    continue;
+                }
             };
             let now = Instant::now();
             self.retarget();
             match delivery {
                 Delivery::Packet(ingress) => self.write(now, &ingress, &mut meter).await,
                 Delivery::Retarget => self.publish_state(),
+                Delivery::Resend(lost) => {
+                    self.stream.resend(&lost, now).await;
+                }
             }
             if let Some(layer) = self.forwarder.keyframe_request(now) {
                 self.publication.request_keyframe(layer);
@@ -311,6 +325,9 @@ impl Writer {
     }
 
     async fn write(&mut self, now: Instant, ingress: &Ingress, meter: &mut FlushOnDrop) {
+        if !self.stream.is_ready() {
+            return;
+        }
         let header = &ingress.packet.header;
         let verdict =
             self.forwarder
@@ -320,11 +337,17 @@ impl Writer {
             return;
         };
         let packet = rewrite.apply(&ingress.packet);
-        if self.track.write(&packet).await {
+        let size = wire_size(&packet);
+        if self.stream.send(packet, now).await {
             let flow = &meter.counters.forwarded;
-            self.stats
-                .meter
-                .record(&mut meter.window, wire_size(&packet), now, flow);
+            self.stats.meter.record(&mut meter.window, size, now, flow);
+        }
+    }
+
+    async fn report(&mut self) {
+        if let Some(report) = self.stream.sender_report(Instant::now(), SystemTime::now()) {
+            let outbound = self.stream.track().outbound();
+            outbound.write_rtcp(&[Box::new(report)]).await;
         }
     }
 }
@@ -335,9 +358,14 @@ async fn relay_feedback(
     control: Arc<SubscriptionControl>,
     stats: Arc<OutboundStats>,
     counters: Arc<Counters>,
+    writer: mpsc::Sender<Delivery>,
 ) {
     let clock_rate = f64::from(publication.codec.clock_rate().max(1));
-    while let Some(feedback) = track.read_feedback().await {
+    while let Some(mut feedback) = track.read_feedback().await {
+        if !feedback.lost.is_empty() {
+            // A full queue is a writer that is behind: a retransmission would come too late.
+            let _ = writer.try_send(Delivery::Resend(std::mem::take(&mut feedback.lost)));
+        }
         if feedback.wants_keyframe() {
             let current = stats.layer.load(Ordering::Relaxed);
             let layer = if current == PAUSED {

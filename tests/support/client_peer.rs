@@ -378,7 +378,10 @@ fn wire_callbacks(
     }));
     let received = Arc::clone(received);
     let video_seqs = Arc::clone(video_seqs);
-    pc.on_track(Box::new(move |track, _, _| {
+    pc.on_track(Box::new(move |track, receiver, _| {
+        // As a browser does: webrtc-rs's receiver reports learn of the server's sender reports
+        // only as RTCP is read.
+        tokio::spawn(async move { while receiver.read_rtcp().await.is_ok() {} });
         tokio::spawn(count_packets(
             track,
             Arc::clone(&received),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
+use webrtc::api::interceptor_registry::configure_twcc_receiver_only;
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
@@ -18,8 +18,8 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::ice_transport::ice_candidate_pair::RTCIceCandidatePair;
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::interceptor::nack::generator::Generator;
-use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
+use webrtc::interceptor::report::receiver::ReceiverReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -30,6 +30,7 @@ use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
 use super::data_channel::{DataChannel, DATA_LABEL};
+use super::outbound::Outbound;
 use super::twcc::TransportFeedbackBuilder;
 use super::{webrtc_error, Peer, PeerEvent, RemoteTrack, TransportEvent};
 use crate::stats::ConnectionState;
@@ -39,6 +40,8 @@ use crate::{IceCandidate, SfuConfig, SfuError};
 pub(crate) struct PeerFactory {
     api: API,
     twcc: TransportFeedbackBuilder,
+    /// The shared media socket under the UDP mux, for sending forwarded media straight to it.
+    socket: Option<Arc<std::net::UdpSocket>>,
     /// Creations take turns: each hands its transport-feedback channel to the interceptor that
     /// `new_peer_connection` builds.
     creating: tokio::sync::Mutex<()>,
@@ -52,14 +55,16 @@ impl PeerFactory {
         register_audio_level(&mut media)?;
         let twcc = TransportFeedbackBuilder::new();
         let registry = interceptors(&mut media, &twcc)?;
+        let (settings, socket) = settings(config)?;
         let api = APIBuilder::new()
             .with_media_engine(media)
             .with_interceptor_registry(registry)
-            .with_setting_engine(settings(config)?)
+            .with_setting_engine(settings)
             .build();
         Ok(Self {
             api,
             twcc,
+            socket,
             creating: tokio::sync::Mutex::new(()),
         })
     }
@@ -71,48 +76,45 @@ impl PeerFactory {
         events: mpsc::UnboundedSender<PeerEvent>,
         transport: mpsc::UnboundedSender<TransportEvent>,
     ) -> Result<Peer, SfuError> {
-        let pc = {
+        let (pc, sequence) = {
             let _turn = self.creating.lock().await;
             self.twcc.arm(transport);
             let pc = self
                 .api
                 .new_peer_connection(RTCConfiguration::default())
                 .await;
-            self.twcc.disarm();
-            pc.map_err(webrtc_error)?
+            let sequence = self.twcc.disarm();
+            (pc.map_err(webrtc_error)?, sequence)
         };
-        wire_events(&pc, events);
+        let sequence = sequence.ok_or_else(|| {
+            SfuError::WebRtc("the transport-wide feedback interceptor was not built".into())
+        })?;
+        let pc = Arc::new(pc);
+        let outbound = Arc::new(Outbound::new(self.socket.clone(), sequence));
+        outbound.attach(&pc);
+        wire_events(&pc, events, &outbound);
         Ok(Peer {
-            pc: Arc::new(pc),
+            pc,
+            outbound,
             ice_queued: AtomicBool::new(false),
         })
     }
 }
 
-/// Packets of history the NACK responder keeps per forwarded video track, as a power of two:
-/// 512 is about three seconds of 1.5 Mbit/s video, longer than a retransmission stays useful
-/// (a subscriber's jitter buffer waits a few round trips at most). webrtc-rs's default (8,192)
-/// preallocates ≈ 1 MB of slots per forwarded video track, which was most of the server's
-/// memory per subscriber: 1.3 MB before, 0.5 MB after (docs/benchmarks.md).
-const NACK_HISTORY_LOG2: u8 = 9;
-
-/// webrtc-rs's default interceptors (NACK generator and responder, sender and receiver reports,
-/// TWCC feedback to publishers) with a smaller NACK responder history, and roomcast's own
-/// transport-wide sequence numbers and feedback from subscribers.
+/// The interceptors for what webrtc-rs still receives and reports: NACKs and receiver reports
+/// to publishers, TWCC feedback to publishers, and roomcast's reader of subscribers' transport
+/// feedback (which also numbers the connection's packets). What webrtc-rs's NACK responder and
+/// sender-report interceptor did for forwarded media, roomcast's send path does itself
+/// (`OutboundStream`): its packets never pass through webrtc-rs's writers.
 fn interceptors(
     media: &mut MediaEngine,
     twcc: &TransportFeedbackBuilder,
 ) -> Result<Registry, SfuError> {
     // The default video codecs already advertise `nack` and `nack pli`.
     let mut registry = Registry::new();
-    // First, so it sits nearest the socket: retransmissions from the NACK responder then get
-    // transport sequence numbers of their own, as the subscriber's feedback expects.
     registry.add(Box::new(twcc.clone()));
-    registry.add(Box::new(
-        Responder::builder().with_log2_size(NACK_HISTORY_LOG2),
-    ));
     registry.add(Box::new(Generator::builder()));
-    let registry = configure_rtcp_reports(registry);
+    registry.add(Box::new(ReceiverReport::builder()));
     configure_twcc_receiver_only(registry, media).map_err(webrtc_error)
 }
 
@@ -147,7 +149,11 @@ fn register_audio_level(media: &mut MediaEngine) -> Result<(), SfuError> {
         .map_err(webrtc_error)
 }
 
-fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
+/// webrtc-rs's settings, and the UDP mux's socket if there is one.
+fn settings(
+    config: &SfuConfig,
+) -> Result<(SettingEngine, Option<Arc<std::net::UdpSocket>>), SfuError> {
+    let mut shared = None;
     let mut s = SettingEngine::default();
     // Host candidates carry real addresses: an SFU has nothing to hide and mDNS does not cross
     // networks (nor work on loopback).
@@ -162,10 +168,15 @@ fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
         Some((half / 2).min(Duration::from_secs(2))),
     );
     if let Some(port) = config.udp_mux_port {
-        let socket = std::net::UdpSocket::bind(("0.0.0.0", port))
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            .and_then(tokio::net::UdpSocket::from_std)
-            .map_err(|source| SfuError::Bind { port, source })?;
+        let bind = |port| -> std::io::Result<_> {
+            let socket = std::net::UdpSocket::bind(("0.0.0.0", port))?;
+            socket.set_nonblocking(true)?;
+            // The send path writes forwarded media on a second handle to the same socket.
+            let sender = socket.try_clone()?;
+            Ok((tokio::net::UdpSocket::from_std(socket)?, sender))
+        };
+        let (socket, sender) = bind(port).map_err(|source| SfuError::Bind { port, source })?;
+        shared = Some(Arc::new(sender));
         s.set_udp_network(UDPNetwork::Muxed(UDPMuxDefault::new(UDPMuxParams::new(
             socket,
         ))));
@@ -183,10 +194,14 @@ fn settings(config: &SfuConfig) -> Result<SettingEngine, SfuError> {
     if let Some(ip) = config.public_ip {
         s.set_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
     }
-    Ok(s)
+    Ok((s, shared))
 }
 
-fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>) {
+fn wire_events(
+    pc: &RTCPeerConnection,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    outbound: &Arc<Outbound>,
+) {
     let tx = events.clone();
     pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
         let candidate = c.and_then(|c| c.to_json().ok()).map(|init| IceCandidate {
@@ -200,9 +215,11 @@ fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>)
     }));
 
     let tx = events.clone();
+    let route = Arc::clone(outbound);
     pc.dtls_transport()
         .ice_transport()
         .on_selected_candidate_pair_change(Box::new(move |pair: RTCIceCandidatePair| {
+            route.on_selected_pair(&pair);
             let _ = tx.send(PeerEvent::SelectedPair(
                 pair.local.typ.to_string(),
                 pair.remote.typ.to_string(),
@@ -211,7 +228,18 @@ fn wire_events(pc: &RTCPeerConnection, events: mpsc::UnboundedSender<PeerEvent>)
         }));
 
     let tx = events.clone();
+    let keys = Arc::clone(outbound);
+    // Weak: the transport keeps this callback.
+    let dtls = Arc::downgrade(&pc.dtls_transport());
     pc.on_peer_connection_state_change(Box::new(move |s: RTCPeerConnectionState| {
+        if s == RTCPeerConnectionState::Connected {
+            let (keys, dtls) = (Arc::clone(&keys), dtls.clone());
+            tokio::spawn(async move {
+                if let Some(dtls) = dtls.upgrade() {
+                    keys.on_connected(&dtls).await;
+                }
+            });
+        }
         let state = match s {
             RTCPeerConnectionState::Connected => Some(ConnectionState::Connected),
             RTCPeerConnectionState::Disconnected => Some(ConnectionState::Disconnected),

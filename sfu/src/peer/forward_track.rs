@@ -2,34 +2,129 @@
 //! outlives it: when the subscription ends the transceiver is parked (inactive) and a later
 //! subscription of the same kind takes it over, so the subscriber's SDP grows with the tracks it
 //! receives at once, not with every track it ever received.
+//!
+//! webrtc-rs negotiates the track and binds it to an SSRC and payload type; the packets go out
+//! through roomcast's own send path ([`super::OutboundStream`]), which reads that [`Binding`].
 
+use std::any::Any;
 use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
 
 use webrtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use webrtc::rtcp::receiver_report::ReceiverReport;
 use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::RTCRtpTransceiver;
+use webrtc::sdp::extmap::{SDES_MID_URI, TRANSPORT_CC_URI};
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
-use webrtc::track::track_local::TrackLocalWriter;
+use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 
-use super::RtpPacket;
+use super::outbound::Outbound;
 
 pub(crate) struct ForwardTrack {
-    local: Arc<TrackLocalStaticRTP>,
+    local: Arc<BoundTrack>,
     transceiver: Arc<RTCRtpTransceiver>,
     sender: Arc<RTCRtpSender>,
     ssrc: u32,
+    outbound: Arc<Outbound>,
+}
+
+/// What negotiation bound a forwarded track to: the numbers its packets carry at the subscriber.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Binding {
+    pub(crate) ssrc: u32,
+    pub(crate) payload_type: u8,
+    /// The MID header extension (id, value), where negotiated.
+    pub(crate) mid: Option<(u8, Bytes)>,
+    /// The transport-wide sequence number's header extension id, where negotiated.
+    pub(crate) transport_cc: Option<u8>,
+    /// The subscriber asks for lost packets again (`a=rtcp-fb:<pt> nack`).
+    pub(crate) nack: bool,
+}
+
+/// The track webrtc-rs negotiates and binds. It delegates codec matching to webrtc-rs's static
+/// RTP track (nothing is ever written to that) and keeps the binding for the send path: set on
+/// bind, cleared on unbind, read per packet without a lock.
+pub(crate) struct BoundTrack {
+    inner: TrackLocalStaticRTP,
+    binding: ArcSwapOption<Binding>,
+}
+
+impl BoundTrack {
+    pub(super) fn new(inner: TrackLocalStaticRTP) -> Self {
+        Self {
+            inner,
+            binding: ArcSwapOption::empty(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TrackLocal for BoundTrack {
+    async fn bind(&self, t: &TrackLocalContext) -> webrtc::error::Result<RTCRtpCodecParameters> {
+        let codec = self.inner.bind(t).await?;
+        let extension = |uri: &str| {
+            t.header_extensions()
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+                .filter(|&id| id != 0)
+        };
+        let mid = t.mid().map(|mid| Bytes::copy_from_slice(mid.as_bytes()));
+        let nack = codec
+            .capability
+            .rtcp_feedback
+            .iter()
+            .any(|f| f.typ == "nack" && f.parameter.is_empty());
+        self.binding.store(Some(Arc::new(Binding {
+            ssrc: t.ssrc(),
+            payload_type: codec.payload_type,
+            mid: extension(SDES_MID_URI).zip(mid),
+            transport_cc: extension(TRANSPORT_CC_URI),
+            nack,
+        })));
+        Ok(codec)
+    }
+
+    async fn unbind(&self, t: &TrackLocalContext) -> webrtc::error::Result<()> {
+        self.binding.store(None);
+        self.inner.unbind(t).await
+    }
+
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn rid(&self) -> Option<&str> {
+        self.inner.rid()
+    }
+
+    fn stream_id(&self) -> &str {
+        self.inner.stream_id()
+    }
+
+    fn kind(&self) -> RTPCodecType {
+        self.inner.kind()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// What one batch of a subscriber's RTCP said about this track.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Feedback {
     pub(crate) pli: u32,
     pub(crate) fir: u32,
     pub(crate) nack: u32,
+    /// The sequence numbers the NACKs name, to send again.
+    pub(crate) lost: Vec<u16>,
     pub(crate) report: Option<ReceptionReport>,
 }
 
@@ -52,17 +147,32 @@ impl Feedback {
 
 impl ForwardTrack {
     pub(super) fn new(
-        local: Arc<TrackLocalStaticRTP>,
+        local: Arc<BoundTrack>,
         transceiver: Arc<RTCRtpTransceiver>,
         sender: Arc<RTCRtpSender>,
         ssrc: u32,
+        outbound: Arc<Outbound>,
     ) -> Self {
         Self {
             local,
             transceiver,
             sender,
             ssrc,
+            outbound,
         }
+    }
+
+    /// What the track is bound to now; `None` before negotiation binds it.
+    pub(crate) fn binding(&self) -> Option<Arc<Binding>> {
+        self.local.binding.load_full()
+    }
+
+    pub(crate) fn is_bound(&self) -> bool {
+        self.local.binding.load().is_some()
+    }
+
+    pub(crate) fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
     }
 
     pub(super) fn transceiver(&self) -> &Arc<RTCRtpTransceiver> {
@@ -82,11 +192,6 @@ impl ForwardTrack {
         self.ssrc
     }
 
-    /// Sends one packet; the track rewrites SSRC and payload type to the subscriber's.
-    pub(crate) async fn write(&self, packet: &RtpPacket) -> bool {
-        self.local.write_rtp(packet).await.is_ok()
-    }
-
     /// The subscriber's next RTCP batch. Reading also drives the NACK responder and the
     /// sender-report interceptors. `None` once the sender is gone.
     pub(crate) async fn read_feedback(&self) -> Option<Feedback> {
@@ -99,7 +204,12 @@ impl ForwardTrack {
             } else if any.is::<FullIntraRequest>() {
                 feedback.fir += 1;
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                feedback.nack += nack.nacks.len() as u32;
+                if nack.media_ssrc == self.ssrc {
+                    feedback.nack += nack.nacks.len() as u32;
+                    for pair in &nack.nacks {
+                        feedback.lost.extend(*pair);
+                    }
+                }
             } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 feedback.report = self.own_report(&rr.reports).or(feedback.report);
             } else if let Some(sr) = any.downcast_ref::<SenderReport>() {

@@ -9,12 +9,16 @@
 mod data_channel;
 mod factory;
 mod forward_track;
+mod outbound;
+mod outbound_stream;
+mod protect;
 mod remote_track;
 mod twcc;
 
 pub(crate) use data_channel::{DataChannel, DataMessage, OpenedChannel};
 pub(crate) use factory::PeerFactory;
 pub(crate) use forward_track::{Feedback, ForwardTrack};
+pub(crate) use outbound_stream::OutboundStream;
 pub use remote_track::MediaKind;
 pub(crate) use remote_track::{
     wire_size, Arrival, Codec, RemoteTrack, RtpPacket, SenderReportCell,
@@ -36,6 +40,8 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocal;
+
+use forward_track::BoundTrack;
 
 use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuError, SignalError};
@@ -66,6 +72,8 @@ pub(crate) enum PeerEvent {
 /// One participant's PeerConnection to the server.
 pub(crate) struct Peer {
     pc: Arc<RTCPeerConnection>,
+    /// How forwarded media leaves for this participant.
+    outbound: Arc<outbound::Outbound>,
     /// A remote description was applied, so webrtc-rs has queued the start of ICE.
     ice_queued: AtomicBool,
 }
@@ -202,7 +210,7 @@ impl Peer {
         track_id: &str,
         stream_id: &str,
     ) -> Result<ForwardTrack, SfuError> {
-        let local = local_track(codec, track_id, stream_id);
+        let local = bound_track(codec, track_id, stream_id);
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,
             send_encodings: Vec::new(),
@@ -223,7 +231,14 @@ impl Peer {
             .first()
             .map(|e| e.ssrc)
             .unwrap_or_default();
-        Ok(ForwardTrack::new(local, transceiver, sender, ssrc))
+        let outbound = Arc::clone(&self.outbound);
+        Ok(ForwardTrack::new(
+            local,
+            transceiver,
+            sender,
+            ssrc,
+            outbound,
+        ))
     }
 
     /// Carries another publication on a parked track's transceiver and makes it send again. The
@@ -235,7 +250,7 @@ impl Peer {
         track_id: &str,
         stream_id: &str,
     ) -> Result<ForwardTrack, SfuError> {
-        let local = local_track(codec, track_id, stream_id);
+        let local = bound_track(codec, track_id, stream_id);
         let sender = Arc::clone(parked.sender());
         sender
             .replace_track(Some(Arc::clone(&local) as Arc<dyn TrackLocal + Send + Sync>))
@@ -245,7 +260,14 @@ impl Peer {
         transceiver
             .set_direction(RTCRtpTransceiverDirection::Sendonly)
             .await;
-        Ok(ForwardTrack::new(local, transceiver, sender, parked.ssrc()))
+        let outbound = Arc::clone(&self.outbound);
+        Ok(ForwardTrack::new(
+            local,
+            transceiver,
+            sender,
+            parked.ssrc(),
+            outbound,
+        ))
     }
 
     /// Stops offering a forwarded track: its m-section turns inactive at the next offer, and the
@@ -317,12 +339,12 @@ impl KeyframeRequester {
     }
 }
 
-fn local_track(codec: &Codec, track_id: &str, stream_id: &str) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(
+fn bound_track(codec: &Codec, track_id: &str, stream_id: &str) -> Arc<BoundTrack> {
+    Arc::new(BoundTrack::new(TrackLocalStaticRTP::new(
         codec.capability().clone(),
         track_id.to_owned(),
         stream_id.to_owned(),
-    ))
+    )))
 }
 
 async fn bounded<T>(

@@ -4,7 +4,9 @@
 //!
 //! * every outgoing RTP packet of a stream that negotiated the transport-wide-cc header extension
 //!   gets the next transport sequence number (one 16-bit counter for all of the connection's
-//!   streams), and its send time and size go into a lock-free [`SendHistory`];
+//!   streams) from the connection's [`TransportSequence`], which roomcast's own send path
+//!   ([`super::OutboundStream`]) stamps it with, and its send time and size go into a lock-free
+//!   [`SendHistory`];
 //! * every transport-wide feedback the subscriber sends back is decoded, matched against that
 //!   history and delivered as [`TransportEvent::Feedback`] (results in transport sequence order);
 //! * receiver reports about the connection's own streams are delivered as
@@ -35,9 +37,7 @@ use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
 use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
-use webrtc::rtp::header::Header;
 use webrtc::rtp::packet::Packet as RtpPacket;
-use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 use webrtc::util::marshal::{Marshal, MarshalSize};
 
 type Result<T> = std::result::Result<T, Error>;
@@ -63,7 +63,14 @@ pub(crate) enum TransportEvent {
     LossReport(u8),
 }
 
-type EventSlot = Arc<Mutex<Option<UnboundedSender<TransportEvent>>>>;
+/// The sender handed in for the next build, and what that build made.
+#[derive(Default)]
+struct Slot {
+    events: Option<UnboundedSender<TransportEvent>>,
+    built: Option<TransportSequence>,
+}
+
+type EventSlot = Arc<Mutex<Slot>>;
 
 /// Builds one [`TransportFeedback`] interceptor per PeerConnection.
 ///
@@ -77,7 +84,8 @@ type EventSlot = Arc<Mutex<Option<UnboundedSender<TransportEvent>>>>;
 /// * to create a connection, under a `tokio::sync::Mutex` held across the whole step so that
 ///   creations never interleave: [`arm`](Self::arm) the slot with the new connection's sender,
 ///   `api.new_peer_connection(..).await` (which builds the interceptor, taking the sender), then
-///   [`disarm`](Self::disarm) in case creation failed before building;
+///   [`disarm`](Self::disarm), which hands back the connection's [`TransportSequence`] (and
+///   empties the slot in case creation failed before building);
 /// * a build that finds the slot empty makes an interceptor that still numbers packets but drops
 ///   its events.
 ///
@@ -94,19 +102,24 @@ impl TransportFeedbackBuilder {
 
     /// Hands `events` to the next interceptor built.
     pub(crate) fn arm(&self, events: UnboundedSender<TransportEvent>) {
-        *lock(&self.slot) = Some(events);
+        *lock(&self.slot) = Slot {
+            events: Some(events),
+            built: None,
+        };
     }
 
-    /// Empties the slot; true if it still held a sender, i.e. nothing was built since `arm`.
-    pub(crate) fn disarm(&self) -> bool {
-        lock(&self.slot).take().is_some()
+    /// Empties the slot; returns the numbering of the interceptor built since `arm`, if one was.
+    pub(crate) fn disarm(&self) -> Option<TransportSequence> {
+        std::mem::take(&mut *lock(&self.slot)).built
     }
 }
 
 impl InterceptorBuilder for TransportFeedbackBuilder {
     fn build(&self, _id: &str) -> Result<Arc<dyn Interceptor + Send + Sync>> {
-        let events = lock(&self.slot).take();
-        Ok(Arc::new(TransportFeedback::new(events, 0)))
+        let mut slot = lock(&self.slot);
+        let interceptor = TransportFeedback::new(slot.events.take(), 0);
+        slot.built = Some(interceptor.sequence());
+        Ok(Arc::new(interceptor))
     }
 }
 
@@ -115,7 +128,43 @@ pub(crate) struct TransportFeedback {
     shared: Arc<Shared>,
 }
 
-/// State shared by the interceptor and the writers and readers it wrapped.
+/// A connection's transport-wide numbering of the packets it sends, shared by its streams.
+#[derive(Clone)]
+pub(crate) struct TransportSequence(Arc<Shared>);
+
+/// What [`TransportSequence::forget`] needs to take a stamp back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    seq: u16,
+    recorded: u64,
+}
+
+impl TransportSequence {
+    /// Sets the next transport-wide sequence number in `packet`'s extension `ext_id` and records
+    /// the packet as sent at `at`; `None` if the extension cannot be set.
+    pub(crate) fn stamp(&self, packet: &mut RtpPacket, ext_id: u8, at: Instant) -> Option<Stamp> {
+        let shared = &self.0;
+        // Streams of one connection are stamped from several tasks: the number is taken first.
+        // One the extension cannot carry stays unused, which the feedback reports as a packet
+        // the history never had.
+        let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
+        let payload = TransportCcExtension {
+            transport_sequence: seq,
+        }
+        .marshal()
+        .ok()?;
+        packet.header.set_extension(ext_id, payload).ok()?;
+        let recorded = shared.history.record(seq, packet.marshal_size(), at);
+        Some(Stamp { seq, recorded })
+    }
+
+    /// Takes back a stamp whose packet never left: its feedback must not count it as lost.
+    pub(crate) fn forget(&self, stamp: Stamp) {
+        self.0.history.forget(stamp.seq, stamp.recorded);
+    }
+}
+
+/// State shared by the interceptor, the readers it wrapped and the connection's streams.
 struct Shared {
     /// The next transport-wide sequence number.
     next_seq: AtomicU16,
@@ -178,6 +227,12 @@ impl TransportFeedback {
     }
 }
 
+impl TransportFeedback {
+    fn sequence(&self) -> TransportSequence {
+        TransportSequence(Arc::clone(&self.shared))
+    }
+}
+
 #[async_trait::async_trait]
 impl Interceptor for TransportFeedback {
     async fn bind_rtcp_reader(
@@ -211,20 +266,8 @@ impl Interceptor for TransportFeedback {
                 });
             }
         }
-        let ext_id = info
-            .rtp_header_extensions
-            .iter()
-            .find(|e| e.uri == TRANSPORT_CC_URI)
-            .and_then(|e| u8::try_from(e.id).ok())
-            .filter(|&id| id != 0);
-        match ext_id {
-            Some(ext_id) => Arc::new(SequencingWriter {
-                inner: writer,
-                ext_id,
-                shared: Arc::clone(&self.shared),
-            }),
-            None => writer,
-        }
+        // roomcast's send path writes the stream's packets, not webrtc-rs (see `OutboundStream`).
+        writer
     }
 
     async fn unbind_local_stream(&self, info: &StreamInfo) {
@@ -248,67 +291,6 @@ impl Interceptor for TransportFeedback {
         lock(&self.shared.rtcp).events = None;
         Ok(())
     }
-}
-
-/// Numbers and records the packets of one local stream that negotiated transport-wide cc.
-struct SequencingWriter {
-    inner: Arc<dyn RTPWriter + Send + Sync>,
-    ext_id: u8,
-    shared: Arc<Shared>,
-}
-
-#[async_trait::async_trait]
-impl RTPWriter for SequencingWriter {
-    async fn write(&self, pkt: &RtpPacket, attributes: &Attributes) -> Result<usize> {
-        let seq = self.shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let Some(numbered) = with_sequence(pkt, self.ext_id, seq) else {
-            // An id the packet's extension profile cannot carry: send it as it is. The number
-            // stays unused, which the feedback reports as a packet the history never had.
-            return self.inner.write(pkt, attributes).await;
-        };
-        let recorded = self
-            .shared
-            .history
-            .record(seq, numbered.marshal_size(), Instant::now());
-        let written = self.inner.write(&numbered, attributes).await;
-        if written.is_err() {
-            // Never left: its feedback must not count it as lost.
-            self.shared.history.forget(seq, recorded);
-        }
-        written
-    }
-}
-
-/// `pkt` with the transport-wide sequence number `seq` in extension `ext_id`: one allocation for
-/// the header's extension list (sized for the added extension) and one for the 2-byte payload.
-fn with_sequence(pkt: &RtpPacket, ext_id: u8, seq: u16) -> Option<RtpPacket> {
-    let payload = TransportCcExtension {
-        transport_sequence: seq,
-    }
-    .marshal()
-    .ok()?;
-    let h = &pkt.header;
-    let mut extensions = Vec::with_capacity(h.extensions.len() + 1);
-    extensions.extend(h.extensions.iter().cloned());
-    let mut header = Header {
-        version: h.version,
-        padding: h.padding,
-        extension: h.extension,
-        marker: h.marker,
-        payload_type: h.payload_type,
-        sequence_number: h.sequence_number,
-        timestamp: h.timestamp,
-        ssrc: h.ssrc,
-        csrc: h.csrc.clone(),
-        extension_profile: h.extension_profile,
-        extensions,
-        extensions_padding: h.extensions_padding,
-    };
-    header.set_extension(ext_id, payload).ok()?;
-    Some(RtpPacket {
-        header,
-        payload: pkt.payload.clone(),
-    })
 }
 
 /// Surfaces the transport feedback and loss in each RTCP batch a reader returns.
@@ -557,6 +539,8 @@ mod tests {
     use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
         RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
     };
+    use webrtc::rtp::header::Header;
+    use webrtc::sdp::extmap::TRANSPORT_CC_URI;
     use webrtc::util::marshal::Unmarshal;
 
     use SymbolTypeTcc::{
@@ -564,22 +548,22 @@ mod tests {
         PacketReceivedSmallDelta as Small,
     };
 
-    /// Captures what reaches it; fails every write when `fail` is set.
-    #[derive(Default)]
-    struct CaptureWriter {
-        packets: Mutex<Vec<RtpPacket>>,
-        fail: bool,
-    }
+    /// A stream writer for binding; nothing is written through webrtc-rs.
+    struct NullWriter;
 
     #[async_trait::async_trait]
-    impl RTPWriter for CaptureWriter {
+    impl RTPWriter for NullWriter {
         async fn write(&self, pkt: &RtpPacket, _attributes: &Attributes) -> Result<usize> {
-            if self.fail {
-                return Err(Error::ErrInvalidNextRtpWriter);
-            }
-            lock(&self.packets).push(pkt.clone());
             Ok(pkt.marshal_size())
         }
+    }
+
+    /// `packet` as the send path sends it: stamped in extension `ext_id`.
+    fn stamped(twcc: &TransportFeedback, ext_id: u8, mut packet: RtpPacket) -> RtpPacket {
+        twcc.sequence()
+            .stamp(&mut packet, ext_id, Instant::now())
+            .expect("stamped");
+        packet
     }
 
     /// Returns the same RTCP batch on every read.
@@ -632,7 +616,7 @@ mod tests {
             },
             payload: vec![0xAB; payload_len].into(),
         };
-        // As TrackLocalStaticRTP sends it: with a MID extension already set.
+        // As the send path stamps it: with a MID extension already set.
         packet.header.set_extension(1, "0".into()).unwrap();
         packet
     }
@@ -827,17 +811,9 @@ mod tests {
     #[tokio::test]
     async fn transport_sequence_numbers_and_feedback_wrap_around_at_65536() {
         let (twcc, mut rx) = interceptor(65_534);
-        let capture = Arc::new(CaptureWriter::default());
-        let writer = twcc
-            .bind_local_stream(&stream(10, Some(4)), capture.clone())
-            .await;
-        for i in 0..4u16 {
-            writer
-                .write(&rtp(10, i, 100 + usize::from(i)), &Attributes::new())
-                .await
-                .unwrap();
-        }
-        let sent = lock(&capture.packets).clone();
+        let sent: Vec<RtpPacket> = (0..4u16)
+            .map(|i| stamped(&twcc, 4, rtp(10, i, 100 + usize::from(i))))
+            .collect();
         let seqs: Vec<u16> = sent.iter().map(|p| transport_seq(p, 4)).collect();
         assert_eq!(seqs, [65_534, 65_535, 0, 1]);
 
@@ -881,16 +857,13 @@ mod tests {
         let (tx, mut rx) = mpsc::unbounded_channel();
         builder.arm(tx);
         let twcc = builder.build("").unwrap();
-        assert!(!builder.disarm(), "build took the sender");
-
-        let writer = twcc
-            .bind_local_stream(&stream(10, Some(4)), Arc::new(CaptureWriter::default()))
-            .await;
+        let sequence = builder
+            .disarm()
+            .expect("the build made the connection's numbering");
+        assert!(builder.disarm().is_none(), "the slot is empty again");
         for i in 0..3 {
-            writer
-                .write(&rtp(10, i, 500), &Attributes::new())
-                .await
-                .unwrap();
+            let mut packet = rtp(10, i, 500);
+            sequence.stamp(&mut packet, 4, Instant::now()).unwrap();
         }
         let feedback = |fb_pkt_count: u8, base: u16| TransportLayerCc {
             media_ssrc: 10,
@@ -933,40 +906,19 @@ mod tests {
 
         // Closing drops the sender: the owner's receiver ends.
         twcc.close().await.unwrap();
-        drop((a, b, writer, twcc));
+        drop((a, b, sequence, twcc));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     }
 
     #[tokio::test]
-    async fn the_writer_numbers_packets_of_two_streams_consecutively_with_each_streams_extension_id(
-    ) {
+    async fn packets_of_two_streams_are_numbered_consecutively_each_in_its_streams_extension() {
         let (twcc, _rx) = interceptor(0);
-        let video = Arc::new(CaptureWriter::default());
-        let audio = Arc::new(CaptureWriter::default());
-        let video_writer = twcc
-            .bind_local_stream(&stream(10, Some(5)), video.clone())
-            .await;
-        let audio_writer = twcc
-            .bind_local_stream(&stream(20, Some(3)), audio.clone())
-            .await;
-
         let before = Instant::now();
-        video_writer
-            .write(&rtp(10, 1, 1_000), &Attributes::new())
-            .await
-            .unwrap();
-        audio_writer
-            .write(&rtp(20, 1, 60), &Attributes::new())
-            .await
-            .unwrap();
-        video_writer
-            .write(&rtp(10, 2, 900), &Attributes::new())
-            .await
-            .unwrap();
+        let video = vec![stamped(&twcc, 5, rtp(10, 1, 1_000))];
+        let audio = vec![stamped(&twcc, 3, rtp(20, 1, 60))];
+        let video = [video, vec![stamped(&twcc, 5, rtp(10, 2, 900))]].concat();
         let after = Instant::now();
 
-        let video = lock(&video.packets).clone();
-        let audio = lock(&audio.packets).clone();
         assert_eq!(
             video
                 .iter()
@@ -1005,49 +957,30 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_stream_without_the_extension_passes_through_unchanged() {
+    #[test]
+    fn a_stamp_taken_back_leaves_no_record_and_the_next_packet_takes_the_next_number() {
         let (twcc, _rx) = interceptor(0);
-        let capture = Arc::new(CaptureWriter::default());
-        let writer = twcc
-            .bind_local_stream(&stream(10, None), capture.clone())
-            .await;
-        let packet = rtp(10, 1, 300);
-        writer.write(&packet, &Attributes::new()).await.unwrap();
-        assert_eq!(lock(&capture.packets).as_slice(), [packet]);
-        assert_eq!(twcc.shared.next_seq.load(Ordering::Relaxed), 0);
+        let sequence = twcc.sequence();
+        let mut packet = rtp(10, 1, 300);
+        let stamp = sequence.stamp(&mut packet, 4, Instant::now()).unwrap();
+        sequence.forget(stamp);
         assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
-    }
-
-    #[tokio::test]
-    async fn a_packet_the_inner_writer_failed_to_send_is_forgotten() {
-        let (twcc, _rx) = interceptor(0);
-        let failing = Arc::new(CaptureWriter {
-            fail: true,
-            ..Default::default()
-        });
-        let writer = twcc.bind_local_stream(&stream(10, Some(4)), failing).await;
-        assert!(writer
-            .write(&rtp(10, 1, 300), &Attributes::new())
-            .await
-            .is_err());
-        assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
+        let next = stamped(&twcc, 4, rtp(10, 2, 300));
+        assert_eq!(transport_seq(&next, 4), 1);
     }
 
     #[tokio::test]
     async fn receiver_reports_about_own_streams_give_one_loss_report_per_batch() {
         let (twcc, mut rx) = interceptor(0);
         for info in [stream(10, Some(4)), stream(20, None)] {
-            twcc.bind_local_stream(&info, Arc::new(CaptureWriter::default()))
-                .await;
+            twcc.bind_local_stream(&info, Arc::new(NullWriter)).await;
         }
         let mut rtx = stream(30, Some(4));
         rtx.associated_stream = Some(AssociatedStreamInfo {
             ssrc: 10,
             payload_type: 96,
         });
-        twcc.bind_local_stream(&rtx, Arc::new(CaptureWriter::default()))
-            .await;
+        twcc.bind_local_stream(&rtx, Arc::new(NullWriter)).await;
 
         let report = |ssrc: u32, fraction_lost: u8, highest: u32| ReceptionReport {
             ssrc,
