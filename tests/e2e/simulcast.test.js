@@ -165,9 +165,6 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     const policedAt = Date.now();
     await h.waitFor('Cy to be moved to a lower layer', async () => {
       const f = await forwardedLayer(server, 'narrow', 'Cy', 'Ada');
-      const r = await (await fetch(`${server.http}/api/rooms/narrow`)).json();
-      const sub = r.participants.find((p) => p.name === 'Cy');
-      console.log('DBG', JSON.stringify(f), JSON.stringify(sub.forwarded.map((t) => [t.kind, t.bitrate_bps, t.packets_lost, t.fraction_lost, t.nacks, t.rtt_ms])));
       return f.layer !== undefined && f.layer < 2 && f;
     }, { timeout: 10000 });
     const settled = await h.waitFor('Cy to decode the lower layer', async () => {
