@@ -324,7 +324,7 @@ impl Writer {
         }
     }
 
-    async fn write(&mut self, now: Instant, ingress: &Ingress, meter: &mut FlushOnDrop) {
+    async fn write(&mut self, now: Instant, ingress: &Arc<Ingress>, meter: &mut FlushOnDrop) {
         if !self.stream.is_ready() {
             return;
         }
@@ -336,9 +336,8 @@ impl Writer {
         let Verdict::Forward(rewrite) = verdict else {
             return;
         };
-        let packet = rewrite.apply(&ingress.packet);
-        let size = wire_size(&packet);
-        if self.stream.send(packet, now).await {
+        let size = wire_size(&ingress.packet);
+        if self.stream.send(ingress, &rewrite, now).await {
             let flow = &meter.counters.forwarded;
             self.stats.meter.record(&mut meter.window, size, now, flow);
         }

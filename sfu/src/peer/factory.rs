@@ -149,6 +149,10 @@ fn register_audio_level(media: &mut MediaEngine) -> Result<(), SfuError> {
         .map_err(webrtc_error)
 }
 
+/// The receive buffer asked for the shared media socket; the kernel caps it at
+/// `net.core.rmem_max`.
+const MEDIA_RECEIVE_BUFFER: usize = 4 << 20;
+
 /// webrtc-rs's settings, and the UDP mux's socket if there is one.
 fn settings(
     config: &SfuConfig,
@@ -171,6 +175,10 @@ fn settings(
         let bind = |port| -> std::io::Result<_> {
             let socket = std::net::UdpSocket::bind(("0.0.0.0", port))?;
             socket.set_nonblocking(true)?;
+            // Every publisher's packets queue here while the core is busy fanning out a burst
+            // (a keyframe to hundreds of subscribers): the default (≈ 200 KB, 90 full packets)
+            // overflows and drops media for everyone.
+            let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(MEDIA_RECEIVE_BUFFER);
             // The send path writes forwarded media on a second handle to the same socket.
             let sender = socket.try_clone()?;
             Ok((tokio::net::UdpSocket::from_std(socket)?, sender))

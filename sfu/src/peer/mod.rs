@@ -14,6 +14,7 @@ mod outbound_stream;
 mod protect;
 mod remote_track;
 mod twcc;
+mod wire;
 
 pub(crate) use data_channel::{DataChannel, DataMessage, OpenedChannel};
 pub(crate) use factory::PeerFactory;

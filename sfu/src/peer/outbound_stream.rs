@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use webrtc::rtcp::sender_report::SenderReport;
-use webrtc::util::marshal::{Marshal, MarshalSize};
 
-use super::forward_track::ForwardTrack;
+use super::forward_track::{Binding, ForwardTrack};
 use super::protect::Protector;
-use super::RtpPacket;
+use super::wire::OutHeader;
+use crate::forwarder::Rewrite;
+use crate::publication::Ingress;
 use crate::stats::ntp;
 
 /// Packets kept for retransmission, as a power of two: 512 is about three seconds of
@@ -25,9 +26,9 @@ pub(crate) struct OutboundStream {
     srtp: Option<Protector>,
     /// The packet on the wire, marshalled and protected in place; reused from packet to packet.
     wire: Vec<u8>,
-    /// Packets as sent, by sequence number modulo the size; empty until the first packet of a
-    /// stream the subscriber may NACK.
-    history: Vec<Option<RtpPacket>>,
+    /// What was sent, by sequence number modulo the size (the publisher's packet and how it
+    /// was numbered); empty until the first packet of a stream the subscriber may NACK.
+    history: Vec<Option<(Arc<Ingress>, Rewrite)>>,
     report: Sent,
 }
 
@@ -66,36 +67,26 @@ impl OutboundStream {
         self.srtp.is_some() && self.track.is_bound()
     }
 
-    /// Sends `packet`, numbered by the forwarder; true if it left. Nothing leaves before
-    /// [`is_ready`](Self::is_ready).
-    pub(crate) async fn send(&mut self, mut packet: RtpPacket, now: Instant) -> bool {
+    /// Sends the publisher's packet `ingress` as the forwarder numbered it; true if it left.
+    /// Nothing leaves before [`is_ready`](Self::is_ready).
+    pub(crate) async fn send(
+        &mut self,
+        ingress: &Arc<Ingress>,
+        rewrite: &Rewrite,
+        now: Instant,
+    ) -> bool {
         let Some(binding) = self.track.binding() else {
             return false;
         };
-        let outbound = Arc::clone(self.track.outbound());
-        let Some(srtp) = self.srtp.as_mut() else {
-            return false;
-        };
-        packet.header.ssrc = binding.ssrc;
-        packet.header.payload_type = binding.payload_type;
-        if let Some((id, mid)) = &binding.mid {
-            let _ = packet.header.set_extension(*id, mid.clone());
-        }
-        let stamp = binding
-            .transport_cc
-            .and_then(|id| outbound.transport().stamp(&mut packet, id, now));
-        let sent = protect(srtp, &mut self.wire, &packet) && outbound.send(&self.wire).await;
-        if !sent {
-            if let Some(stamp) = stamp {
-                outbound.transport().forget(stamp);
-            }
+        if !self.put_on_wire(&binding, ingress, rewrite, now).await {
             return false;
         }
+        let payload = ingress.packet.payload.len() as u32;
         self.report.packets = self.report.packets.wrapping_add(1);
-        self.report.octets = self.report.octets.wrapping_add(packet.payload.len() as u32);
-        self.report.last = Some((packet.header.timestamp, now));
+        self.report.octets = self.report.octets.wrapping_add(payload);
+        self.report.last = Some((rewrite.timestamp, now));
         if binding.nack {
-            self.keep(packet);
+            self.keep(Arc::clone(ingress), *rewrite);
         }
         true
     }
@@ -107,28 +98,77 @@ impl OutboundStream {
         let Some(binding) = self.track.binding() else {
             return 0;
         };
-        let outbound = Arc::clone(self.track.outbound());
         let mut resent = 0;
         for &seq in lost {
-            let Some(srtp) = self.srtp.as_mut() else {
-                return resent;
-            };
-            let Some(Some(packet)) = self.history.get_mut(slot(seq)) else {
+            let Some(Some((ingress, rewrite))) = self.history.get(slot(seq)) else {
                 continue;
             };
-            if packet.header.sequence_number != seq {
+            if rewrite.sequence_number != seq {
                 continue;
             }
-            let stamp = binding
-                .transport_cc
-                .and_then(|id| outbound.transport().stamp(packet, id, now));
-            if protect(srtp, &mut self.wire, packet) && outbound.send(&self.wire).await {
+            let (ingress, rewrite) = (Arc::clone(ingress), *rewrite);
+            if self.put_on_wire(&binding, &ingress, &rewrite, now).await {
                 resent += 1;
-            } else if let Some(stamp) = stamp {
-                outbound.transport().forget(stamp);
             }
         }
         resent
+    }
+
+    /// Writes the packet into the send buffer with a fresh transport-wide number, protects it
+    /// there and sends it.
+    async fn put_on_wire(
+        &mut self,
+        binding: &Binding,
+        ingress: &Ingress,
+        rewrite: &Rewrite,
+        now: Instant,
+    ) -> bool {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return false;
+        };
+        let outbound = self.track.outbound();
+        let packet = &ingress.packet;
+        let mut extensions: [(u8, &[u8]); 2] = [(0, &[]); 2];
+        let mut count = 0;
+        if let Some((id, mid)) = &binding.mid {
+            extensions[count] = (*id, mid);
+            count += 1;
+        }
+        // Written once the header's size is known, which the number's record needs.
+        const PLACEHOLDER: [u8; 2] = [0, 0];
+        if let Some(id) = binding.transport_cc {
+            extensions[count] = (id, &PLACEHOLDER);
+            count += 1;
+        }
+        let header = OutHeader {
+            marker: packet.header.marker,
+            payload_type: binding.payload_type,
+            sequence_number: rewrite.sequence_number,
+            timestamp: rewrite.timestamp,
+            ssrc: binding.ssrc,
+            csrc: &packet.header.csrc,
+            extensions: &extensions[..count],
+        };
+        let size = header.len() + packet.payload.len();
+        let stamp = binding
+            .transport_cc
+            .map(|_| outbound.transport().take(size, now));
+        let header_len = header.write(&mut self.wire, &packet.payload);
+        if let Some(stamp) = stamp {
+            let at = header.value_offset(count - 1);
+            self.wire[at..at + 2].copy_from_slice(&stamp.seq().to_be_bytes());
+        }
+        if let Some(vp8) = rewrite.vp8 {
+            vp8.apply(&mut self.wire[header_len..]);
+        }
+        let sent = srtp.protect(&mut self.wire, ssrc_and_seq(binding, rewrite), header_len)
+            && outbound.send(&self.wire).await;
+        if !sent {
+            if let Some(stamp) = stamp {
+                outbound.transport().forget(stamp);
+            }
+        }
+        sent
     }
 
     /// The sender report for what was sent so far, as of `now` (`wall` on the wall clock):
@@ -148,12 +188,11 @@ impl OutboundStream {
         })
     }
 
-    fn keep(&mut self, packet: RtpPacket) {
+    fn keep(&mut self, ingress: Arc<Ingress>, rewrite: Rewrite) {
         if self.history.is_empty() {
             self.history.resize_with(HISTORY_SLOTS, || None);
         }
-        let index = slot(packet.header.sequence_number);
-        self.history[index] = Some(packet);
+        self.history[slot(rewrite.sequence_number)] = Some((ingress, rewrite));
     }
 }
 
@@ -170,14 +209,7 @@ fn slot(seq: u16) -> usize {
     usize::from(seq) % HISTORY_SLOTS
 }
 
-/// Marshals `packet` into `wire` and protects it there.
-fn protect(srtp: &mut Protector, wire: &mut Vec<u8>, packet: &RtpPacket) -> bool {
-    let header_len = packet.header.marshal_size();
-    wire.clear();
-    wire.resize(header_len, 0);
-    if packet.header.marshal_to(wire).is_err() {
-        return false;
-    }
-    wire.extend_from_slice(&packet.payload);
-    srtp.protect(wire, &packet.header, header_len)
+/// What SRTP needs of a packet's header: its SSRC and sequence number.
+fn ssrc_and_seq(binding: &Binding, rewrite: &Rewrite) -> (u32, u16) {
+    (binding.ssrc, rewrite.sequence_number)
 }

@@ -7,7 +7,6 @@
 
 use aes::cipher::{BlockEncrypt, KeyInit};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
-use webrtc::rtp::header::Header;
 use webrtc::srtp::context::Context as SrtpContext;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
@@ -34,17 +33,18 @@ impl Protector {
         }
     }
 
-    /// Protects the packet marshalled in `wire` (its header is `header`, `header_len` bytes on
-    /// the wire): afterwards `wire` holds the SRTP packet. False if it could not be protected.
+    /// Protects the RTP packet in `wire` (SSRC and sequence number `id`, a header of
+    /// `header_len` bytes): afterwards `wire` holds the SRTP packet. False if it could not be
+    /// protected.
     pub(crate) fn protect(
         &mut self,
         wire: &mut Vec<u8>,
-        header: &Header,
+        id: (u32, u16),
         header_len: usize,
     ) -> bool {
         match self {
-            Self::Gcm(gcm) => gcm.seal(wire, header, header_len),
-            Self::Context(context) => match context.encrypt_rtp_with_header(wire, header) {
+            Self::Gcm(gcm) => gcm.seal(wire, id, header_len),
+            Self::Context(context) => match context.encrypt_rtp(wire) {
                 Ok(protected) => {
                     wire.clear();
                     wire.extend_from_slice(&protected);
@@ -83,15 +83,15 @@ impl GcmProtector {
         })
     }
 
-    fn seal(&mut self, wire: &mut Vec<u8>, header: &Header, header_len: usize) -> bool {
+    fn seal(&mut self, wire: &mut Vec<u8>, (ssrc, seq): (u32, u16), header_len: usize) -> bool {
         if wire.len() < header_len {
             return false;
         }
-        let roc = (self.index.of(header.sequence_number) >> 16) as u32;
+        let roc = (self.index.of(seq) >> 16) as u32;
         let mut iv = [0u8; 12];
-        iv[2..6].copy_from_slice(&header.ssrc.to_be_bytes());
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
         iv[6..10].copy_from_slice(&roc.to_be_bytes());
-        iv[10..12].copy_from_slice(&header.sequence_number.to_be_bytes());
+        iv[10..12].copy_from_slice(&seq.to_be_bytes());
         for (b, s) in iv.iter_mut().zip(self.salt) {
             *b ^= s;
         }
@@ -166,6 +166,7 @@ impl PacketIndex {
 mod tests {
     use super::*;
 
+    use webrtc::rtp::header::Header;
     use webrtc::util::marshal::{Marshal, MarshalSize};
 
     fn header(ssrc: u32, seq: u16) -> Header {
@@ -194,7 +195,8 @@ mod tests {
             let payload: Vec<u8> = (0..200 + n).map(|i| (i * 7 + n) as u8).collect();
             let mut wire = marshalled(&header, &payload);
             let plain = wire.clone();
-            assert!(ours.protect(&mut wire, &header, header.marshal_size()));
+            let id = (header.ssrc, header.sequence_number);
+            assert!(ours.protect(&mut wire, id, header.marshal_size()));
             let expected = theirs.encrypt_rtp_with_header(&plain, &header).unwrap();
             assert_eq!(
                 wire,
@@ -243,7 +245,8 @@ mod tests {
             let header = header(42, seq);
             let mut wire = marshalled(&header, b"forwarded media");
             let plain = wire.clone();
-            assert!(ours.protect(&mut wire, &header, header.marshal_size()));
+            let id = (header.ssrc, header.sequence_number);
+            assert!(ours.protect(&mut wire, id, header.marshal_size()));
             assert_ne!(wire[12..], plain[12..]);
             assert_eq!(receiver.decrypt_rtp(&wire).unwrap().to_vec(), plain);
         }

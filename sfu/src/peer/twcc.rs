@@ -36,9 +36,6 @@ use webrtc::rtcp::sender_report::SenderReport;
 use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
 };
-use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
-use webrtc::rtp::packet::Packet as RtpPacket;
-use webrtc::util::marshal::{Marshal, MarshalSize};
 
 type Result<T> = std::result::Result<T, Error>;
 type RtcpBatch = Vec<Box<dyn RtcpPacket + Send + Sync>>;
@@ -132,30 +129,28 @@ pub(crate) struct TransportFeedback {
 #[derive(Clone)]
 pub(crate) struct TransportSequence(Arc<Shared>);
 
-/// What [`TransportSequence::forget`] needs to take a stamp back.
+/// A transport-wide sequence number taken for a packet, and what
+/// [`TransportSequence::forget`] needs to take it back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stamp {
     seq: u16,
     recorded: u64,
 }
 
+impl Stamp {
+    pub(crate) fn seq(self) -> u16 {
+        self.seq
+    }
+}
+
 impl TransportSequence {
-    /// Sets the next transport-wide sequence number in `packet`'s extension `ext_id` and records
-    /// the packet as sent at `at`; `None` if the extension cannot be set.
-    pub(crate) fn stamp(&self, packet: &mut RtpPacket, ext_id: u8, at: Instant) -> Option<Stamp> {
+    /// The next transport-wide sequence number, for a packet of `size` bytes sent at `at`.
+    pub(crate) fn take(&self, size: usize, at: Instant) -> Stamp {
         let shared = &self.0;
-        // Streams of one connection are stamped from several tasks: the number is taken first.
-        // One the extension cannot carry stays unused, which the feedback reports as a packet
-        // the history never had.
+        // Streams of one connection are numbered from several tasks: one atomic step.
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
-        let payload = TransportCcExtension {
-            transport_sequence: seq,
-        }
-        .marshal()
-        .ok()?;
-        packet.header.set_extension(ext_id, payload).ok()?;
-        let recorded = shared.history.record(seq, packet.marshal_size(), at);
-        Some(Stamp { seq, recorded })
+        let recorded = shared.history.record(seq, size, at);
+        Stamp { seq, recorded }
     }
 
     /// Takes back a stamp whose packet never left: its feedback must not count it as lost.
@@ -534,14 +529,18 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 mod tests {
     use super::*;
 
+    use bytes::Bytes;
     use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver};
     use webrtc::interceptor::stream_info::{AssociatedStreamInfo, RTPHeaderExtension};
     use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
         RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk, SymbolSizeTypeTcc,
     };
+    use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
     use webrtc::rtp::header::Header;
+    use webrtc::rtp::packet::Packet as RtpPacket;
     use webrtc::sdp::extmap::TRANSPORT_CC_URI;
     use webrtc::util::marshal::Unmarshal;
+    use webrtc::util::marshal::{Marshal, MarshalSize};
 
     use SymbolTypeTcc::{
         PacketNotReceived as Lost, PacketReceivedLargeDelta as Large,
@@ -558,12 +557,25 @@ mod tests {
         }
     }
 
-    /// `packet` as the send path sends it: stamped in extension `ext_id`.
+    /// `packet` as the send path sends it: numbered in extension `ext_id`, recorded with its
+    /// size on the wire.
     fn stamped(twcc: &TransportFeedback, ext_id: u8, mut packet: RtpPacket) -> RtpPacket {
-        twcc.sequence()
-            .stamp(&mut packet, ext_id, Instant::now())
-            .expect("stamped");
+        number(&twcc.sequence(), ext_id, &mut packet);
         packet
+    }
+
+    fn number(sequence: &TransportSequence, ext_id: u8, packet: &mut RtpPacket) -> Stamp {
+        let placeholder = Bytes::from_static(&[0, 0]);
+        packet.header.set_extension(ext_id, placeholder).unwrap();
+        let stamp = sequence.take(packet.marshal_size(), Instant::now());
+        let value = TransportCcExtension {
+            transport_sequence: stamp.seq(),
+        };
+        packet
+            .header
+            .set_extension(ext_id, value.marshal().unwrap())
+            .unwrap();
+        stamp
     }
 
     /// Returns the same RTCP batch on every read.
@@ -862,8 +874,7 @@ mod tests {
             .expect("the build made the connection's numbering");
         assert!(builder.disarm().is_none(), "the slot is empty again");
         for i in 0..3 {
-            let mut packet = rtp(10, i, 500);
-            sequence.stamp(&mut packet, 4, Instant::now()).unwrap();
+            number(&sequence, 4, &mut rtp(10, i, 500));
         }
         let feedback = |fb_pkt_count: u8, base: u16| TransportLayerCc {
             media_ssrc: 10,
@@ -961,8 +972,7 @@ mod tests {
     fn a_stamp_taken_back_leaves_no_record_and_the_next_packet_takes_the_next_number() {
         let (twcc, _rx) = interceptor(0);
         let sequence = twcc.sequence();
-        let mut packet = rtp(10, 1, 300);
-        let stamp = sequence.stamp(&mut packet, 4, Instant::now()).unwrap();
+        let stamp = number(&sequence, 4, &mut rtp(10, 1, 300));
         sequence.forget(stamp);
         assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
         let next = stamped(&twcc, 4, rtp(10, 2, 300));
