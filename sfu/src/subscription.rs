@@ -29,7 +29,8 @@ const QUEUE_PACKETS: usize = 256;
 /// How long a stopping subscription waits for its writer to finish the packet in hand.
 const WRITER_FINISH: Duration = Duration::from_millis(500);
 
-/// How often a forwarded track's sender report goes out (as webrtc-rs's interceptor did).
+/// How often a forwarded track's sender report goes out, at most (webrtc-rs's interceptor sent
+/// one a second).
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -273,8 +274,10 @@ impl Writer {
             window: MeterWindow::new(),
             counters,
         };
-        let mut reports = tokio::time::interval(SENDER_REPORT_INTERVAL);
-        reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Sender reports go out with the media, checked per delivery: a timer in the select
+        // would be polled (and re-armed) for every packet, and a stream that sends nothing has
+        // nothing to report.
+        let mut next_report = Instant::now();
         loop {
             let delivery = tokio::select! {
                 biased;
@@ -283,10 +286,6 @@ impl Writer {
                     Some(delivery) => delivery,
                     None => break,
                 },
-                _ = reports.tick() => {
-                    self.report().await;
-                    continue;
-                }
             };
             let now = Instant::now();
             self.retarget();
@@ -299,6 +298,10 @@ impl Writer {
             }
             if let Some(layer) = self.forwarder.keyframe_request(now) {
                 self.publication.request_keyframe(layer);
+            }
+            if now >= next_report {
+                self.report(now).await;
+                next_report = now + SENDER_REPORT_INTERVAL;
             }
         }
         self.forwarder
@@ -343,8 +346,8 @@ impl Writer {
         }
     }
 
-    async fn report(&mut self) {
-        if let Some(report) = self.stream.sender_report(Instant::now(), SystemTime::now()) {
+    async fn report(&mut self, now: Instant) {
+        if let Some(report) = self.stream.sender_report(now, SystemTime::now()) {
             let outbound = self.stream.track().outbound();
             outbound.write_rtcp(&[Box::new(report)]).await;
         }
