@@ -5,12 +5,7 @@ mod support;
 
 use roomcast_sfu::SfuConfig;
 use support::client_peer::{ClientPeer, NetworkType};
-use support::{eventually, TestServer};
-
-fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    socket.local_addr().unwrap().port()
-}
+use support::{eventually, free_udp_port, TestServer};
 
 /// The port of an ICE candidate line: `candidate:F 1 udp PRIO ADDR PORT typ ...`.
 fn candidate_port(candidate: &str) -> u16 {

@@ -6,15 +6,7 @@ mod support;
 
 use roomcast_sfu::SfuConfig;
 use support::client_peer::ClientPeer;
-use support::{eventually, TestServer};
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{eventually, free_udp_port, TestServer};
 
 async fn media_flows_both_ways_with_round_trip_times(config: SfuConfig) {
     let server = TestServer::start(config).await;

@@ -233,6 +233,12 @@ impl Ws {
 }
 
 /// Polls `check` until it holds, failing the test after [`TIMEOUT`].
+/// A UDP port nobody listens on right now, for a server's `--udp-port`.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.local_addr().unwrap().port()
+}
+
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
