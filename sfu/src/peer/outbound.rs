@@ -108,6 +108,7 @@ impl Outbound {
         if self.keys.get().is_none() {
             match srtp_keys(dtls).await {
                 Some(keys) => {
+                    tracing::debug!(profile = ?keys.profile, "SRTP keys for forwarded media");
                     let _ = self.keys.set(keys);
                 }
                 None => tracing::warn!("no SRTP keys after DTLS: forwarded media cannot be sent"),
