@@ -1623,16 +1623,20 @@ fn get_stream_mid_rid(
     Ok((mid, rid, srid))
 }
 
-/// roomcast patch: whether a media section of `description` has an `a=ssrc` line for `ssrc`.
+/// roomcast patch: whether a media section of `description` without RIDs has an `a=ssrc` line
+/// for `ssrc`: its receiver opens that SSRC itself. (A section with RIDs may list its layers'
+/// SSRCs too, as Firefox and webrtc-rs do, but its receiver learns them by this probe.)
 fn declares_ssrc(description: &SessionDescription, ssrc: SSRC) -> bool {
     description.media_descriptions.iter().any(|media| {
-        media.attributes.iter().any(|a| {
-            a.key == ATTR_KEY_SSRC
-                && a.value
-                    .as_deref()
-                    .and_then(|v| v.split(' ').next())
-                    .and_then(|v| v.parse::<SSRC>().ok())
-                    == Some(ssrc)
-        })
+        let attributes = &media.attributes;
+        !attributes.iter().any(|a| a.key == SDP_ATTRIBUTE_RID)
+            && attributes.iter().any(|a| {
+                a.key == ATTR_KEY_SSRC
+                    && a.value
+                        .as_deref()
+                        .and_then(|v| v.split(' ').next())
+                        .and_then(|v| v.parse::<SSRC>().ok())
+                        == Some(ssrc)
+            })
     })
 }
