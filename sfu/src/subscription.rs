@@ -300,7 +300,7 @@ impl Writer {
                 self.publication.request_keyframe(layer);
             }
             if now >= next_report {
-                self.report(now).await;
+                self.stream.send_report(now).await;
                 next_report = now + SENDER_REPORT_INTERVAL;
             }
         }
@@ -343,13 +343,6 @@ impl Writer {
         if self.stream.send(ingress, &rewrite, now).await {
             let flow = &meter.counters.forwarded;
             self.stats.meter.record(&mut meter.window, size, now, flow);
-        }
-    }
-
-    async fn report(&mut self, now: Instant) {
-        if let Some(report) = self.stream.sender_report(now, SystemTime::now()) {
-            let outbound = self.stream.track().outbound();
-            outbound.write_rtcp(&[Box::new(report)]).await;
         }
     }
 }

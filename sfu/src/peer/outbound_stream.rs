@@ -53,10 +53,6 @@ impl OutboundStream {
         }
     }
 
-    pub(crate) fn track(&self) -> &Arc<ForwardTrack> {
-        &self.track
-    }
-
     /// Whether packets can leave: negotiation has bound the track and DTLS has given the keys.
     /// Until then the forwarder should not see packets, so that the subscriber's stream starts
     /// with a keyframe that it actually receives.
@@ -171,9 +167,17 @@ impl OutboundStream {
         sent
     }
 
+    /// Sends the sender report for what was sent so far, if anything was. (`&mut`: the
+    /// protector is not `Sync`, so the future must not hold a shared borrow.)
+    pub(crate) async fn send_report(&mut self, now: Instant) {
+        if let Some(report) = self.sender_report(now, SystemTime::now()) {
+            self.track.outbound().write_rtcp(&[Box::new(report)]).await;
+        }
+    }
+
     /// The sender report for what was sent so far, as of `now` (`wall` on the wall clock):
     /// `None` before the first packet.
-    pub(crate) fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
+    fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
         let (timestamp, at) = self.report.last?;
         let ssrc = self.track.binding()?.ssrc;
         let elapsed = now.saturating_duration_since(at).as_secs_f64();
