@@ -157,8 +157,11 @@ impl OutboundStream {
         if let Some(vp8) = rewrite.vp8 {
             vp8.apply(&mut self.wire[header_len..]);
         }
-        let sent = srtp.protect(&mut self.wire, ssrc_and_seq(binding, rewrite), header_len)
-            && outbound.send(&self.wire).await;
+        let sent = srtp.protect(
+            &mut self.wire,
+            (binding.ssrc, rewrite.sequence_number),
+            header_len,
+        ) && outbound.send(&self.wire).await;
         if !sent {
             if let Some(stamp) = stamp {
                 outbound.transport().forget(stamp);
@@ -211,9 +214,4 @@ impl Drop for OutboundStream {
 
 fn slot(seq: u16) -> usize {
     usize::from(seq) % HISTORY_SLOTS
-}
-
-/// What SRTP needs of a packet's header: its SSRC and sequence number.
-fn ssrc_and_seq(binding: &Binding, rewrite: &Rewrite) -> (u32, u16) {
-    (binding.ssrc, rewrite.sequence_number)
 }
