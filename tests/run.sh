@@ -11,8 +11,10 @@ step() {
 }
 
 step bash tests/install-deps.sh
-step cargo build --locked --bin roomcast
+# Every binary in one build: `cargo run -p` alone would resolve features for one package and
+# rebuild the whole dependency tree a second time (time and, on CI, disk).
+step cargo build --locked --workspace --bins
 step cargo test --locked --workspace
 # The fan-out benchmark's smoke run (1 and 5 subscribers, 5 s each): fails if nothing is delivered.
-step cargo run --locked -p roomcast-bench -- quick --out target/bench-quick
+step target/debug/roomcast-bench quick --out target/bench-quick
 step bash tests/e2e/run.sh
