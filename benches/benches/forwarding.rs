@@ -1,7 +1,8 @@
 //! Microbenchmarks of roomcast's per-packet forwarding work, piece by piece:
-//! - `forward/N`: the publication's fan-out step itself (`roomcast_sfu::FanOutBench`): reading
-//!   the VP8 descriptor once, one `Arc` per packet, and for each of N subscribers a check of the
-//!   layers it wants and a `try_send` to its queue;
+//! - `forward/N`: the queue fan-out that taps (the recorder) get (`roomcast_sfu::FanOutBench`):
+//!   reading the VP8 descriptor once, one `Arc` per packet, and for each of N taps a check of the
+//!   layers it wants and a `try_send` to its queue (subscribers' packets no longer take a queue:
+//!   the fan-out writes them itself, see `docs/benchmarks.md`);
 //! - `forwarder`: one subscriber's forwarder deciding on a packet and renumbering it;
 //! - `rewrite_marshal`: what a subscriber's `TrackLocalStaticRTP::write_rtp` does before its
 //!   interceptors and SRTP: clone the packet, rewrite SSRC and payload type, serialise it;

@@ -15,6 +15,7 @@ mod config;
 mod data;
 mod downlink;
 mod error;
+mod fanout;
 mod forwarder;
 mod grants;
 mod ice_servers;

@@ -1,21 +1,23 @@
-//! A track a participant publishes: one media source sent as one to three simulcast layers, and
-//! for each layer the task that fans its RTP out to the subscriptions that want it.
+//! A track a participant publishes: one media source sent as one to three simulcast layers, a
+//! reader task per layer, and the publication's [`FanOut`], which puts every packet on the wire
+//! for all its subscribers.
 //!
-//! Each layer's fan-out task owns its copy of the subscriber list and learns of changes by
-//! message, so the per-packet path takes no lock: it reads a packet, reads what the forwarders
-//! need of it once (keyframe, VP8 descriptor), wraps it in one `Arc`, and offers it to the queue
-//! of each subscription whose forwarder wants that layer (one relaxed atomic load). A full queue
-//! drops for that subscriber only.
+//! A layer's reader reads a packet, reads what the forwarders need of it once (keyframe, VP8
+//! descriptor), wraps it in one `Arc` and hands it to the fan-out's queue. A full queue (a
+//! fan-out behind its publisher) drops the packet for everyone: the loss is spread, and the
+//! reader keeps reading. Subscriptions and taps join and leave the fan-out by message, so the
+//! per-packet path takes no lock.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::allocation;
-use crate::forwarder::{FrameInfo, PayloadFormat};
+use crate::fanout::{Change, FanOut, Inputs, Resend, Writer};
+use crate::forwarder::{Forwarder, FrameInfo, PayloadFormat};
 use crate::ids::ParticipantId;
 use crate::peer::{
     wire_size, Arrival, Codec, KeyframeRequester, MediaKind, RemoteTrack, RtpPacket,
@@ -35,16 +37,14 @@ pub(crate) struct Ingress {
     pub(crate) info: FrameInfo,
 }
 
-/// What a subscription's queue carries.
-pub(crate) enum Delivery {
-    Packet(Arc<Ingress>),
-    /// The subscription's target layer changed: look at it even if no packet comes.
-    Retarget,
-    /// The subscriber lost these of the packets sent to it (its NACKs): send them again.
-    Resend(Vec<u16>),
-}
+/// A tap's queue (the recorder's).
+pub(crate) type PacketQueue = mpsc::Sender<Arc<Ingress>>;
 
-pub(crate) type PacketQueue = mpsc::Sender<Delivery>;
+/// Packets a fan-out may have waiting before its layers' readers drop: a few keyframes.
+const FANOUT_QUEUE: usize = 1024;
+
+/// NACKs waiting for the fan-out, from all its subscribers.
+const RESEND_QUEUE: usize = 256;
 
 /// At most one keyframe request reaches a publisher's layer per interval, however many
 /// subscribers ask.
@@ -56,10 +56,11 @@ pub(crate) type SubscriptionId = u64;
 /// when their uplink or CPU runs short), and subscribers move to another.
 const LAYER_SILENCE: Duration = Duration::from_millis(600);
 
-/// What a publication's fan-out and a subscription's tasks share about that subscription.
+/// What a publication's fan-out, the allocator and a subscription's feedback task share about
+/// that subscription.
 #[derive(Debug)]
 pub(crate) struct SubscriptionControl {
-    /// Layers the forwarder takes packets of, one bit each (written by the forwarder's task).
+    /// Layers the forwarder takes packets of, one bit each (written by the fan-out).
     pub(crate) wanted: AtomicU8,
     /// The layer the subscription should receive, or [`PAUSED`] (written by the allocator).
     pub(crate) target: AtomicU8,
@@ -82,7 +83,7 @@ impl SubscriptionControl {
     }
 }
 
-/// A subscription as a publication's fan-out sees it.
+/// A tap as a publication's fan-out sees it.
 #[derive(Clone)]
 pub(crate) struct Subscriber {
     id: SubscriptionId,
@@ -98,11 +99,10 @@ impl Subscriber {
     ) -> Self {
         Self { id, queue, control }
     }
-}
 
-enum FanoutChange {
-    Add(Subscriber),
-    Remove(SubscriptionId),
+    pub(crate) fn id(&self) -> SubscriptionId {
+        self.id
+    }
 }
 
 /// One simulcast layer (or the only stream of a track without simulcast).
@@ -114,7 +114,6 @@ struct Layer {
     size: Arc<AtomicU32>,
     /// When its last packet arrived ([`millis_since_epoch`]).
     last_packet: Arc<AtomicU64>,
-    changes: mpsc::UnboundedSender<FanoutChange>,
     keyframes: mpsc::Sender<()>,
     /// The publisher's latest sender report for this layer.
     reports: Arc<SenderReportCell>,
@@ -142,14 +141,17 @@ pub(crate) struct Publication {
     level: Arc<SharedLevel>,
     /// Its publisher muted it: nothing of it is forwarded.
     muted: Arc<AtomicBool>,
+    /// The fan-out's inputs.
+    changes: mpsc::UnboundedSender<Change>,
+    resends: mpsc::Sender<Resend>,
+    packets: mpsc::Sender<Arc<Ingress>>,
     state: Mutex<State>,
 }
 
-/// Changed only when a layer arrives or a subscriber comes or goes, never per packet.
+/// Changed only when a layer arrives, never per packet.
 #[derive(Default)]
 struct State {
     layers: Vec<Layer>,
-    subscribers: Vec<Subscriber>,
 }
 
 /// What a layer needs to start: its stream and how to ask it for a keyframe.
@@ -171,6 +173,20 @@ impl Publication {
         ended: mpsc::UnboundedSender<String>,
     ) -> Arc<Self> {
         let codec = first.codec();
+        let (changes, changes_rx) = mpsc::unbounded_channel();
+        let (resends, resends_rx) = mpsc::channel(RESEND_QUEUE);
+        let (packets, packets_rx) = mpsc::channel(FANOUT_QUEUE);
+        let inputs = Inputs {
+            changes: changes_rx,
+            resends: resends_rx,
+            packets: packets_rx,
+        };
+        let span = tracing::info_span!("fanout", publication = %id);
+        tokio::spawn(
+            FanOut::new(Arc::clone(&counters))
+                .run(inputs)
+                .instrument(span),
+        );
         Arc::new(Self {
             id,
             publisher,
@@ -185,6 +201,9 @@ impl Publication {
             ended,
             level: Arc::default(),
             muted: Arc::default(),
+            changes,
+            resends,
+            packets,
             state: Mutex::default(),
         })
     }
@@ -214,7 +233,6 @@ impl Publication {
     /// Starts forwarding one layer. Its tasks end when the track ends.
     pub(crate) fn add_layer(&self, source: LayerSource) {
         let (index, _) = source.track.layer();
-        let (changes, changes_rx) = mpsc::unbounded_channel();
         let (keyframes, keyframes_rx) = mpsc::channel(1);
         let layer = Layer {
             index,
@@ -222,13 +240,17 @@ impl Publication {
             stats: Arc::new(InboundStats::default()),
             size: Arc::new(AtomicU32::new(0)),
             last_packet: Arc::new(AtomicU64::new(0)),
-            changes,
             keyframes,
             reports: Arc::default(),
         };
         let span = tracing::info_span!("publication", id = %self.id, kind = self.kind.as_str(), rid = %layer.rid);
+        if self.kind == MediaKind::Video {
+            let _ = self
+                .changes
+                .send(Change::Layer(index, layer.keyframes.clone()));
+        }
         let mut state = self.lock();
-        let fan_out = FanOut {
+        let reader = LayerReader {
             track: source.track,
             layer: index,
             format: self.format,
@@ -236,32 +258,49 @@ impl Publication {
             size: Arc::clone(&layer.size),
             last_packet: Arc::clone(&layer.last_packet),
             counters: Arc::clone(&self.counters),
-            subscribers: state.subscribers.clone(),
+            fanout: self.packets.clone(),
             level: Arc::clone(&self.level),
             muted: Arc::clone(&self.muted),
             reports: Arc::clone(&layer.reports),
             _end: LayerEnd::new(&self.live_layers, &self.ended, &self.id),
         };
-        tokio::spawn(fan_out.run(changes_rx).instrument(span.clone()));
+        tokio::spawn(reader.run().instrument(span.clone()));
         tokio::spawn(throttle_keyframes(source.keyframes, keyframes_rx).instrument(span));
         state.layers.retain(|l| l.index != index);
         state.layers.push(layer);
     }
 
-    pub(crate) fn add_subscriber(&self, subscriber: Subscriber) {
-        let mut state = self.lock();
-        for layer in &state.layers {
-            let _ = layer.changes.send(FanoutChange::Add(subscriber.clone()));
-        }
-        state.subscribers.push(subscriber);
+    /// Starts a subscription's writer in the fan-out.
+    pub(crate) fn attach(&self, writer: Writer) {
+        let _ = self.changes.send(Change::Attach(Box::new(writer)));
     }
 
-    pub(crate) fn remove_subscriber(&self, id: SubscriptionId) {
-        let mut state = self.lock();
-        for layer in &state.layers {
-            let _ = layer.changes.send(FanoutChange::Remove(id));
-        }
-        state.subscribers.retain(|s| s.id != id);
+    /// Stops a subscription's writer; its forwarder comes back on the returned channel (closed
+    /// if the fan-out has gone).
+    pub(crate) fn detach(&self, id: SubscriptionId) -> oneshot::Receiver<Forwarder> {
+        let (back, forwarder) = oneshot::channel();
+        let _ = self.changes.send(Change::Detach(id, Some(back)));
+        forwarder
+    }
+
+    /// Stops a subscription's writer, if it still runs, and drops it.
+    pub(crate) fn drop_writer(&self, id: SubscriptionId) {
+        let _ = self.changes.send(Change::Detach(id, None));
+    }
+
+    /// Asks the fan-out to send a subscriber's lost packets again. A full queue drops the
+    /// request: a fan-out that far behind would resend too late.
+    pub(crate) fn resend(&self, id: SubscriptionId, lost: Vec<u16>) {
+        let _ = self.resends.try_send((id, lost));
+    }
+
+    /// Gives a tap every packet of the layers it wants, on its own queue.
+    pub(crate) fn tap(&self, tap: Subscriber) {
+        let _ = self.changes.send(Change::Tap(tap));
+    }
+
+    pub(crate) fn untap(&self, id: SubscriptionId) {
+        let _ = self.changes.send(Change::Untap(id));
     }
 
     /// Asks the publisher for a keyframe of one layer; requests within one interval collapse into
@@ -440,8 +479,9 @@ impl Drop for LayerEnd {
     }
 }
 
-/// The reader side of one layer: owns the remote track and its copy of the subscriber list.
-struct FanOut {
+/// The reader of one layer: owns the remote track, keeps the layer's figures and hands each
+/// packet to the publication's fan-out.
+struct LayerReader {
     track: RemoteTrack,
     layer: u8,
     format: PayloadFormat,
@@ -449,15 +489,15 @@ struct FanOut {
     size: Arc<AtomicU32>,
     last_packet: Arc<AtomicU64>,
     counters: Arc<Counters>,
-    subscribers: Vec<Subscriber>,
+    fanout: mpsc::Sender<Arc<Ingress>>,
     level: Arc<SharedLevel>,
     muted: Arc<AtomicBool>,
     reports: Arc<SenderReportCell>,
     _end: LayerEnd,
 }
 
-impl FanOut {
-    async fn run(mut self, mut changes: mpsc::UnboundedReceiver<FanoutChange>) {
+impl LayerReader {
+    async fn run(self) {
         let track = Arc::new(self.track);
         let rtcp = tokio::spawn({
             let track = Arc::clone(&track);
@@ -469,43 +509,42 @@ impl FanOut {
         let mut meter = LevelMeter::new(track.codec().clock_rate());
         // Set while muted: the first packet after it starts a new stream for the forwarders.
         let mut resync = false;
-        let mut changes_open = true;
-        loop {
-            tokio::select! {
-                biased;
-                change = changes.recv(), if changes_open => match change {
-                    Some(FanoutChange::Add(s)) => self.subscribers.push(s),
-                    Some(FanoutChange::Remove(id)) => self.subscribers.retain(|s| s.id != id),
-                    None => changes_open = false,
-                },
-                arrival = track.read() => {
-                    let Some(Arrival { packet, audio_level }) = arrival else { break };
-                    let now = Instant::now();
-                    if let Some(level) = audio_level {
-                        meter.on_packet(packet.header.timestamp, level);
-                        self.level.publish(now, &meter);
-                    }
-                    let size = wire_size(&packet);
-                    self.last_packet.store(millis_since_epoch(now), Ordering::Relaxed);
-                    self.stats.meter.record(&mut window, size, now, &self.counters.received);
-                    reception.on_packet(packet.header.sequence_number, packet.header.timestamp, now);
-                    self.stats.lost.store(reception.lost(), Ordering::Relaxed);
-                    self.stats.jitter_micros.store(reception.jitter_micros(), Ordering::Relaxed);
-                    let mut info = FrameInfo::read(self.format, self.layer, &packet.payload);
-                    if let Some((w, h)) = info.vp8.and_then(|d| d.keyframe_size(&packet.payload)) {
-                        self.size.store(u32::from(w) << 16 | u32::from(h), Ordering::Relaxed);
-                    }
-                    if self.muted.load(Ordering::Relaxed) {
-                        resync = true;
-                        continue;
-                    }
-                    info.resync = std::mem::take(&mut resync);
-                    let dropped = forward(Arc::new(Ingress { packet, info }), &mut self.subscribers);
-                    if dropped > 0 {
-                        add(&self.stats.dropped, dropped);
-                        add(&self.counters.dropped, dropped);
-                    }
-                }
+        while let Some(Arrival {
+            packet,
+            audio_level,
+        }) = track.read().await
+        {
+            let now = Instant::now();
+            if let Some(level) = audio_level {
+                meter.on_packet(packet.header.timestamp, level);
+                self.level.publish(now, &meter);
+            }
+            let size = wire_size(&packet);
+            self.last_packet
+                .store(millis_since_epoch(now), Ordering::Relaxed);
+            self.stats
+                .meter
+                .record(&mut window, size, now, &self.counters.received);
+            reception.on_packet(packet.header.sequence_number, packet.header.timestamp, now);
+            self.stats.lost.store(reception.lost(), Ordering::Relaxed);
+            self.stats
+                .jitter_micros
+                .store(reception.jitter_micros(), Ordering::Relaxed);
+            let mut info = FrameInfo::read(self.format, self.layer, &packet.payload);
+            if let Some((w, h)) = info.vp8.and_then(|d| d.keyframe_size(&packet.payload)) {
+                self.size
+                    .store(u32::from(w) << 16 | u32::from(h), Ordering::Relaxed);
+            }
+            if self.muted.load(Ordering::Relaxed) {
+                resync = true;
+                continue;
+            }
+            info.resync = std::mem::take(&mut resync);
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                self.fanout.try_send(Arc::new(Ingress { packet, info }))
+            {
+                add(&self.stats.dropped, 1);
+                add(&self.counters.dropped, 1);
             }
         }
         window.flush(&self.counters.received);
@@ -514,8 +553,8 @@ impl FanOut {
     }
 }
 
-/// Offers the packet to every subscriber whose forwarder wants its layer; returns how many
-/// queues were full and dropped it. Closed queues are removed from the list.
+/// Offers the packet to every tap that wants its layer; returns how many queues were full and
+/// dropped it. Closed queues are removed from the list.
 pub(crate) fn forward(packet: Arc<Ingress>, subscribers: &mut Vec<Subscriber>) -> u64 {
     let layer = packet.info.layer;
     let mut dropped = 0;
@@ -523,7 +562,7 @@ pub(crate) fn forward(packet: Arc<Ingress>, subscribers: &mut Vec<Subscriber>) -
         if !s.control.wants(layer) {
             return !s.queue.is_closed();
         }
-        match s.queue.try_send(Delivery::Packet(Arc::clone(&packet))) {
+        match s.queue.try_send(Arc::clone(&packet)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 dropped += 1;
@@ -548,7 +587,7 @@ async fn throttle_keyframes(requester: KeyframeRequester, mut requests: mpsc::Re
 #[doc(hidden)]
 pub struct FanOutBench {
     subscribers: Vec<Subscriber>,
-    queues: Vec<mpsc::Receiver<Delivery>>,
+    queues: Vec<mpsc::Receiver<Arc<Ingress>>>,
 }
 
 impl FanOutBench {
@@ -598,7 +637,7 @@ mod tests {
         id: u64,
         capacity: usize,
         layer: Option<u8>,
-    ) -> (Subscriber, mpsc::Receiver<Delivery>) {
+    ) -> (Subscriber, mpsc::Receiver<Arc<Ingress>>) {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Subscriber::new(id, tx, Arc::new(SubscriptionControl::new(layer))),
@@ -606,11 +645,8 @@ mod tests {
         )
     }
 
-    fn seq_of(d: Delivery) -> u16 {
-        match d {
-            Delivery::Packet(p) => p.packet.header.sequence_number,
-            Delivery::Retarget | Delivery::Resend(_) => panic!("not a packet"),
-        }
+    fn seq_of(p: Arc<Ingress>) -> u16 {
+        p.packet.header.sequence_number
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! One subscriber's copy of one publication: a forwarded track fed from its own bounded queue by
-//! its own task, which runs the track's [`Forwarder`] (so a slow subscriber never holds up the
-//! others), and the RTCP reader that turns the subscriber's PLI/FIR into keyframe requests for the
-//! layer it receives and records its reports.
+//! One subscriber's copy of one publication: a forwarded track whose [`Writer`] runs in the
+//! publication's fan-out (which owns it from start to stop), and the RTCP task that turns the
+//! subscriber's PLI/FIR into keyframe requests for the layer it receives, its NACKs into
+//! retransmissions, records its reports and sends the track's sender reports.
 //!
 //! A stopped subscription leaves a [`Parked`] track: its transceiver and its forwarder. The next
 //! subscription of the same kind continues on both, so the subscriber sees one RTP stream whose
@@ -10,28 +10,23 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::forwarder::{Forwarder, Verdict};
-use crate::peer::{wire_size, Feedback, ForwardTrack, MediaKind, OutboundStream, Peer};
-use crate::publication::{
-    Delivery, Ingress, Publication, Subscriber, SubscriptionControl, SubscriptionId, PAUSED,
-};
-use crate::stats::{add, rtt_from_report, Counters, MeterWindow, OutboundStats, TrackReport};
+use crate::fanout::{Writer, WriterParts};
+use crate::forwarder::Forwarder;
+use crate::peer::{Feedback, ForwardTrack, MediaKind, OutboundStream, Peer, SenderReport};
+use crate::publication::{Publication, SubscriptionControl, SubscriptionId, PAUSED};
+use crate::stats::{add, rtt_from_report, Counters, OutboundStats, TrackReport};
 use crate::{SfuError, TrackSettings};
 
-/// Packets a subscription may hold before it drops: about a second of 1.5 Mbit/s video.
-const QUEUE_PACKETS: usize = 256;
-
-/// How long a stopping subscription waits for its writer to finish the packet in hand.
+/// How long a stopping subscription waits for the fan-out to hand its forwarder back.
 const WRITER_FINISH: Duration = Duration::from_millis(500);
 
-/// How often a forwarded track's sender report goes out, at most (webrtc-rs's interceptor sent
-/// one a second).
-const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Sender reports waiting for the RTCP task; one a second is made.
+const REPORT_QUEUE: usize = 4;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -45,18 +40,10 @@ pub(crate) struct Subscription {
     publication: Arc<Publication>,
     track: Arc<ForwardTrack>,
     control: Arc<SubscriptionControl>,
-    queue: mpsc::Sender<Delivery>,
     pub(crate) stats: Arc<OutboundStats>,
     /// How the subscriber shows the track.
     pub(crate) settings: TrackSettings,
-    writer: Option<WriterTask>,
     feedback: JoinHandle<()>,
-}
-
-/// The writer's task, and how to ask it to stop and hand its forwarder back.
-struct WriterTask {
-    task: JoinHandle<Forwarder>,
-    finish: oneshot::Sender<()>,
 }
 
 /// What a stopped subscription leaves for the next one: a transceiver the subscriber still has
@@ -90,40 +77,34 @@ impl Subscription {
         let stats = Arc::new(OutboundStats::default());
         stats.layer.store(PAUSED, Ordering::Relaxed);
         let control = Arc::new(SubscriptionControl::new(target));
-        let (queue, packets) = mpsc::channel(QUEUE_PACKETS);
-        let (finish, finished) = oneshot::channel();
-        let clock_rate = publication.codec.clock_rate();
-        let writer = tokio::spawn(
-            Writer {
-                stream: OutboundStream::new(Arc::clone(&track), clock_rate),
+        let (reports, reports_rx) = mpsc::channel(REPORT_QUEUE);
+        let stream = OutboundStream::new(Arc::clone(&track), publication.codec.clock_rate());
+        let parts = WriterParts {
+            id,
+            control: Arc::clone(&control),
+            stats: Arc::clone(&stats),
+            counters: Arc::clone(&counters),
+            reports,
+        };
+        publication.attach(Writer::new(stream, forwarder, parts));
+        let feedback = tokio::spawn(
+            Rtcp {
+                id,
+                track: Arc::clone(&track),
                 publication: Arc::clone(&publication),
                 control: Arc::clone(&control),
-                forwarder,
                 stats: Arc::clone(&stats),
+                counters,
             }
-            .run(packets, finished, counters.clone()),
+            .run(reports_rx),
         );
-        let feedback = tokio::spawn(relay_feedback(
-            Arc::clone(&track),
-            Arc::clone(&publication),
-            Arc::clone(&control),
-            Arc::clone(&stats),
-            counters,
-            queue.clone(),
-        ));
-        publication.add_subscriber(Subscriber::new(id, queue.clone(), Arc::clone(&control)));
         Ok(Self {
             id,
             publication,
             track,
             control,
-            queue,
             stats,
             settings: TrackSettings::default(),
-            writer: Some(WriterTask {
-                task: writer,
-                finish,
-            }),
             feedback,
         })
     }
@@ -144,30 +125,19 @@ impl Subscription {
 
     /// Asks for another layer (`None` pauses); the forwarder takes it up at the next keyframe.
     pub(crate) fn set_target(&self, layer: Option<u8>) {
-        let layer = layer.unwrap_or(PAUSED);
-        if self.control.target.swap(layer, Ordering::Relaxed) != layer {
-            // A paused forwarder receives no packets; this wakes it to look.
-            let _ = self.queue.try_send(Delivery::Retarget);
-        }
+        self.control
+            .target
+            .store(layer.unwrap_or(PAUSED), Ordering::Relaxed);
     }
 
     /// Stops forwarding and parks the track: the subscriber's next offer shows it inactive.
-    pub(crate) async fn stop(mut self, peer: &Peer) -> Parked {
-        self.publication.remove_subscriber(self.id);
+    pub(crate) async fn stop(self, peer: &Peer) -> Parked {
         self.feedback.abort();
-        let forwarder = match self.writer.take() {
-            Some(WriterTask { mut task, finish }) => {
-                let _ = finish.send(());
-                match tokio::time::timeout(WRITER_FINISH, &mut task).await {
-                    Ok(forwarder) => forwarder.ok(),
-                    Err(_) => {
-                        task.abort();
-                        None
-                    }
-                }
-            }
-            None => None,
-        };
+        let back = self.publication.detach(self.id);
+        let forwarder = tokio::time::timeout(WRITER_FINISH, back)
+            .await
+            .ok()
+            .and_then(Result::ok);
         peer.park_forward_track(&self.track).await;
         Parked {
             track: Arc::clone(&self.track),
@@ -181,9 +151,8 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.feedback.abort();
-        if let Some(writer) = &self.writer {
-            writer.task.abort();
-        }
+        // After `stop` the writer is gone already, and this changes nothing.
+        self.publication.drop_writer(self.id);
     }
 }
 
@@ -240,139 +209,51 @@ pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackRepor
     }
 }
 
-/// Flushes the subscription's counts into the server totals when the task ends, however it ends
-/// (including abort).
-struct FlushOnDrop {
-    window: MeterWindow,
-    counters: Arc<Counters>,
-}
-
-impl Drop for FlushOnDrop {
-    fn drop(&mut self) {
-        self.window.flush(&self.counters.forwarded);
-    }
-}
-
-/// The write side of a subscription: the one owner of its forwarder and its outgoing stream.
-struct Writer {
-    stream: OutboundStream,
-    publication: Arc<Publication>,
-    control: Arc<SubscriptionControl>,
-    forwarder: Forwarder,
-    stats: Arc<OutboundStats>,
-}
-
-impl Writer {
-    /// Forwards until the queue closes or `finish` fires, and hands back the forwarder.
-    async fn run(
-        mut self,
-        mut deliveries: mpsc::Receiver<Delivery>,
-        mut finish: oneshot::Receiver<()>,
-        counters: Arc<Counters>,
-    ) -> Forwarder {
-        let mut meter = FlushOnDrop {
-            window: MeterWindow::new(),
-            counters,
-        };
-        // Sender reports go out with the media, checked per delivery: a timer in the select
-        // would be polled (and re-armed) for every packet, and a stream that sends nothing has
-        // nothing to report.
-        let mut next_report = Instant::now();
-        loop {
-            let delivery = tokio::select! {
-                biased;
-                _ = &mut finish => break,
-                delivery = deliveries.recv() => match delivery {
-                    Some(delivery) => delivery,
-                    None => break,
-                },
-            };
-            let now = Instant::now();
-            self.retarget();
-            match delivery {
-                Delivery::Packet(ingress) => self.write(now, &ingress, &mut meter).await,
-                Delivery::Retarget => self.publish_state(),
-                Delivery::Resend(lost) => {
-                    self.stream.resend(&lost, now).await;
-                }
-            }
-            if let Some(layer) = self.forwarder.keyframe_request(now) {
-                self.publication.request_keyframe(layer);
-            }
-            if now >= next_report {
-                self.stream.send_report(now).await;
-                next_report = now + SENDER_REPORT_INTERVAL;
-            }
-        }
-        self.forwarder
-    }
-
-    /// Takes up the target the allocator set.
-    fn retarget(&mut self) {
-        let target = self.control.target.load(Ordering::Relaxed);
-        self.forwarder
-            .set_target((target != PAUSED).then_some(target));
-    }
-
-    /// Tells the fan-out which layers to send, and the reports and the feedback task which layer
-    /// is forwarded; once per delivery, after the forwarder has seen it.
-    fn publish_state(&self) {
-        let wanted = self.forwarder.wanted_layers();
-        if self.control.wanted.load(Ordering::Relaxed) != wanted {
-            self.control.wanted.store(wanted, Ordering::Relaxed);
-        }
-        let current = self.forwarder.current().unwrap_or(PAUSED);
-        if self.stats.layer.load(Ordering::Relaxed) != current {
-            self.stats.layer.store(current, Ordering::Relaxed);
-        }
-    }
-
-    async fn write(&mut self, now: Instant, ingress: &Arc<Ingress>, meter: &mut FlushOnDrop) {
-        if !self.stream.is_ready() {
-            return;
-        }
-        let header = &ingress.packet.header;
-        let verdict =
-            self.forwarder
-                .on_packet(now, &ingress.info, header.sequence_number, header.timestamp);
-        self.publish_state();
-        let Verdict::Forward(rewrite) = verdict else {
-            return;
-        };
-        let size = wire_size(&ingress.packet);
-        if self.stream.send(ingress, &rewrite, now).await {
-            let flow = &meter.counters.forwarded;
-            self.stats.meter.record(&mut meter.window, size, now, flow);
-        }
-    }
-}
-
-async fn relay_feedback(
+/// A subscription's RTCP: the subscriber's feedback in, the track's sender reports out.
+struct Rtcp {
+    id: SubscriptionId,
     track: Arc<ForwardTrack>,
     publication: Arc<Publication>,
     control: Arc<SubscriptionControl>,
     stats: Arc<OutboundStats>,
     counters: Arc<Counters>,
-    writer: mpsc::Sender<Delivery>,
-) {
-    let clock_rate = f64::from(publication.codec.clock_rate().max(1));
-    while let Some(mut feedback) = track.read_feedback().await {
+}
+
+impl Rtcp {
+    async fn run(self, mut reports: mpsc::Receiver<SenderReport>) {
+        let clock_rate = f64::from(self.publication.codec.clock_rate().max(1));
+        let mut reports_open = true;
+        loop {
+            tokio::select! {
+                report = reports.recv(), if reports_open => match report {
+                    Some(report) => self.track.send_report(report).await,
+                    None => reports_open = false,
+                },
+                feedback = self.track.read_feedback() => match feedback {
+                    Some(feedback) => self.on_feedback(feedback, clock_rate),
+                    None => break,
+                },
+            }
+        }
+    }
+
+    fn on_feedback(&self, mut feedback: Feedback, clock_rate: f64) {
         if !feedback.lost.is_empty() {
-            // A full queue is a writer that is behind: a retransmission would come too late.
-            let _ = writer.try_send(Delivery::Resend(std::mem::take(&mut feedback.lost)));
+            let lost = std::mem::take(&mut feedback.lost);
+            self.publication.resend(self.id, lost);
         }
         if feedback.wants_keyframe() {
-            let current = stats.layer.load(Ordering::Relaxed);
+            let current = self.stats.layer.load(Ordering::Relaxed);
             let layer = if current == PAUSED {
-                control.target.load(Ordering::Relaxed)
+                self.control.target.load(Ordering::Relaxed)
             } else {
                 current
             };
             if layer != PAUSED {
-                publication.request_keyframe(layer);
+                self.publication.request_keyframe(layer);
             }
         }
-        record_feedback(&feedback, &stats, &counters, clock_rate);
+        record_feedback(&feedback, &self.stats, &self.counters, clock_rate);
     }
 }
 

@@ -7,6 +7,7 @@
 //! through roomcast's own send path ([`super::OutboundStream`]), which reads that [`Binding`].
 
 use std::any::Any;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -53,6 +54,9 @@ pub(crate) struct Binding {
 pub(crate) struct BoundTrack {
     inner: TrackLocalStaticRTP,
     binding: ArcSwapOption<Binding>,
+    /// Counts changes of the binding: a stream keeps its own copy and looks again only when this
+    /// moves (one relaxed load per packet instead of a load of the `ArcSwap`).
+    generation: AtomicU32,
 }
 
 impl BoundTrack {
@@ -60,6 +64,7 @@ impl BoundTrack {
         Self {
             inner,
             binding: ArcSwapOption::empty(),
+            generation: AtomicU32::new(0),
         }
     }
 }
@@ -88,11 +93,13 @@ impl TrackLocal for BoundTrack {
             transport_cc: extension(TRANSPORT_CC_URI),
             nack,
         })));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(codec)
     }
 
     async fn unbind(&self, t: &TrackLocalContext) -> webrtc::error::Result<()> {
         self.binding.store(None);
+        self.generation.fetch_add(1, Ordering::Release);
         self.inner.unbind(t).await
     }
 
@@ -167,8 +174,9 @@ impl ForwardTrack {
         self.local.binding.load_full()
     }
 
-    pub(crate) fn is_bound(&self) -> bool {
-        self.local.binding.load().is_some()
+    /// Moves whenever the binding changes.
+    pub(crate) fn binding_generation(&self) -> u32 {
+        self.local.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn outbound(&self) -> &Arc<Outbound> {
@@ -190,6 +198,11 @@ impl ForwardTrack {
 
     pub(super) fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// Sends a sender report the fan-out made for this track.
+    pub(crate) async fn send_report(&self, report: SenderReport) {
+        self.outbound.write_rtcp(&[Box::new(report)]).await;
     }
 
     /// The subscriber's next RTCP batch. Reading also drives the NACK responder and the

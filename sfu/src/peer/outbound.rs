@@ -8,9 +8,11 @@
 //! socket when the connection runs over it (UDP mux, a host pair), else into webrtc-rs's ICE
 //! connection (a TURN relay, or a socket per connection).
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+
+use tokio::sync::mpsc;
 
 use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use webrtc::dtls_transport::dtls_role::DTLSRole;
@@ -44,7 +46,9 @@ impl SrtpKeys {
 /// One connection's send state, shared by its forwarded streams.
 pub(crate) struct Outbound {
     keys: OnceLock<SrtpKeys>,
-    endpoint: OnceLock<Arc<dyn Conn + Send + Sync>>,
+    /// Datagrams for webrtc-rs's ICE connection, written by a task of their own: the fan-out
+    /// must not wait on its async locks.
+    relay: OnceLock<mpsc::Sender<Vec<u8>>>,
     /// The shared media socket (UDP mux), if the server runs one.
     socket: Option<Arc<UdpSocket>>,
     /// Where on that socket the subscriber is reached, packed by [`pack`]; 0 while the selected
@@ -62,7 +66,7 @@ impl Outbound {
     pub(super) fn new(socket: Option<Arc<UdpSocket>>, transport: TransportSequence) -> Self {
         Self {
             keys: OnceLock::new(),
-            endpoint: OnceLock::new(),
+            relay: OnceLock::new(),
             socket,
             route: AtomicU64::new(0),
             transport,
@@ -114,9 +118,12 @@ impl Outbound {
                 None => tracing::warn!("no SRTP keys after DTLS: forwarded media cannot be sent"),
             }
         }
-        if self.endpoint.get().is_none() {
+        if self.relay.get().is_none() {
             if let Some(endpoint) = dtls.srtp_endpoint().await {
-                let _ = self.endpoint.set(endpoint);
+                let (relay, datagrams) = mpsc::channel(RELAY_QUEUE);
+                if self.relay.set(relay).is_ok() {
+                    tokio::spawn(relay_datagrams(endpoint, datagrams));
+                }
             }
         }
     }
@@ -136,17 +143,24 @@ impl Outbound {
         self.route.store(route, Ordering::Relaxed);
     }
 
-    /// Writes one protected packet. False if it could not leave (no route yet, or the socket's
-    /// buffer is full: a dropped packet, as on any congested path).
-    pub(crate) async fn send(&self, packet: &[u8]) -> bool {
+    /// Where a protected packet goes now.
+    pub(crate) fn route(&self) -> Route<'_> {
         if let (Some(socket), Some(to)) = (&self.socket, unpack(self.route.load(Ordering::Relaxed)))
         {
-            return socket.send_to(packet, SocketAddr::V4(to)).is_ok();
+            return Route::Direct(socket, to);
         }
-        match self.endpoint.get() {
-            Some(endpoint) => endpoint.send(packet).await.is_ok(),
-            None => false,
+        match self.relay.get() {
+            Some(_) => Route::Relayed,
+            None => Route::Nowhere,
         }
+    }
+
+    /// Hands a protected packet to webrtc-rs's ICE connection; false if it cannot take it now
+    /// (a full queue is a congested relay: the packet is dropped, as on the path itself).
+    pub(crate) fn send_relayed(&self, datagram: Vec<u8>) -> bool {
+        self.relay
+            .get()
+            .is_some_and(|relay| relay.try_send(datagram).is_ok())
     }
 
     /// Sends RTCP through webrtc-rs (sender reports); false once the connection is gone.
@@ -154,6 +168,30 @@ impl Outbound {
         match self.pc.get().and_then(Weak::upgrade) {
             Some(pc) => pc.write_rtcp(packets).await.is_ok(),
             None => false,
+        }
+    }
+}
+
+/// Where a connection's protected packets go.
+pub(crate) enum Route<'a> {
+    /// Straight to the subscriber's address on the shared media socket.
+    Direct(&'a Arc<UdpSocket>, SocketAddrV4),
+    /// Through webrtc-rs's ICE connection: a TURN relay, or a socket per connection.
+    Relayed,
+    /// Nowhere yet: DTLS is not up.
+    Nowhere,
+}
+
+/// Packets waiting for a relayed connection: under a second of 1.5 Mbit/s video.
+const RELAY_QUEUE: usize = 128;
+
+async fn relay_datagrams(
+    endpoint: Arc<dyn Conn + Send + Sync>,
+    mut datagrams: mpsc::Receiver<Vec<u8>>,
+) {
+    while let Some(datagram) = datagrams.recv().await {
+        if endpoint.send(&datagram).await.is_err() {
+            tracing::trace!("relayed packet not sent");
         }
     }
 }

@@ -1,7 +1,8 @@
 //! One forwarded track's RTP stream as roomcast puts it on the wire: numbered for the subscriber
-//! (SSRC, payload type, MID, transport-wide sequence number), protected with SRTP and written
-//! through the connection's [`Outbound`]; kept for a while to answer NACKs; summed up in the
-//! sender reports the subscriber needs for lip sync and round trips.
+//! (SSRC, payload type, MID, transport-wide sequence number), written and protected with SRTP in
+//! place in the fan-out's [`Batch`] (or handed to the connection's relay, see [`Route`]); kept
+//! for a while to answer NACKs; summed up in the sender reports the subscriber needs for lip sync
+//! and round trips.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -9,8 +10,11 @@ use std::time::{Instant, SystemTime};
 use webrtc::rtcp::sender_report::SenderReport;
 
 use super::forward_track::{Binding, ForwardTrack};
+use super::outbound::Route;
 use super::protect::Protector;
+use super::twcc::Stamp;
 use super::wire::OutHeader;
+use crate::fanout::Batch;
 use crate::forwarder::Rewrite;
 use crate::publication::Ingress;
 use crate::stats::ntp;
@@ -24,8 +28,9 @@ pub(crate) struct OutboundStream {
     track: Arc<ForwardTrack>,
     clock_rate: u32,
     srtp: Option<Protector>,
-    /// The packet on the wire, marshalled and protected in place; reused from packet to packet.
-    wire: Vec<u8>,
+    /// The track's binding as of [`ForwardTrack::binding_generation`] `seen`.
+    binding: Option<Arc<Binding>>,
+    seen: u32,
     /// What was sent, by sequence number modulo the size (the publisher's packet and how it
     /// was numbered); empty until the first packet of a stream the subscriber may NACK.
     history: Vec<Option<(Arc<Ingress>, Rewrite)>>,
@@ -47,7 +52,8 @@ impl OutboundStream {
             track,
             clock_rate,
             srtp: None,
-            wire: Vec::new(),
+            binding: None,
+            seen: u32::MAX,
             history: Vec::new(),
             report: Sent::default(),
         }
@@ -60,21 +66,34 @@ impl OutboundStream {
         if self.srtp.is_none() {
             self.srtp = self.track.outbound().protector(self.track.ssrc());
         }
-        self.srtp.is_some() && self.track.is_bound()
+        self.srtp.is_some() && self.binding().is_some()
     }
 
-    /// Sends the publisher's packet `ingress` as the forwarder numbered it; true if it left.
-    /// Nothing leaves before [`is_ready`](Self::is_ready).
-    pub(crate) async fn send(
+    /// The binding now, looked up again only when it has changed.
+    fn binding(&mut self) -> Option<Arc<Binding>> {
+        let generation = self.track.binding_generation();
+        if generation != self.seen {
+            self.binding = self.track.binding();
+            self.seen = generation;
+        }
+        self.binding.clone()
+    }
+
+    /// Puts the publisher's packet `ingress`, as the forwarder numbered it, into `batch` under
+    /// `tag` (or hands it to the relay); true if it is on its way. Nothing leaves before
+    /// [`is_ready`](Self::is_ready).
+    pub(crate) fn send(
         &mut self,
         ingress: &Arc<Ingress>,
         rewrite: &Rewrite,
         now: Instant,
+        batch: &mut Batch,
+        tag: u32,
     ) -> bool {
-        let Some(binding) = self.track.binding() else {
+        let Some(binding) = self.binding() else {
             return false;
         };
-        if !self.put_on_wire(&binding, ingress, rewrite, now).await {
+        if !self.put_on_wire(&binding, ingress, rewrite, now, batch, tag) {
             return false;
         }
         let payload = ingress.packet.payload.len() as u32;
@@ -89,9 +108,15 @@ impl OutboundStream {
 
     /// Sends again those of `lost` still held, each with a transport-wide number of its own (as
     /// webrtc-rs's NACK responder and libwebrtc without RTX do): the estimator must see the
-    /// retransmissions as the traffic they are. Returns how many left.
-    pub(crate) async fn resend(&mut self, lost: &[u16], now: Instant) -> u32 {
-        let Some(binding) = self.track.binding() else {
+    /// retransmissions as the traffic they are. Returns how many are on their way.
+    pub(crate) fn resend(
+        &mut self,
+        lost: &[u16],
+        now: Instant,
+        batch: &mut Batch,
+        tag: u32,
+    ) -> u32 {
+        let Some(binding) = self.binding() else {
             return 0;
         };
         let mut resent = 0;
@@ -103,26 +128,32 @@ impl OutboundStream {
                 continue;
             }
             let (ingress, rewrite) = (Arc::clone(ingress), *rewrite);
-            if self.put_on_wire(&binding, &ingress, &rewrite, now).await {
+            if self.put_on_wire(&binding, &ingress, &rewrite, now, batch, tag) {
                 resent += 1;
             }
         }
         resent
     }
 
-    /// Writes the packet into the send buffer with a fresh transport-wide number, protects it
-    /// there and sends it.
-    async fn put_on_wire(
+    /// Writes the packet into the batch's next buffer with a fresh transport-wide number,
+    /// protects it there and queues it (or hands it to the relay).
+    fn put_on_wire(
         &mut self,
         binding: &Binding,
         ingress: &Ingress,
         rewrite: &Rewrite,
         now: Instant,
+        batch: &mut Batch,
+        tag: u32,
     ) -> bool {
         let Some(srtp) = self.srtp.as_mut() else {
             return false;
         };
         let outbound = self.track.outbound();
+        let route = outbound.route();
+        if matches!(route, Route::Nowhere) {
+            return false;
+        }
         let packet = &ingress.packet;
         let mut extensions: [(u8, &[u8]); 2] = [(0, &[]); 2];
         let mut count = 0;
@@ -149,19 +180,24 @@ impl OutboundStream {
         let stamp = binding
             .transport_cc
             .map(|_| outbound.transport().take(size, now));
-        let header_len = header.write(&mut self.wire, &packet.payload);
+        let wire = batch.buffer();
+        let header_len = header.write(wire, &packet.payload);
         if let Some(stamp) = stamp {
             let at = header.value_offset(count - 1);
-            self.wire[at..at + 2].copy_from_slice(&stamp.seq().to_be_bytes());
+            wire[at..at + 2].copy_from_slice(&stamp.seq().to_be_bytes());
         }
         if let Some(vp8) = rewrite.vp8 {
-            vp8.apply(&mut self.wire[header_len..]);
+            vp8.apply(&mut wire[header_len..]);
         }
-        let sent = srtp.protect(
-            &mut self.wire,
-            (binding.ssrc, rewrite.sequence_number),
-            header_len,
-        ) && outbound.send(&self.wire).await;
+        let sent = srtp.protect(wire, (binding.ssrc, rewrite.sequence_number), header_len)
+            && match route {
+                Route::Direct(socket, to) => {
+                    batch.commit(socket, to, tag, stamp);
+                    true
+                }
+                Route::Relayed => outbound.send_relayed(batch.take()),
+                Route::Nowhere => false,
+            };
         if !sent {
             if let Some(stamp) = stamp {
                 outbound.transport().forget(stamp);
@@ -170,17 +206,14 @@ impl OutboundStream {
         sent
     }
 
-    /// Sends the sender report for what was sent so far, if anything was. (`&mut`: the
-    /// protector is not `Sync`, so the future must not hold a shared borrow.)
-    pub(crate) async fn send_report(&mut self, now: Instant) {
-        if let Some(report) = self.sender_report(now, SystemTime::now()) {
-            self.track.outbound().write_rtcp(&[Box::new(report)]).await;
-        }
+    /// Takes back the transport-wide number of a packet that did not leave after all.
+    pub(crate) fn forget(&self, stamp: Stamp) {
+        self.track.outbound().transport().forget(stamp);
     }
 
     /// The sender report for what was sent so far, as of `now` (`wall` on the wall clock):
     /// `None` before the first packet.
-    fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
+    pub(crate) fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
         let (timestamp, at) = self.report.last?;
         let ssrc = self.track.binding()?.ssrc;
         let elapsed = now.saturating_duration_since(at).as_secs_f64();

@@ -19,7 +19,7 @@ use super::webm_file::{WebmFile, FLUSH_EVERY};
 use super::RecordError;
 use crate::forwarder::PayloadFormat;
 use crate::peer::{MediaKind, SenderReportCell};
-use crate::publication::{Delivery, Ingress, Publication, Subscriber, SubscriptionControl};
+use crate::publication::{Ingress, Publication, Subscriber, SubscriptionControl};
 use crate::signal::Source;
 use crate::stats::millis_since_epoch;
 use crate::subscription::next_subscription_id;
@@ -50,7 +50,7 @@ pub(crate) struct Settings {
 struct Tap {
     publication: Arc<Publication>,
     subscription: u64,
-    packets: mpsc::Receiver<Delivery>,
+    packets: mpsc::Receiver<Arc<Ingress>>,
     /// The simulcast layer recorded now; `None` until its first keyframe.
     layer: Option<u8>,
     /// The layer to move to at its next keyframe: the top one the publisher sends.
@@ -72,7 +72,7 @@ impl Tap {
         let subscription = next_subscription_id();
         let control = Arc::new(SubscriptionControl::new(Some(0)));
         control.wanted.store(u8::MAX, Ordering::Relaxed);
-        publication.add_subscriber(Subscriber::new(subscription, queue, control));
+        publication.tap(Subscriber::new(subscription, queue, control));
         let depacketizer = match publication.format {
             PayloadFormat::Vp8 => Depacketizer::Vp8,
             _ => Depacketizer::Whole,
@@ -93,7 +93,7 @@ impl Tap {
     }
 
     fn stop(&self) {
-        self.publication.remove_subscriber(self.subscription);
+        self.publication.untap(self.subscription);
     }
 
     /// Looks for a better layer than the one recorded (the top one the publisher sends now), and
@@ -288,10 +288,7 @@ impl Recorder {
         }
     }
 
-    fn on_delivery(&mut self, track: Track, delivery: Delivery) {
-        let Delivery::Packet(ingress) = delivery else {
-            return;
-        };
+    fn on_delivery(&mut self, track: Track, ingress: Arc<Ingress>) {
         let now = Instant::now();
         let Some(tap) = self.taps[track as usize].as_mut() else {
             return;
@@ -469,7 +466,7 @@ impl Recorder {
 }
 
 /// The next packet of either tap.
-async fn next_delivery(taps: &mut [Option<Tap>; 2]) -> Option<(Track, Delivery)> {
+async fn next_delivery(taps: &mut [Option<Tap>; 2]) -> Option<(Track, Arc<Ingress>)> {
     let [video, audio] = taps;
     tokio::select! {
         Some(d) = async { video.as_mut()?.packets.recv().await }, if video.is_some() => Some((Track::Video, d)),

@@ -1,0 +1,181 @@
+//! A publication's fan-out: the one task that owns every subscriber's [`Writer`] of the
+//! publication and puts each packet the publisher sends on the wire for all of them at once.
+//!
+//! The publication's layer readers hand it each packet (one queue per publication, not one per
+//! subscriber). It takes what has arrived (a burst: a keyframe comes as dozens of packets at
+//! once), runs every writer in turn on each packet — forwarder, renumbering, SRTP in place —
+//! into one [`Batch`], and sends the batch with one `sendmmsg`, each subscriber's datagrams of
+//! the burst together as one GSO message: no task, no queue and no async lock per subscriber on
+//! the per-packet path. Subscriptions come and go, and their NACKs
+//! arrive, by message. Taps (the recorder) still get the packet on a queue of their own.
+
+mod batch;
+mod sendmmsg;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+pub(crate) use batch::Batch;
+pub(crate) use writer::{Writer, WriterParts};
+
+use crate::forwarder::Forwarder;
+use crate::publication::{forward, Ingress, Subscriber, SubscriptionId};
+use crate::stats::{add, Counters};
+
+/// Changes to what the fan-out serves; rare next to packets.
+pub(crate) enum Change {
+    Attach(Box<Writer>),
+    /// Stops a writer; its forwarder goes back on the channel, if one is given.
+    Detach(SubscriptionId, Option<oneshot::Sender<Forwarder>>),
+    Tap(Subscriber),
+    Untap(SubscriptionId),
+    /// Where keyframe requests for a layer go, once it has arrived.
+    Layer(u8, mpsc::Sender<()>),
+}
+
+/// Lost packets a subscriber asked for again.
+pub(crate) type Resend = (SubscriptionId, Vec<u16>);
+
+/// The fan-out's inputs.
+pub(crate) struct Inputs {
+    pub(crate) changes: mpsc::UnboundedReceiver<Change>,
+    pub(crate) resends: mpsc::Receiver<Resend>,
+    pub(crate) packets: mpsc::Receiver<Arc<Ingress>>,
+}
+
+/// Datagrams one step may queue before it sends them: bounds the batch's buffers (≈ 6 MB) and
+/// how long the first subscriber of a burst waits for the last packet's turn.
+const BATCH_DATAGRAMS: usize = 4096;
+
+pub(crate) struct FanOut {
+    writers: Vec<Writer>,
+    /// The packets of this step, reused.
+    burst: Vec<Arc<Ingress>>,
+    taps: Vec<Subscriber>,
+    keyframes: Vec<(u8, mpsc::Sender<()>)>,
+    batch: Batch,
+    counters: Arc<Counters>,
+}
+
+impl FanOut {
+    pub(crate) fn new(counters: Arc<Counters>) -> Self {
+        Self {
+            writers: Vec::new(),
+            burst: Vec::new(),
+            taps: Vec::new(),
+            keyframes: Vec::new(),
+            batch: Batch::default(),
+            counters,
+        }
+    }
+
+    /// Runs until the publication is gone (its change channel closes).
+    pub(crate) async fn run(mut self, mut inputs: Inputs) {
+        loop {
+            tokio::select! {
+                biased;
+                change = inputs.changes.recv() => match change {
+                    Some(change) => self.apply(change),
+                    None => break,
+                },
+                Some((id, lost)) = inputs.resends.recv() => self.resend(id, &lost),
+                Some(packet) = inputs.packets.recv() => {
+                    self.burst.push(packet);
+                    // One datagram per writer and packet: take what else has arrived, as long
+                    // as the batch stays within bounds.
+                    let room = BATCH_DATAGRAMS / self.writers.len().max(1);
+                    while self.burst.len() < room {
+                        match inputs.packets.try_recv() {
+                            Ok(packet) => self.burst.push(packet),
+                            Err(_) => break,
+                        }
+                    }
+                    self.forward_burst();
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Attach(writer) => self.writers.push(*writer),
+            Change::Detach(id, back) => {
+                if let Some(i) = self.writers.iter().position(|w| w.id == id) {
+                    let forwarder = self.writers.swap_remove(i).into_forwarder();
+                    if let Some(back) = back {
+                        let _ = back.send(forwarder);
+                    }
+                }
+            }
+            Change::Tap(tap) => self.taps.push(tap),
+            Change::Untap(id) => self.taps.retain(|t| t.id() != id),
+            Change::Layer(layer, requests) => {
+                self.keyframes.retain(|(l, _)| *l != layer);
+                self.keyframes.push((layer, requests));
+            }
+        }
+    }
+
+    /// Puts the burst's packets on the wire for every writer that takes them, then offers them
+    /// to the taps.
+    fn forward_burst(&mut self) {
+        let now = Instant::now();
+        for packet in &self.burst {
+            for (tag, writer) in self.writers.iter_mut().enumerate() {
+                if let Some(layer) = writer.on_packet(now, packet, &mut self.batch, tag as u32) {
+                    request_keyframe(&self.keyframes, layer);
+                }
+            }
+        }
+        self.flush();
+        for packet in self.burst.drain(..) {
+            if !self.taps.is_empty() {
+                let dropped = forward(packet, &mut self.taps);
+                if dropped > 0 {
+                    add(&self.counters.dropped, dropped);
+                }
+            }
+        }
+    }
+
+    fn resend(&mut self, id: SubscriptionId, lost: &[u16]) {
+        let now = Instant::now();
+        if let Some((tag, writer)) = self
+            .writers
+            .iter_mut()
+            .enumerate()
+            .find(|(_, w)| w.id == id)
+        {
+            writer.resend(lost, now, &mut self.batch, tag as u32);
+            self.flush();
+        }
+    }
+
+    /// Sends the batch; a packet that did not leave is a drop, and its transport-wide number is
+    /// taken back.
+    fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let failed = self.batch.flush();
+        if failed.is_empty() {
+            return;
+        }
+        add(&self.counters.dropped, failed.len() as u64);
+        for f in failed {
+            if let Some(writer) = self.writers.get_mut(f.tag as usize) {
+                writer.not_sent(f.stamp);
+            }
+        }
+    }
+}
+
+/// At most one request waits per layer; the layer's task throttles what reaches the publisher.
+fn request_keyframe(keyframes: &[(u8, mpsc::Sender<()>)], layer: u8) {
+    if let Some((_, requests)) = keyframes.iter().find(|(l, _)| *l == layer) {
+        let _ = requests.try_send(());
+    }
+}
