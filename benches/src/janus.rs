@@ -209,9 +209,14 @@ pub async fn join_publisher(
     let feed = joined["plugindata"]["data"]["id"]
         .as_u64()
         .ok_or_else(|| anyhow!("no feed id in `joined`: {joined}"))?;
-    let pc = factory.peer_connection().await?;
+    let connection = factory.peer_connection().await?;
+    let pc = Arc::clone(&connection.pc);
     let (candidates, candidates_rx) = mpsc::unbounded_channel();
-    peer::wire_callbacks(&pc, candidates, shared, None, None);
+    let arrivals = connection
+        .sampling
+        .as_ref()
+        .map(|s| Arc::clone(&s.arrivals));
+    peer::wire_callbacks(&pc, candidates, shared, None, None, arrivals);
     let (mut tasks, sent) = peer::start_publishing(&pc, shared).await?;
     let offer = pc.create_offer(None).await?;
     pc.set_local_description(offer).await?;
@@ -243,7 +248,7 @@ pub async fn join_publisher(
     Ok(Participant::from_parts(
         feed.to_string(),
         Some(sent),
-        pc,
+        connection,
         tasks,
     ))
 }
@@ -265,9 +270,21 @@ pub async fn join_subscriber(
             true,
         )
         .await?;
-    let pc = factory.peer_connection().await?;
+    let connection = factory.peer_connection().await?;
+    let pc = Arc::clone(&connection.pc);
     let (candidates, candidates_rx) = mpsc::unbounded_channel();
-    peer::wire_callbacks(&pc, candidates, shared, Some(feed.to_owned()), None);
+    let arrivals = connection
+        .sampling
+        .as_ref()
+        .map(|s| Arc::clone(&s.arrivals));
+    peer::wire_callbacks(
+        &pc,
+        candidates,
+        shared,
+        Some(feed.to_owned()),
+        None,
+        arrivals,
+    );
     pc.set_remote_description(RTCSessionDescription::offer(sdp_of(&attached)?)?)
         .await?;
     let answer = pc.create_answer(None).await?;
@@ -281,5 +298,5 @@ pub async fn join_subscriber(
     .await?;
     let id = format!("sub-{}", ws.handle);
     let tasks = vec![tokio::spawn(background(ws, candidates_rx))];
-    Ok(Participant::from_parts(id, None, pc, tasks))
+    Ok(Participant::from_parts(id, None, connection, tasks))
 }

@@ -82,6 +82,12 @@ enum Cmd {
         /// Stop stepping after this many minutes.
         #[arg(long, default_value_t = 15)]
         max_minutes: u64,
+        /// Subscribers decrypt one RTP packet in K (pseudo-random) for latency and count every
+        /// packet's clear-text header at their sockets for delivery and loss, so one generator
+        /// core drives many more of them. 1 decrypts every packet.
+        #[arg(long, default_value_t = 1, value_name = "K",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(roomcast_bench::sampling::MAX_EVERY)))]
+        sample: u32,
     },
     /// R rooms of 4 participants, all publishing.
     Rooms {
@@ -260,13 +266,20 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             std::env::temp_dir().join(format!("roomcast-bench-recordings-{}", std::process::id()))
         }),
         udp_mux: args.udp_mux,
+        sample: match args.command {
+            Cmd::Fanout { sample, .. } => sample,
+            _ => 1,
+        },
     };
     let label = |system: System| {
+        let mut label = system.label().to_owned();
         if args.paced {
-            format!("{} (paced)", system.label())
-        } else {
-            system.label().to_owned()
+            label.push_str(" (paced)");
         }
+        if bench.sample > 1 {
+            label.push_str(&format!(" (1 in {} decrypted)", bench.sample));
+        }
+        label
     };
     println!("machine: {}", report::machine());
     println!(
@@ -350,7 +363,9 @@ async fn run(args: Args, pin: bool) -> Result<()> {
 
     let (name, shapes, max_minutes): (&str, Vec<Shape>, u64) = match &args.command {
         Cmd::Quick => ("quick", fanout_shapes(&[1, 5]), 2),
-        Cmd::Fanout { steps, max_minutes } => ("fanout", fanout_shapes(steps), *max_minutes),
+        Cmd::Fanout {
+            steps, max_minutes, ..
+        } => ("fanout", fanout_shapes(steps), *max_minutes),
         Cmd::Rooms { steps, max_minutes } => (
             "rooms",
             steps
@@ -370,12 +385,14 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         | Cmd::LayerSwitch { .. }
         | Cmd::MixedRoom { .. } => unreachable!("returned above"),
     };
-    // A paced run writes its own tables and charts beside the unpaced ones.
-    let name = if args.paced {
-        format!("{name}-paced")
-    } else {
-        name.to_owned()
-    };
+    // A paced or sampled run writes its own tables and charts beside the others.
+    let mut name = name.to_owned();
+    if args.paced {
+        name.push_str("-paced");
+    }
+    if bench.sample > 1 {
+        name.push_str(&format!("-sample{}", bench.sample));
+    }
     let mut systems = vec![System::Roomcast];
     if args.janus {
         if janus_process::installed() {
@@ -441,11 +458,13 @@ async fn run(args: Args, pin: bool) -> Result<()> {
             table.push_str(&report::steps_table(&label(system), &rows, floor_mmsg));
         }
     }
+    let all: Vec<StepResult> = results.iter().map(|(_, r)| r.clone()).collect();
+    let sampling = report::sampling_note(&all);
     let doc = format!(
-        "# {name}\n\nmachine: {}\n\n{floor_table}\n{table}\nratio column: roomcast's CPU per forwarded packet over the sendmmsg floor ({floor_mmsg:.2} µs); the GSO floor is {floor_gso:.2} µs.\n",
+        "# {name}\n\nmachine: {}\n\n{floor_table}\n{table}\nratio column: roomcast's CPU per forwarded packet over the sendmmsg floor ({floor_mmsg:.2} µs); the GSO floor is {floor_gso:.2} µs.\n{sampling}",
         report::machine()
     );
-    println!("\n{table}");
+    println!("\n{table}{sampling}");
     std::fs::create_dir_all(&args.out)?;
     let out = args.out.join(format!("{name}.md"));
     std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;

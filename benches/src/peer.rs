@@ -4,7 +4,9 @@
 //! It is made cheaper than a browser-like client on purpose, so the generator is not what
 //! saturates: no interceptors at all (no NACK generator, no receiver reports, no TWCC), a
 //! subscriber offers two receive-only transceivers instead of publishing, and a receiver reads
-//! raw RTP into one reused buffer and looks only at the 16-byte probe of each payload.
+//! raw RTP into one reused buffer and looks only at the 16-byte probe of each payload. A
+//! factory made with [`FactoryOptions::sample`] goes further: its peers decrypt only a sample
+//! and count the rest at their sockets ([`crate::sampling`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,6 +22,8 @@ use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::{UDPMux, UDPMuxDefault, UDPMuxParams};
+use webrtc::ice::udp_network::UDPNetwork;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
 use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::interceptor::registry::Registry;
@@ -40,9 +44,11 @@ use webrtc::track::track_remote::TrackRemote;
 
 use crate::clock::now_micros;
 use crate::media::{self, Probe};
+use crate::sampling::{self, Arrivals, SampledSocket};
 use crate::signaling::Signaling;
 use crate::simulcast::start_simulcast;
-use crate::window::{Kind, Reception, Sent, Window};
+use crate::socket_reader::SocketReader;
+use crate::window::{Kind, Reception, SampledTrack, Sent, Window};
 
 /// How long a renegotiation offer waits for ICE to start (see [`wait_for_ice_start`]).
 const ICE_START_GRACE: Duration = Duration::from_secs(5);
@@ -69,6 +75,12 @@ pub struct FactoryOptions {
     /// Register receiver reports and the transport-wide congestion control feedback
     /// interceptor, so the server can estimate this peer's downlink as it does a browser's.
     pub feedback: bool,
+    /// Decrypt one RTP packet in this many and count the rest at the socket (see
+    /// [`crate::sampling`]); 0 and 1 decrypt every packet. Each connection then gets a socket
+    /// and a webrtc-rs `API` of its own, and one thread of the factory's reads every socket
+    /// ([`crate::socket_reader`]). Not with `feedback`: reports would call the skipped
+    /// packets lost.
+    pub sample: u32,
 }
 
 /// Shared by every participant of a step: the window and everything received.
@@ -91,9 +103,36 @@ impl Shared {
     }
 }
 
-/// Builds PeerConnections: one webrtc-rs `API` for all of them.
+/// Builds PeerConnections: one webrtc-rs `API` for all of them, or one each when sampling.
 pub struct PeerFactory {
     api: API,
+    options: FactoryOptions,
+    /// When sampling: the thread that reads every connection's socket.
+    reader: Option<Arc<SocketReader>>,
+}
+
+/// A new PeerConnection, and its sampling socket's counts and mux when it samples.
+pub(crate) struct Connection {
+    pub pc: Arc<RTCPeerConnection>,
+    pub sampling: Option<Sampling>,
+}
+
+/// What a sampling connection adds: the counts, and the mux, closed when this is dropped (its
+/// read loop and socket would outlive the PeerConnection otherwise).
+pub(crate) struct Sampling {
+    pub arrivals: Arc<Arrivals>,
+    mux: Arc<UDPMuxDefault>,
+}
+
+impl Drop for Sampling {
+    fn drop(&mut self) {
+        let mux = Arc::clone(&self.mux);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = mux.close().await;
+            });
+        }
+    }
 }
 
 impl PeerFactory {
@@ -102,61 +141,113 @@ impl PeerFactory {
     }
 
     pub fn with_options(options: FactoryOptions) -> Result<Self> {
-        let mut media = MediaEngine::default();
-        media.register_default_codecs()?;
-        // Browsers negotiate transport-wide sequence numbers, so the server stamps every packet
-        // it forwards them and keeps its send time: the generator negotiates them too, so that
-        // cost is in the figures. It sends no feedback (it registers no interceptors), so the
-        // server's estimate stays where it starts and no forwarded track is paused.
-        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
-            let extension = RTCRtpHeaderExtensionCapability {
-                uri: webrtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
-            };
-            media.register_header_extension(extension, kind, None)?;
-        }
-        if options.simulcast {
-            for uri in [
-                webrtc::sdp::extmap::SDES_MID_URI,
-                webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
-            ] {
-                let extension = RTCRtpHeaderExtensionCapability {
-                    uri: uri.to_owned(),
-                };
-                media.register_header_extension(extension, RTPCodecType::Video, None)?;
-            }
-        }
-        let registry = if options.feedback {
-            let registry = configure_rtcp_reports(Registry::new());
-            configure_twcc_receiver_only(registry, &mut media)?
+        anyhow::ensure!(
+            options.sample <= 1 || !options.feedback,
+            "a sampling peer cannot send feedback: its reports would count skipped packets lost"
+        );
+        anyhow::ensure!(
+            options.sample <= sampling::MAX_EVERY,
+            "sampling one packet in {} is more than the 1 in {} allowed",
+            options.sample,
+            sampling::MAX_EVERY
+        );
+        let api = build_api(options, None)?;
+        let reader = if options.sample > 1 {
+            Some(SocketReader::start().context("starting the sampling socket reader")?)
         } else {
-            Registry::new()
+            None
         };
-        let mut settings = SettingEngine::default();
-        settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
-        settings.set_include_loopback_candidate(true);
-        // The benchmark's media never leaves loopback.
-        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
-        settings.set_network_types(vec![NetworkType::Udp4]);
-        // The server's first connectivity check often arrives before its candidate does, so the
-        // generator (the controlling agent) first knows the server as peer-reflexive, and
-        // webrtc-rs waits a full second before nominating such a pair. Browsers do not wait:
-        // left in, that second would be the generator's, not roomcast's join time.
-        settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
-        let api = APIBuilder::new()
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_setting_engine(settings)
-            .build();
-        Ok(Self { api })
+        Ok(Self {
+            api,
+            options,
+            reader,
+        })
     }
 
-    pub(crate) async fn peer_connection(&self) -> Result<Arc<RTCPeerConnection>> {
-        let pc = self
-            .api
-            .new_peer_connection(RTCConfiguration::default())
-            .await?;
-        Ok(Arc::new(pc))
+    pub(crate) async fn peer_connection(&self) -> Result<Connection> {
+        let Some(reader) = &self.reader else {
+            let pc = self
+                .api
+                .new_peer_connection(RTCConfiguration::default())
+                .await?;
+            return Ok(Connection {
+                pc: Arc::new(pc),
+                sampling: None,
+            });
+        };
+        // One socket per connection, so the server sees each subscriber's own address as before.
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")
+            .context("binding a sampling subscriber's socket")?;
+        let salt = u64::from(socket.local_addr()?.port()) << 32 | now_micros();
+        let arrivals = Arc::new(Arrivals::new(self.options.sample, salt));
+        // Read from now on, before ICE gives the address out, so no datagram goes uncounted.
+        let conn = SampledSocket::new(socket, Arc::clone(&arrivals), reader)
+            .context("registering a sampling subscriber's socket")?;
+        let mux = UDPMuxDefault::new(UDPMuxParams::new(conn));
+        let sampling = Sampling {
+            arrivals,
+            mux: Arc::clone(&mux),
+        };
+        let api = build_api(self.options, Some(mux))?;
+        let pc = api.new_peer_connection(RTCConfiguration::default()).await?;
+        Ok(Connection {
+            pc: Arc::new(pc),
+            sampling: Some(sampling),
+        })
     }
+}
+
+/// A webrtc-rs `API` with the bench's media engine, interceptors and settings; with `mux`, ICE
+/// uses that (one socket) instead of a socket per candidate.
+fn build_api(options: FactoryOptions, mux: Option<Arc<UDPMuxDefault>>) -> Result<API> {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs()?;
+    // Browsers negotiate transport-wide sequence numbers, so the server stamps every packet
+    // it forwards them and keeps its send time: the generator negotiates them too, so that
+    // cost is in the figures. It sends no feedback (it registers no interceptors), so the
+    // server's estimate stays where it starts and no forwarded track is paused.
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        let extension = RTCRtpHeaderExtensionCapability {
+            uri: webrtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+        };
+        media.register_header_extension(extension, kind, None)?;
+    }
+    if options.simulcast {
+        for uri in [
+            webrtc::sdp::extmap::SDES_MID_URI,
+            webrtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+        ] {
+            let extension = RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            };
+            media.register_header_extension(extension, RTPCodecType::Video, None)?;
+        }
+    }
+    let registry = if options.feedback {
+        let registry = configure_rtcp_reports(Registry::new());
+        configure_twcc_receiver_only(registry, &mut media)?
+    } else {
+        Registry::new()
+    };
+    let mut settings = SettingEngine::default();
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    settings.set_include_loopback_candidate(true);
+    // The benchmark's media never leaves loopback.
+    settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    // The server's first connectivity check often arrives before its candidate does, so the
+    // generator (the controlling agent) first knows the server as peer-reflexive, and
+    // webrtc-rs waits a full second before nominating such a pair. Browsers do not wait:
+    // left in, that second would be the generator's, not roomcast's join time.
+    settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+    if let Some(mux) = mux {
+        settings.set_udp_network(UDPNetwork::Muxed(mux as Arc<dyn UDPMux + Send + Sync>));
+    }
+    Ok(APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build())
 }
 
 /// A joined participant. Dropping it stops its tasks; [`Participant::close`] also closes the
@@ -172,6 +263,8 @@ pub struct Participant {
     outgoing: Option<mpsc::UnboundedSender<Value>>,
     /// The tracks this participant receives.
     pub receptions: Receptions,
+    /// Set when its connection samples (see [`FactoryOptions::sample`]).
+    sampling: Option<Sampling>,
 }
 
 /// One participant's receptions, in the order its tracks arrived.
@@ -182,17 +275,18 @@ impl Participant {
     pub(crate) fn from_parts(
         id: String,
         sent: Option<Arc<Sent>>,
-        pc: Arc<RTCPeerConnection>,
+        connection: Connection,
         tasks: Vec<JoinHandle<()>>,
     ) -> Self {
         Self {
             id,
             sent,
-            pc,
+            pc: connection.pc,
             tasks,
             state: None,
             outgoing: None,
             receptions: Receptions::default(),
+            sampling: connection.sampling,
         }
     }
 
@@ -211,7 +305,7 @@ impl Participant {
             Role::SimulcastPublisher => "simulcast publisher",
         };
         let joined = ws.join(room, name).await?;
-        let pc = factory.peer_connection().await?;
+        let Connection { pc, sampling } = factory.peer_connection().await?;
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel::<Value>();
         let receptions = Receptions::default();
         wire_callbacks(
@@ -220,6 +314,7 @@ impl Participant {
             shared,
             None,
             Some(Arc::clone(&receptions)),
+            sampling.as_ref().map(|s| Arc::clone(&s.arrivals)),
         );
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         pc.on_peer_connection_state_change(Box::new(move |s| {
@@ -259,7 +354,13 @@ impl Participant {
             state: Some(state),
             outgoing: Some(outgoing),
             receptions,
+            sampling,
         })
+    }
+
+    /// The counts at this participant's socket, if its connection samples.
+    pub fn arrivals(&self) -> Option<&Arc<Arrivals>> {
+        self.sampling.as_ref().map(|s| &s.arrivals)
     }
 
     /// Sends a signaling message to the server (e.g. `track_settings`).
@@ -323,11 +424,13 @@ impl Participant {
     }
 
     /// Stops sending and closes the connection.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         for task in &self.tasks {
             task.abort();
         }
         let _ = tokio::time::timeout(Duration::from_secs(2), self.pc.close()).await;
+        // Its mux closes now, after the connection.
+        self.sampling.take();
     }
 }
 
@@ -398,6 +501,7 @@ pub(crate) fn wire_callbacks(
     shared: &Arc<Shared>,
     publisher: Option<String>,
     own: Option<Receptions>,
+    arrivals: Option<Arc<Arrivals>>,
 ) {
     pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
         let candidate = c
@@ -415,24 +519,37 @@ pub(crate) fn wire_callbacks(
             Arc::clone(&shared),
             publisher.clone(),
             own.clone(),
+            arrivals.clone(),
         ));
         Box::pin(async {})
     }));
 }
 
-/// Reads one forwarded track until it ends, recording each packet's probe.
+/// Reads one forwarded track until it ends, recording each packet's probe (each one that gets
+/// here: the sample, when `arrivals` counts them all).
 async fn receive(
     track: Arc<TrackRemote>,
     shared: Arc<Shared>,
     publisher: Option<String>,
     own: Option<Receptions>,
+    arrivals: Option<Arc<Arrivals>>,
 ) {
     let kind = match track.kind() {
         RTPCodecType::Audio => Kind::Audio,
         _ => Kind::Video,
     };
     let publisher = publisher.unwrap_or_else(|| track.stream_id());
-    let reception = Arc::new(Reception::for_track(publisher, kind, track.id()));
+    let reception = Arc::new(match arrivals {
+        Some(arrivals) => {
+            let counted = SampledTrack {
+                arrivals,
+                ssrc: track.ssrc(),
+            };
+            Reception::sampled(publisher, kind, track.id(), counted)
+        }
+        None => Reception::for_track(publisher, kind, track.id()),
+    });
+    let sampled = reception.is_sampled();
     if let Ok(mut all) = shared.receptions.lock() {
         all.push(Arc::clone(&reception));
     }
@@ -447,11 +564,17 @@ async fn receive(
         if kind == Kind::Video {
             if let Some((probe, size)) = media::read_video_probe(&packet.payload) {
                 reception.record_video(probe, size, now, &shared.window);
+                if sampled {
+                    reception.locate(probe.counter, packet.header.sequence_number);
+                }
                 continue;
             }
         }
         if let Some(probe) = media::read_probe(&packet.payload) {
             reception.record(probe, now, &shared.window);
+            if sampled {
+                reception.locate(probe.counter, packet.header.sequence_number);
+            }
         }
     }
 }
@@ -562,7 +685,7 @@ pub(crate) async fn send_audio(
         let payload = media::payload(0x78, probe, media::AUDIO_PAYLOAD);
         let packet = rtp(n as u16, n.wrapping_mul(ticks), true, payload);
         if track.write_rtp(&packet).await.is_ok() && shared.window.contains(stamp) {
-            sent.count(Kind::Audio);
+            sent.count(Kind::Audio, n);
         }
     }
 }
@@ -596,7 +719,7 @@ async fn send_video(track: Arc<TrackLocalStaticRTP>, shared: Arc<Shared>, sent: 
             seq = seq.wrapping_add(1);
             counter = counter.wrapping_add(1);
             if track.write_rtp(&packet).await.is_ok() && shared.window.contains(stamp) {
-                sent.count(Kind::Video);
+                sent.count(Kind::Video, probe.counter);
             }
             match shared.pacing_bytes_per_sec {
                 Some(rate) if i != last => {

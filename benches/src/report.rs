@@ -89,6 +89,39 @@ pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
     s
 }
 
+/// What sampling meant for a run's figures, and the step-wide cross-checks; empty if every
+/// subscriber decrypted every packet.
+pub fn sampling_note(steps: &[StepResult]) -> String {
+    let sampled: Vec<&StepResult> = steps.iter().filter(|r| r.sample > 1).collect();
+    let Some(first) = sampled.first() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "\nsampled: each subscriber decrypted and read the probe of one RTP packet in {} \
+         (pseudo-random by sequence number, and each track's first) and counted every packet's \
+         clear-text RTP header at its socket. Delivered packets and loss are those counts, over \
+         the sequence numbers of the packets the publisher stamped inside the window; the latency \
+         percentiles come from the decrypted packets alone. The step-wide columns cover joins and \
+         warm-up too.\n\n\
+         | subscribers | latency samples in the window | RTP packets counted, whole step | missing by sequence number, whole step (RTCP-style) | RTCP sent by subscribers |\n\
+         | ---: | ---: | ---: | ---: | ---: |\n",
+        first.sample
+    );
+    for r in sampled {
+        let c = r.sampled.unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            r.shape.rooms * r.shape.subscribers,
+            r.latency.count(),
+            c.received,
+            c.lost,
+            c.rtcp_sent
+        );
+    }
+    s
+}
+
 /// One row per storm.
 pub fn storm_table(storms: &[StormResult]) -> String {
     let mut s = String::from(

@@ -86,6 +86,9 @@ pub struct Bench {
     pub record: Option<PathBuf>,
     /// Run roomcast with its UDP mux (`--udp-port`).
     pub udp_mux: bool,
+    /// Subscribers decrypt one packet in this many and count the rest at their sockets (see
+    /// [`crate::sampling`]); 1 decrypts every packet.
+    pub sample: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +136,22 @@ pub struct StepResult {
     pub join_secs: f64,
     /// Simulcast video packets received per layer over the whole step, every subscriber.
     pub video_layers: [u64; crate::media::LAYERS.len()],
+    /// Subscribers decrypted one packet in this many (1: all of them).
+    pub sample: u32,
+    /// With sampling: what the sampling sockets saw over the whole step.
+    pub sampled: Option<SampledCounts>,
+}
+
+/// What sampling subscribers' sockets counted over a whole step, besides the window's figures.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SampledCounts {
+    /// RTP packets counted at the sockets, every forwarded track.
+    pub received: u64,
+    /// Packets missing between each track's first and highest sequence number, as an RTCP
+    /// receiver report counts them: a cross-check of the window's loss, which it does not feed.
+    pub lost: u64,
+    /// RTCP packets the subscribers sent: 0, or skipped packets could have caused reports.
+    pub rtcp_sent: u64,
 }
 
 impl StepResult {
@@ -252,6 +271,19 @@ impl Bench {
         let base = server.sample()?;
         let addr = server.addr();
         let factory = Arc::new(PeerFactory::new()?);
+        anyhow::ensure!(
+            self.sample <= 1 || !self.simulcast,
+            "sampling needs one stream per track: a simulcast layer switch renumbers it"
+        );
+        let subscriber_factory = if self.sample > 1 {
+            let options = FactoryOptions {
+                sample: self.sample,
+                ..FactoryOptions::default()
+            };
+            Arc::new(PeerFactory::with_options(options)?)
+        } else {
+            Arc::clone(&factory)
+        };
         // Subscribers keep the lean factory either way, so only the publisher differs.
         let (publisher_factory, publisher_role) = if self.simulcast {
             let options = FactoryOptions {
@@ -302,7 +334,7 @@ impl Bench {
         let subscribers = (0..shape.rooms).flat_map(|r| (0..shape.subscribers).map(move |_| r));
         let joins: Vec<Result<Participant>> = stream::iter(subscribers)
             .map(|room| {
-                let factory = Arc::clone(&factory);
+                let factory = Arc::clone(&subscriber_factory);
                 let shared = Arc::clone(&shared);
                 let feed = feeds.get(room).cloned().unwrap_or_default();
                 async move {
@@ -354,6 +386,7 @@ impl Bench {
         tokio::time::sleep(GRACE).await;
 
         let tally = tally(&participants, &shared, expected_tracks);
+        let sampled = (self.sample > 1).then(|| sampled_counts(&participants, &shared));
         let mut video_layers = [0; crate::media::LAYERS.len()];
         if let Ok(receptions) = shared.receptions.lock() {
             for r in receptions.iter().filter(|r| r.kind == Kind::Video) {
@@ -383,8 +416,30 @@ impl Bench {
             sfu_rss: s1.rss_bytes,
             join_secs,
             video_layers,
+            sample: self.sample.max(1),
+            sampled,
         })
     }
+}
+
+/// What the sampling sockets counted over the step.
+fn sampled_counts(participants: &[Participant], shared: &Shared) -> SampledCounts {
+    let mut c = SampledCounts::default();
+    for arrivals in participants.iter().filter_map(Participant::arrivals) {
+        c.rtcp_sent += arrivals.rtcp_sent();
+    }
+    let receptions = shared
+        .receptions
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    for r in receptions {
+        if let Some((received, lost)) = r.socket_counts() {
+            c.received += received;
+            c.lost += lost;
+        }
+    }
+    c
 }
 
 /// What the forwarded tracks delivered of what was sent in the window.
@@ -425,8 +480,9 @@ pub(crate) fn tally(
     };
     for r in &receptions {
         let summary = r.summary();
-        t.delivered += summary.in_window;
-        let should = sent.get(&r.publisher).map(|s| s.get(r.kind)).unwrap_or(0);
+        let publisher = sent.get(&r.publisher).map(Arc::as_ref);
+        t.delivered += r.delivered(publisher);
+        let should = publisher.map(|s| s.get(r.kind)).unwrap_or(0);
         t.expected += should;
         if summary.total > 0 {
             t.expected_live += should;

@@ -187,7 +187,7 @@ async fn send_layers(
                 layer.counter = layer.counter.wrapping_add(1);
                 let written = layer.track.write_rtp(&packet).await.is_ok();
                 if written && index == COUNTED_LAYER && shared.window.contains(stamp) {
-                    sent.count(Kind::Video);
+                    sent.count(Kind::Video, probe.counter);
                 }
                 match shared.pacing_bytes_per_sec {
                     Some(rate) if i != last => {

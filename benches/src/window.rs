@@ -4,13 +4,17 @@
 //! subscriber counts the packets it receives whose stamp is inside it, so packets in flight at
 //! either edge are neither lost nor counted twice, and a track that delivers nothing shows as
 //! 100 % loss. Receivers are collected a short grace period after the window closes.
+//!
+//! A sampling subscriber ([`crate::sampling`]) reads only some probes: its window is the run of
+//! sequence numbers the publisher's counters in the window map to, counted at its socket.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::histogram::Histogram;
 use crate::layers::VideoLog;
 use crate::media::{Probe, VideoProbe};
+use crate::sampling::{Arrivals, CounterMap};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -49,28 +53,59 @@ impl Window {
     }
 }
 
-/// Packets one publisher stamped inside the window, per kind.
-#[derive(Default)]
+/// Packets one publisher stamped inside the window, per kind, and the probe counter of the first.
 pub struct Sent {
     audio: AtomicU64,
     video: AtomicU64,
+    /// `u64::MAX` until the first packet is counted.
+    first_audio: AtomicU64,
+    first_video: AtomicU64,
+}
+
+impl Default for Sent {
+    fn default() -> Self {
+        Self {
+            audio: AtomicU64::new(0),
+            video: AtomicU64::new(0),
+            first_audio: AtomicU64::new(u64::MAX),
+            first_video: AtomicU64::new(u64::MAX),
+        }
+    }
 }
 
 impl Sent {
-    pub fn count(&self, kind: Kind) {
-        self.of(kind).fetch_add(1, Ordering::Relaxed);
+    /// Counts a packet stamped inside the window; `counter` is its probe's.
+    pub fn count(&self, kind: Kind, counter: u32) {
+        let (n, first) = self.of(kind);
+        // One sender per kind: a load and a store cannot race with another first packet.
+        if first.load(Ordering::Relaxed) == u64::MAX {
+            first.store(u64::from(counter), Ordering::Relaxed);
+        }
+        n.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn get(&self, kind: Kind) -> u64 {
-        self.of(kind).load(Ordering::Relaxed)
+        self.of(kind).0.load(Ordering::Relaxed)
     }
 
-    fn of(&self, kind: Kind) -> &AtomicU64 {
+    /// The probe counter of the first packet counted.
+    pub fn first(&self, kind: Kind) -> Option<u64> {
+        let first = self.of(kind).1.load(Ordering::Relaxed);
+        (first != u64::MAX).then_some(first)
+    }
+
+    fn of(&self, kind: Kind) -> (&AtomicU64, &AtomicU64) {
         match kind {
-            Kind::Audio => &self.audio,
-            Kind::Video => &self.video,
+            Kind::Audio => (&self.audio, &self.first_audio),
+            Kind::Video => (&self.video, &self.first_video),
         }
     }
+}
+
+/// Where a sampling reception's packets are counted: its connection's socket, under its SSRC.
+pub struct SampledTrack {
+    pub arrivals: Arc<Arrivals>,
+    pub ssrc: u32,
 }
 
 /// What one subscriber received on one track.
@@ -81,15 +116,20 @@ pub struct Reception {
     /// The forwarded track's id (the subscriber's `MediaStreamTrack.id`).
     pub track_id: String,
     inner: Mutex<Counts>,
+    /// Set when only a sample of the packets is decrypted and recorded here.
+    sampled: Option<SampledTrack>,
 }
 
 #[derive(Default)]
 struct Counts {
+    /// Packets recorded (the decrypted ones, when sampling).
     total: u64,
     in_window: u64,
     latency: Histogram,
     /// Simulcast video only.
     video: VideoLog,
+    /// Sampling only: where probe counters fall among sequence numbers.
+    counters: CounterMap,
 }
 
 /// A reception's figures for the window.
@@ -111,7 +151,58 @@ impl Reception {
             kind,
             track_id,
             inner: Mutex::new(Counts::default()),
+            sampled: None,
         }
+    }
+
+    /// A reception that records only the sampled packets; `track` counts all of them.
+    pub fn sampled(publisher: String, kind: Kind, track_id: String, track: SampledTrack) -> Self {
+        Self {
+            sampled: Some(track),
+            ..Self::for_track(publisher, kind, track_id)
+        }
+    }
+
+    pub fn is_sampled(&self) -> bool {
+        self.sampled.is_some()
+    }
+
+    /// Ties a recorded packet's probe counter to its RTP sequence number (sampling only).
+    pub fn locate(&self, counter: u32, seq: u16) {
+        let Some(track) = &self.sampled else { return };
+        let Some(ext) = track.arrivals.extend(track.ssrc, seq) else {
+            return;
+        };
+        if let Ok(mut c) = self.inner.lock() {
+            c.counters.learn(counter, ext);
+        }
+    }
+
+    /// Packets of this track received of those `sent` stamped in the window.
+    ///
+    /// Unsampled: the packets recorded with a stamp in the window. Sampled: the publisher's
+    /// first counter in the window and the one after its last, placed among the sequence
+    /// numbers by the decrypted packets, bound a run of numbers; what the socket counted in that
+    /// run (never more than were sent) — every packet, not the sample scaled up.
+    pub fn delivered(&self, sent: Option<&Sent>) -> u64 {
+        let Some(track) = &self.sampled else {
+            return self.summary().in_window;
+        };
+        let Some(sent) = sent else { return 0 };
+        let (Some(first), n) = (sent.first(self.kind), sent.get(self.kind)) else {
+            return 0;
+        };
+        let bounds = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|c| Some((c.counters.seq_of(first)?, c.counters.seq_of(first + n)?)));
+        let Some((from, to)) = bounds else { return 0 };
+        track
+            .arrivals
+            .with_log(track.ssrc, |log| log.received_between(from, to))
+            .unwrap_or(0)
+            .min(n)
     }
 
     /// Records one simulcast video packet: as [`Reception::record`], plus its layer and frame.
@@ -155,14 +246,30 @@ impl Reception {
         }
     }
 
+    /// Sampling only: packets counted at the socket over the whole reception, and how many are
+    /// missing between its first and highest sequence number.
+    pub fn socket_counts(&self) -> Option<(u64, u64)> {
+        let track = self.sampled.as_ref()?;
+        track
+            .arrivals
+            .with_log(track.ssrc, |log| (log.received(), log.lost()))
+    }
+
+    /// Packets received so far (every one, when sampling).
     pub fn total(&self) -> u64 {
+        if let Some(track) = &self.sampled {
+            return track.arrivals.received(track.ssrc);
+        }
         self.inner.lock().map(|c| c.total).unwrap_or(0)
     }
 
+    /// The figures so far; when sampling, `total` counts every packet and the rest only the
+    /// decrypted ones.
     pub fn summary(&self) -> ReceptionSummary {
+        let sampled_total = self.sampled.as_ref().map(|_| self.total());
         match self.inner.lock() {
             Ok(c) => ReceptionSummary {
-                total: c.total,
+                total: sampled_total.unwrap_or(c.total),
                 in_window: c.in_window,
                 latency: c.latency.clone(),
             },
@@ -198,5 +305,47 @@ mod tests {
         assert_eq!(s.total, 5);
         assert_eq!(s.in_window, 2);
         assert_eq!(s.latency.quantile(1.0), Some(61));
+    }
+
+    #[test]
+    fn a_sampled_reception_counts_the_window_from_the_socket() {
+        use crate::sampling::Arrivals;
+        let arrivals = Arc::new(Arrivals::new(10, 3));
+        let track = SampledTrack {
+            arrivals: Arc::clone(&arrivals),
+            ssrc: 9,
+        };
+        let r = Reception::sampled("p".into(), Kind::Video, "t".into(), track);
+        let w = Window::default();
+        let sent = Sent::default();
+        // The server numbers counter c as 65_500 + c (across the wrap); counters 0..400 are
+        // sent, 100..300 inside the window, and 150, 151 and 299 never arrive.
+        let seq = |c: u32| (65_500 + c) as u16;
+        for c in 0..400u32 {
+            if (100..300).contains(&c) {
+                sent.count(Kind::Video, c);
+            }
+            if [150, 151, 299].contains(&c) {
+                continue;
+            }
+            let mut d = vec![0x80, 96];
+            d.extend_from_slice(&seq(c).to_be_bytes());
+            d.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0, 0]);
+            if arrivals.admit(&d) {
+                // What receive() does with a decrypted packet.
+                let probe = Probe {
+                    counter: c,
+                    sent_micros: u64::from(c),
+                };
+                r.record(probe, u64::from(c) + 5, &w);
+                r.locate(c, seq(c));
+            }
+        }
+        assert_eq!(r.total(), 397);
+        assert!(r.summary().total == 397 && r.summary().in_window == 0);
+        assert_eq!(sent.first(Kind::Video), Some(100));
+        assert_eq!(r.delivered(Some(&sent)), 197);
+        assert_eq!(r.delivered(None), 0);
+        assert_eq!(Sent::default().first(Kind::Audio), None);
     }
 }
