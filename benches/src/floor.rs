@@ -1,9 +1,11 @@
 //! The physical floor of forwarding one packet on this machine: what any SFU must at least do per
 //! packet and subscriber — copy the packet, rewrite its SSRC and sequence number, SRTP-protect it
-//! with the profile roomcast negotiates with webrtc-rs peers (AEAD_AES_128_GCM, webrtc-srtp 0.17),
-//! and send it on a UDP socket to a loopback sink — batched as the platform allows:
-//! `sendmmsg` (32 datagrams a call, each to its own subscriber address) or UDP GSO
-//! (`UDP_SEGMENT`, one call per run of equal-size packets of one frame to one subscriber).
+//! with the profile roomcast negotiates with webrtc-rs peers (AEAD_AES_128_GCM), and send it on a
+//! UDP socket to a loopback sink — batched as the platform allows: `sendmmsg` (32 datagrams a
+//! call, each to its own subscriber address) or UDP GSO (`UDP_SEGMENT`, one call per run of
+//! equal-size packets of one frame to one subscriber). The protection is done two ways: with
+//! webrtc-srtp 0.17 (a fresh buffer per packet: the project's first floor), and sealed in place
+//! in a reused buffer with ring's AES-GCM (what roomcast's own send path does).
 //!
 //! The sending thread's own CPU time is measured (`CLOCK_THREAD_CPUTIME_ID`); on loopback that
 //! includes the kernel's receive path up to the sink's socket queue. Sinks are drained by another
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
 use webrtc::srtp::context::Context;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
@@ -37,6 +40,10 @@ pub enum SendMode {
     Gso,
     /// Protect only, send nothing: the crypto share of the floor.
     ProtectOnly,
+    /// ring's AES-GCM sealed in place in reused buffers, then `sendmmsg` as above.
+    RingSendmmsg,
+    /// ring's AES-GCM sealed in place in reused buffers, then UDP GSO as above.
+    RingGso,
 }
 
 impl SendMode {
@@ -45,6 +52,8 @@ impl SendMode {
             SendMode::Sendmmsg => "SRTP + sendmmsg",
             SendMode::Gso => "SRTP + UDP GSO",
             SendMode::ProtectOnly => "SRTP protect only",
+            SendMode::RingSendmmsg => "ring GCM in place + sendmmsg",
+            SendMode::RingGso => "ring GCM in place + UDP GSO",
         }
     }
 }
@@ -102,10 +111,13 @@ fn rtp_bytes(pt: u8, seq: u16, ts: u32, payload: usize) -> Vec<u8> {
     b
 }
 
-/// One subscriber as the floor sees it: an address, an SRTP context and its own SSRC/sequence.
+/// One subscriber as the floor sees it: an address, an SRTP context (and the same key for ring)
+/// and its own SSRC/sequence.
 struct Destination {
     addr: libc::sockaddr_in,
     ctx: Context,
+    sealer: LessSafeKey,
+    salt: [u8; 12],
     ssrc: u32,
     seq: u16,
 }
@@ -119,6 +131,34 @@ impl Destination {
         scratch[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         self.seq = self.seq.wrapping_add(1);
         Ok(self.ctx.encrypt_rtp(scratch)?)
+    }
+
+    /// The same, sealed in place into `out` (RFC 7714: the nonce is the salt XOR SSRC, rollover
+    /// counter and sequence number; the header is the associated data; the tag is appended).
+    fn protect_in_place(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        out.clear();
+        out.extend_from_slice(plain);
+        out[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let mut iv = self.salt;
+        for (i, b) in self.ssrc.to_be_bytes().into_iter().enumerate() {
+            iv[2 + i] ^= b;
+        }
+        for (i, b) in self.seq.to_be_bytes().into_iter().enumerate() {
+            iv[10 + i] ^= b;
+        }
+        self.seq = self.seq.wrapping_add(1);
+        let (header, payload) = out.split_at_mut(12);
+        let tag = self
+            .sealer
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(&*header),
+                payload,
+            )
+            .map_err(|_| anyhow::anyhow!("AES-GCM seal failed"))?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(())
     }
 }
 
@@ -221,9 +261,15 @@ fn destinations(addrs: &[SocketAddrV4]) -> Result<Vec<Destination>> {
         .map(|(i, &a)| {
             let key: Vec<u8> = (0..profile.key_len()).map(|k| (k + i) as u8).collect();
             let salt: Vec<u8> = (0..profile.salt_len()).map(|k| (k * 7 + i) as u8).collect();
+            let sealer = UnboundKey::new(&AES_128_GCM, &key)
+                .map_err(|_| anyhow::anyhow!("AES-128 key of the wrong length"))?;
+            let mut iv = [0u8; 12];
+            iv.copy_from_slice(&salt[..12]);
             Ok(Destination {
                 addr: sockaddr(a),
                 ctx: Context::new(&key, &salt, profile, None, None)?,
+                sealer: LessSafeKey::new(sealer),
+                salt: iv,
                 ssrc: 0x1000 + i as u32,
                 seq: 0,
             })
@@ -253,6 +299,9 @@ pub fn measure(
         let sock_addrs = dests_addrs(&addrs);
         let mut scratch = Vec::with_capacity(1_500);
         let mut batch: Vec<(Bytes, usize)> = Vec::with_capacity(BATCH);
+        // The in-place modes' reused buffers: a batch's, or one frame's for GSO.
+        let mut slots: Vec<Vec<u8>> = Vec::new();
+        let mut filled: Vec<usize> = Vec::with_capacity(BATCH);
         let mut packets = 0u64;
         let started = Instant::now();
         let cpu0 = thread_cpu_micros();
@@ -282,6 +331,30 @@ pub fn measure(
                                 .collect::<Result<_>>()?;
                             send_gso(fd, &protected, &dest.addr)?;
                         }
+                        SendMode::RingSendmmsg => {
+                            for p in &burst.packets {
+                                let slot = filled.len();
+                                if slots.len() == slot {
+                                    slots.push(Vec::with_capacity(1_500));
+                                }
+                                dest.protect_in_place(p, &mut slots[slot])?;
+                                filled.push(d);
+                                if filled.len() == BATCH {
+                                    send_slots(fd, &slots, &filled, &sock_addrs)?;
+                                    filled.clear();
+                                }
+                            }
+                        }
+                        SendMode::RingGso => {
+                            let n = burst.packets.len();
+                            if slots.len() < n {
+                                slots.resize_with(n, || Vec::with_capacity(1_500));
+                            }
+                            for (p, slot) in burst.packets.iter().zip(&mut slots) {
+                                dest.protect_in_place(p, slot)?;
+                            }
+                            send_gso(fd, &slots[..n], &dest.addr)?;
+                        }
                     }
                     packets += burst.packets.len() as u64;
                 }
@@ -289,6 +362,10 @@ pub fn measure(
             if !batch.is_empty() {
                 send_batch(fd, &batch, &sock_addrs)?;
                 batch.clear();
+            }
+            if !filled.is_empty() {
+                send_slots(fd, &slots, &filled, &sock_addrs)?;
+                filled.clear();
             }
             if started.elapsed() >= duration {
                 break 'outer;
@@ -312,13 +389,32 @@ fn dests_addrs(addrs: &[SocketAddrV4]) -> Vec<libc::sockaddr_in> {
     addrs.iter().map(|&a| sockaddr(a)).collect()
 }
 
+/// [`send_batch`] of the first `dests.len()` reused buffers, the k-th to `dests[k]`.
+fn send_slots(
+    fd: i32,
+    slots: &[Vec<u8>],
+    dests: &[usize],
+    addrs: &[libc::sockaddr_in],
+) -> Result<()> {
+    let batch: Vec<(&[u8], usize)> = slots
+        .iter()
+        .zip(dests)
+        .map(|(s, &d)| (s.as_slice(), d))
+        .collect();
+    send_batch(fd, &batch, addrs)
+}
+
 /// One `sendmmsg` of up to [`BATCH`] datagrams, each to its own destination.
-fn send_batch(fd: i32, batch: &[(Bytes, usize)], addrs: &[libc::sockaddr_in]) -> Result<()> {
+fn send_batch<B: AsRef<[u8]>>(
+    fd: i32,
+    batch: &[(B, usize)],
+    addrs: &[libc::sockaddr_in],
+) -> Result<()> {
     let mut iovs: Vec<libc::iovec> = batch
         .iter()
         .map(|(b, _)| libc::iovec {
-            iov_base: b.as_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
+            iov_base: b.as_ref().as_ptr() as *mut libc::c_void,
+            iov_len: b.as_ref().len(),
         })
         .collect();
     let mut msgs: Vec<libc::mmsghdr> = batch
@@ -358,23 +454,23 @@ fn send_batch(fd: i32, batch: &[(Bytes, usize)], addrs: &[libc::sockaddr_in]) ->
 
 /// Sends a frame's protected packets to one address: one `sendmsg` with `UDP_SEGMENT` per run
 /// of equal-size packets (GSO wants equal segments; only the last may be shorter).
-fn send_gso(fd: i32, packets: &[Bytes], addr: &libc::sockaddr_in) -> Result<()> {
+fn send_gso<B: AsRef<[u8]>>(fd: i32, packets: &[B], addr: &libc::sockaddr_in) -> Result<()> {
     let mut start = 0;
     while start < packets.len() {
-        let size = packets[start].len();
+        let size = packets[start].as_ref().len();
         let mut end = start + 1;
-        while end < packets.len() && end - start < 64 && packets[end].len() == size {
+        while end < packets.len() && end - start < 64 && packets[end].as_ref().len() == size {
             end += 1;
         }
-        if end < packets.len() && end - start < 64 && packets[end].len() < size {
+        if end < packets.len() && end - start < 64 && packets[end].as_ref().len() < size {
             end += 1; // a shorter last segment is allowed
         }
         // One iovec per packet: the kernel cuts segments from their concatenation, no copy here.
         let mut iovs: Vec<libc::iovec> = packets[start..end]
             .iter()
             .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
+                iov_base: p.as_ref().as_ptr() as *mut libc::c_void,
+                iov_len: p.as_ref().len(),
             })
             .collect();
         // Room for one cmsg carrying a u16.
@@ -415,7 +511,13 @@ mod tests {
 
     #[test]
     fn every_mode_forwards_and_costs_something() {
-        for mode in [SendMode::ProtectOnly, SendMode::Sendmmsg, SendMode::Gso] {
+        for mode in [
+            SendMode::ProtectOnly,
+            SendMode::Sendmmsg,
+            SendMode::Gso,
+            SendMode::RingSendmmsg,
+            SendMode::RingGso,
+        ] {
             let r = measure(mode, 3, Duration::from_millis(50), None, None).unwrap();
             assert!(r.packets > 0, "{mode:?}");
             assert!(r.micros_per_packet() > 0.0, "{mode:?}");

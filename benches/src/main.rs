@@ -735,10 +735,16 @@ fn measure_floor(pin: bool, secs: f64) -> Result<Vec<FloorResult>> {
     } else {
         (None, None)
     };
-    [SendMode::ProtectOnly, SendMode::Sendmmsg, SendMode::Gso]
-        .into_iter()
-        .map(|mode| floor::measure(mode, 100, d, core, drain))
-        .collect()
+    [
+        SendMode::ProtectOnly,
+        SendMode::Sendmmsg,
+        SendMode::Gso,
+        SendMode::RingSendmmsg,
+        SendMode::RingGso,
+    ]
+    .into_iter()
+    .map(|mode| floor::measure(mode, 100, d, core, drain))
+    .collect()
 }
 
 /// x for a step: subscribers in fan-out, participants in rooms.

@@ -91,6 +91,11 @@ impl Batch {
         self.queued.is_empty()
     }
 
+    /// Datagrams queued.
+    pub(crate) fn len(&self) -> usize {
+        self.queued.len()
+    }
+
     /// Sends every queued datagram; returns those that did not leave.
     pub(crate) fn flush(&mut self) -> &[Failed] {
         self.failed.clear();
@@ -254,7 +259,7 @@ mod tests {
         let mut batch = Batch::default();
         // Two packets of a burst, fanned out to subscribers 0 and 1 in turn, then two more.
         for len in [1200, 1200, 1200, 1200, 700, 700, 1200, 900] {
-            let (to, tag) = if batch.queued.len() % 2 == 0 {
+            let (to, tag) = if batch.len() % 2 == 0 {
                 (a_addr, 0)
             } else {
                 (b_addr, 1)

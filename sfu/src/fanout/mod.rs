@@ -3,10 +3,14 @@
 //!
 //! The publication's layer readers hand it each packet (one queue per publication, not one per
 //! subscriber). It takes what has arrived (a burst: a keyframe comes as dozens of packets at
-//! once), runs every writer in turn on each packet — forwarder, renumbering, SRTP in place —
-//! into one [`Batch`], and sends the batch with one `sendmmsg`, each subscriber's datagrams of
-//! the burst together as one GSO message: no task, no queue and no async lock per subscriber on
-//! the per-packet path. Subscriptions come and go, and their NACKs
+//! once) and runs each writer in turn on the burst's packets — forwarder, renumbering, SRTP in
+//! place — into one [`Batch`]; every few hundred datagrams the batch goes out with one
+//! `sendmmsg`, each subscriber's datagrams of the burst together as one GSO message. No task, no
+//! queue and no async lock per subscriber on the per-packet path.
+//!
+//! Writer by writer rather than packet by packet: a subscriber's copies of a burst are then
+//! ready together (one GSO message), and the first subscribers' copies leave while the later
+//! ones are still being made, so no subscriber waits for the whole burst's work to be done. Subscriptions come and go, and their NACKs
 //! arrive, by message. Taps (the recorder) still get the packet on a queue of their own.
 
 mod batch;
@@ -46,9 +50,12 @@ pub(crate) struct Inputs {
     pub(crate) packets: mpsc::Receiver<Arc<Ingress>>,
 }
 
-/// Datagrams one step may queue before it sends them: bounds the batch's buffers (≈ 6 MB) and
-/// how long the first subscriber of a burst waits for the last packet's turn.
-const BATCH_DATAGRAMS: usize = 4096;
+/// Packets one step takes at most: a keyframe of a high layer, and what came with it.
+const BURST_PACKETS: usize = 64;
+
+/// Datagrams queued before the batch is sent: enough to spread a system call over many, few
+/// enough that the first subscribers' packets do not wait for the last ones' to be made.
+const FLUSH_DATAGRAMS: usize = 256;
 
 pub(crate) struct FanOut {
     writers: Vec<Writer>,
@@ -84,10 +91,7 @@ impl FanOut {
                 Some((id, lost)) = inputs.resends.recv() => self.resend(id, &lost),
                 Some(packet) = inputs.packets.recv() => {
                     self.burst.push(packet);
-                    // One datagram per writer and packet: take what else has arrived, as long
-                    // as the batch stays within bounds.
-                    let room = BATCH_DATAGRAMS / self.writers.len().max(1);
-                    while self.burst.len() < room {
+                    while self.burst.len() < BURST_PACKETS {
                         match inputs.packets.try_recv() {
                             Ok(packet) => self.burst.push(packet),
                             Err(_) => break,
@@ -123,11 +127,15 @@ impl FanOut {
     /// to the taps.
     fn forward_burst(&mut self) {
         let now = Instant::now();
-        for packet in &self.burst {
-            for (tag, writer) in self.writers.iter_mut().enumerate() {
+        for tag in 0..self.writers.len() {
+            let writer = &mut self.writers[tag];
+            for packet in &self.burst {
                 if let Some(layer) = writer.on_packet(now, packet, &mut self.batch, tag as u32) {
                     request_keyframe(&self.keyframes, layer);
                 }
+            }
+            if self.batch.len() >= FLUSH_DATAGRAMS {
+                self.flush();
             }
         }
         self.flush();
