@@ -35,6 +35,8 @@ use crate::stats::{
 pub(crate) struct Ingress {
     pub(crate) packet: RtpPacket,
     pub(crate) info: FrameInfo,
+    /// When its layer's reader read it.
+    pub(crate) arrived: Instant,
 }
 
 /// A tap's queue (the recorder's).
@@ -541,7 +543,11 @@ impl LayerReader {
             }
             info.resync = std::mem::take(&mut resync);
             if let Err(mpsc::error::TrySendError::Full(_)) =
-                self.fanout.try_send(Arc::new(Ingress { packet, info }))
+                self.fanout.try_send(Arc::new(Ingress {
+                    packet,
+                    info,
+                    arrived: now,
+                }))
             {
                 add(&self.stats.dropped, 1);
                 add(&self.counters.dropped, 1);
@@ -610,7 +616,13 @@ impl FanOutBench {
     /// drops.
     pub fn forward(&mut self, packet: RtpPacket) -> u64 {
         let info = FrameInfo::read(PayloadFormat::Vp8, 0, &packet.payload);
-        forward(Arc::new(Ingress { packet, info }), &mut self.subscribers)
+        let arrived = Instant::now();
+        let ingress = Ingress {
+            packet,
+            info,
+            arrived,
+        };
+        forward(Arc::new(ingress), &mut self.subscribers)
     }
 
     /// Empties every queue.
@@ -630,7 +642,11 @@ mod tests {
         packet.header.sequence_number = seq;
         packet.payload = vec![1, 2, 3].into();
         let info = FrameInfo::read(PayloadFormat::Opaque, layer, &packet.payload);
-        Arc::new(Ingress { packet, info })
+        Arc::new(Ingress {
+            packet,
+            info,
+            arrived: Instant::now(),
+        })
     }
 
     fn subscriber(

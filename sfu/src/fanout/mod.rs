@@ -18,7 +18,7 @@ mod sendmmsg;
 mod writer;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -49,6 +49,12 @@ pub(crate) struct Inputs {
     pub(crate) resends: mpsc::Receiver<Resend>,
     pub(crate) packets: mpsc::Receiver<Arc<Ingress>>,
 }
+
+/// A packet that waited longer than this for the fan-out is dropped for every subscriber: the
+/// server is past what its core can forward, and a late packet only delays the ones behind it
+/// (without this, a full queue turned into seconds of delay for everyone). Longer than a
+/// keyframe burst takes to fan out to a full core's worth of subscribers (≈ 180 ms for 600 here).
+const STALE: Duration = Duration::from_millis(300);
 
 /// Packets one step takes at most: a keyframe of a high layer, and what came with it.
 const BURST_PACKETS: usize = 64;
@@ -90,14 +96,17 @@ impl FanOut {
                 },
                 Some((id, lost)) = inputs.resends.recv() => self.resend(id, &lost),
                 Some(packet) = inputs.packets.recv() => {
-                    self.burst.push(packet);
+                    let now = Instant::now();
+                    self.take(packet, now);
                     while self.burst.len() < BURST_PACKETS {
                         match inputs.packets.try_recv() {
-                            Ok(packet) => self.burst.push(packet),
+                            Ok(packet) => self.take(packet, now),
                             Err(_) => break,
                         }
                     }
-                    self.forward_burst();
+                    if !self.burst.is_empty() {
+                        self.forward_burst();
+                    }
                 }
             }
         }
@@ -121,6 +130,15 @@ impl FanOut {
                 self.keyframes.push((layer, requests));
             }
         }
+    }
+
+    /// Adds a packet to this step's burst, unless it is [`STALE`].
+    fn take(&mut self, packet: Arc<Ingress>, now: Instant) {
+        if now.saturating_duration_since(packet.arrived) > STALE {
+            add(&self.counters.dropped, 1);
+            return;
+        }
+        self.burst.push(packet);
     }
 
     /// Puts the burst's packets on the wire for every writer that takes them, then offers them
