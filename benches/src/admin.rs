@@ -28,6 +28,20 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<Value> {
     serde_json::from_str(&body).context("parsing the admin API's JSON")
 }
 
+/// `GET path` as text (e.g. `/metrics`).
+pub async fn get_text(addr: SocketAddr, path: &str) -> Result<String> {
+    request(addr, "GET", path, "200").await
+}
+
+/// The value of an unlabelled sample `name` in Prometheus's text format (e.g.
+/// `roomcast_received_packets_total 123`).
+pub fn prometheus_value(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse::<u64>().ok()
+    })
+}
+
 /// One request; the body of an answer with the expected status.
 async fn request(addr: SocketAddr, method: &str, path: &str, status: &str) -> Result<String> {
     let fetch = async {
@@ -98,4 +112,27 @@ pub fn published_layers(participant: &Value) -> Vec<(String, u64, u64, u64)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_an_unlabelled_prometheus_sample() {
+        let text = "# HELP roomcast_received_packets_total RTP packets received.\n\
+                    # TYPE roomcast_received_packets_total counter\n\
+                    roomcast_received_packets_total 1234\n\
+                    roomcast_received_packets_total_other 9\n\
+                    roomcast_rtcp_feedback_total{type=\"pli\"} 3\n";
+        assert_eq!(
+            prometheus_value(text, "roomcast_received_packets_total"),
+            Some(1234)
+        );
+        assert_eq!(prometheus_value(text, "roomcast_rtcp_feedback_total"), None);
+        assert_eq!(
+            prometheus_value(text, "roomcast_dropped_packets_total"),
+            None
+        );
+    }
 }

@@ -26,6 +26,7 @@ pub mod proc_stats;
 pub mod recv_batch;
 pub mod report;
 pub mod sampling;
+pub mod saturation;
 pub mod scenario;
 pub mod sfu_process;
 pub mod signaling;

@@ -3,6 +3,7 @@
 //! ```text
 //! roomcast-bench quick              # CI smoke run: 1 and 5 subscribers, 5 s each; fails on no delivery
 //! roomcast-bench fanout             # 1 publisher → S subscribers, S stepping up until loss or saturation
+//! roomcast-bench fanout-step        # one server taken past saturation and back: base → peak → base
 //! roomcast-bench rooms              # R rooms of 4 participants, all publishing
 //! roomcast-bench join-storm         # joins/s accepted while background rooms stay healthy
 //! roomcast-bench floor              # only the physical floor
@@ -24,6 +25,7 @@ use roomcast_bench::join_storm::{self, Storm, StormResult};
 use roomcast_bench::netns;
 use roomcast_bench::plot::{self, Series};
 use roomcast_bench::report;
+use roomcast_bench::saturation::{self, StepConfig};
 use roomcast_bench::scenario::{self, Bench, Shape, StepResult, System};
 use roomcast_bench::sfu_process;
 
@@ -85,6 +87,25 @@ enum Cmd {
         /// Subscribers decrypt one RTP packet in K (pseudo-random) for latency and count every
         /// packet's clear-text header at their sockets for delivery and loss, so one generator
         /// core drives many more of them. 1 decrypts every packet.
+        #[arg(long, default_value_t = 1, value_name = "K",
+              value_parser = clap::value_parser!(u32).range(1..=i64::from(roomcast_bench::sampling::MAX_EVERY)))]
+        sample: u32,
+    },
+    /// One roomcast process taken past saturation and back: 1 publisher and `base` subscribers
+    /// (below saturation), then `peak` (overload), then the last to join leave and `base` stay
+    /// (recovered); each phase measured, loss per subscriber included.
+    FanoutStep {
+        /// Subscribers below saturation, and again after the overload.
+        #[arg(long, default_value_t = 400)]
+        base: usize,
+        /// Subscribers during the overload.
+        #[arg(long, default_value_t = 600)]
+        peak: usize,
+        /// Seconds to wait after subscribers join or leave, before the phase's window (the
+        /// first phase waits the warm-up instead).
+        #[arg(long, default_value_t = 5)]
+        settle: u64,
+        /// As `fanout --sample`.
         #[arg(long, default_value_t = 1, value_name = "K",
               value_parser = clap::value_parser!(u32).range(1..=i64::from(roomcast_bench::sampling::MAX_EVERY)))]
         sample: u32,
@@ -267,7 +288,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         }),
         udp_mux: args.udp_mux,
         sample: match args.command {
-            Cmd::Fanout { sample, .. } => sample,
+            Cmd::Fanout { sample, .. } | Cmd::FanoutStep { sample, .. } => sample,
             _ => 1,
         },
     };
@@ -281,8 +302,11 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         }
         label
     };
+    if matches!(args.command, Cmd::FanoutStep { .. }) {
+        println!("command: {}", command_line());
+    }
     println!("machine: {}", report::machine());
-    println!(
+    let setup = format!(
         "roomcast: {} ({}), warm-up {:?}, window {:?}",
         binary.display(),
         if pin {
@@ -293,6 +317,18 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         bench.warmup,
         bench.measure
     );
+    println!("{setup}");
+    if let Cmd::FanoutStep {
+        base, peak, settle, ..
+    } = args.command
+    {
+        let config = StepConfig {
+            base,
+            peak,
+            settle: Duration::from_secs(settle),
+        };
+        return run_fanout_step(&args, &bench, config, &setup).await;
+    }
 
     let floor_secs = if quick { 0.3 } else { 2.0 };
     let floors = measure_floor(pin, floor_secs)?;
@@ -380,6 +416,7 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         ),
         Cmd::Floor
         | Cmd::Cluster { .. }
+        | Cmd::FanoutStep { .. }
         | Cmd::JoinStorm { .. }
         | Cmd::Simulcast { .. }
         | Cmd::LayerSwitch { .. }
@@ -491,6 +528,67 @@ async fn run(args: Args, pin: bool) -> Result<()> {
         return Ok(());
     }
     draw(&args.plots, &name, &results, floor_mmsg, floor_gso)
+}
+
+/// This process's command line, as a shell would take it back.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the saturation step and writes `<out>/fanout-step.md`.
+async fn run_fanout_step(
+    args: &Args,
+    bench: &Bench,
+    config: StepConfig,
+    setup: &str,
+) -> Result<()> {
+    if args.janus {
+        println!("fanout-step measures roomcast only: --janus is ignored");
+    }
+    println!(
+        "fanout-step: 1 publisher; {} subscribers, then {} (overload), then back to {}; {:?} after each change",
+        config.base, config.peak, config.base, config.settle
+    );
+    let started = chrono_like_now();
+    let load_at_start = load_average();
+    let phases = bench
+        .saturation_step(config)
+        .await
+        .context("the saturation step")?;
+    let mut table = saturation::table(&phases);
+    table.push('\n');
+    table.push_str(&saturation::notes(&phases));
+    if bench.sample > 1 {
+        table.push_str(&format!(
+            "- sampled: each subscriber decrypted one RTP packet in {} (latency percentiles come from those) and counted every packet's clear-text header at its socket (delivered and loss come from those counts).\n",
+            bench.sample
+        ));
+    }
+    let doc = format!(
+        "# fanout-step\n\ncommand: `{}`\n\nmachine: {}\n{setup}, {:?} after each change\nstarted: {started}\nload average at start: {load_at_start}, at the end: {}\n\n{table}",
+        command_line(),
+        report::machine(),
+        config.settle,
+        load_average(),
+    );
+    println!("\n{table}");
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.join("fanout-step.md");
+    std::fs::write(&out, doc).with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
 }
 
 /// Which simulcast scenarios a run does.

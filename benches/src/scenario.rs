@@ -18,12 +18,12 @@ use crate::peer::{FactoryOptions, Participant, PeerFactory, Role, Shared};
 use crate::proc_stats;
 use crate::proc_stats::ProcSample;
 use crate::sfu_process::SfuProcess;
-use crate::window::{Kind, Sent};
+use crate::window::{Kind, Reception, Sent};
 
 /// Joins in flight at once: enough to fill a step quickly, few enough not to look like a storm.
 const JOIN_PARALLELISM: usize = 8;
 /// Time after the window closes for the last packets stamped in it to arrive.
-const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 
 /// Which server a step measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,27 +42,27 @@ impl System {
     }
 }
 
-enum Server {
+pub(crate) enum Server {
     Roomcast(SfuProcess),
     Janus(JanusProcess),
 }
 
 impl Server {
-    fn addr(&self) -> std::net::SocketAddr {
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
         match self {
             Server::Roomcast(s) => s.addr,
             Server::Janus(j) => j.addr,
         }
     }
 
-    fn sample(&self) -> Result<ProcSample> {
+    pub(crate) fn sample(&self) -> Result<ProcSample> {
         match self {
             Server::Roomcast(s) => s.sample(),
             Server::Janus(j) => j.sample(),
         }
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         match self {
             Server::Roomcast(s) => s.stop().await,
             Server::Janus(j) => j.stop().await,
@@ -209,7 +209,7 @@ impl StepResult {
 
 /// Says what a recorded step wrote (so a run shows that video was recorded, not only audio),
 /// then removes it.
-fn report_recordings(dir: &Path) {
+pub(crate) fn report_recordings(dir: &Path) {
     let files: Vec<(String, u64)> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -234,9 +234,25 @@ fn report_recordings(dir: &Path) {
 impl Bench {
     /// Runs one step against a fresh server process.
     pub async fn step(&self, system: System, shape: Shape) -> Result<StepResult> {
-        let server = match system {
+        anyhow::ensure!(
+            system != System::Janus || shape.publishers == 1,
+            "the Janus driver does fan-out shapes only (one publisher per room)"
+        );
+        let server = self
+            .start_server(system, shape.publishers + shape.subscribers)
+            .await?;
+        let result = self.step_on(&server, shape).await;
+        server.stop().await;
+        if let Some(dir) = &self.record {
+            report_recordings(dir);
+        }
+        result
+    }
+
+    /// A fresh server process with rooms of `capacity` participants, as this bench runs it.
+    pub(crate) async fn start_server(&self, system: System, capacity: usize) -> Result<Server> {
+        Ok(match system {
             System::Roomcast => {
-                let capacity = shape.publishers + shape.subscribers;
                 let mut extra = match &self.record {
                     Some(dir) => vec!["--recordings-dir".to_owned(), dir.display().to_string()],
                     None => Vec::new(),
@@ -250,42 +266,30 @@ impl Bench {
                 )
             }
             System::Janus => {
-                anyhow::ensure!(
-                    shape.publishers == 1,
-                    "the Janus driver does fan-out shapes only (one publisher per room)"
-                );
                 anyhow::ensure!(!self.simulcast, "the Janus driver sends no simulcast");
                 Server::Janus(JanusProcess::start(self.sfu_core).await?)
             }
-        };
-        let result = self.step_on(&server, shape).await;
-        server.stop().await;
-        if let Some(dir) = &self.record {
-            report_recordings(dir);
-        }
-        result
+        })
     }
 
-    async fn step_on(&self, server: &Server, shape: Shape) -> Result<StepResult> {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let base = server.sample()?;
-        let addr = server.addr();
-        let factory = Arc::new(PeerFactory::new()?);
+    /// The peer factories a step's participants come from.
+    pub(crate) fn factories(&self) -> Result<Factories> {
+        let plain = Arc::new(PeerFactory::new()?);
         anyhow::ensure!(
             self.sample <= 1 || !self.simulcast,
             "sampling needs one stream per track: a simulcast layer switch renumbers it"
         );
-        let subscriber_factory = if self.sample > 1 {
+        let subscriber = if self.sample > 1 {
             let options = FactoryOptions {
                 sample: self.sample,
                 ..FactoryOptions::default()
             };
             Arc::new(PeerFactory::with_options(options)?)
         } else {
-            Arc::clone(&factory)
+            Arc::clone(&plain)
         };
         // Subscribers keep the lean factory either way, so only the publisher differs.
-        let (publisher_factory, publisher_role) = if self.simulcast {
+        let (publisher, publisher_role) = if self.simulcast {
             let options = FactoryOptions {
                 simulcast: true,
                 ..FactoryOptions::default()
@@ -295,32 +299,56 @@ impl Bench {
                 Role::SimulcastPublisher,
             )
         } else {
-            (Arc::clone(&factory), Role::Publisher)
+            (Arc::clone(&plain), Role::Publisher)
         };
-        let shared = Arc::new(Shared {
+        Ok(Factories {
+            plain,
+            subscriber,
+            publisher,
+            publisher_role,
+        })
+    }
+
+    /// What every participant of a step shares: the window and what was received.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        Arc::new(Shared {
             pacing_bytes_per_sec: self.pacing_bytes_per_sec,
             ..Shared::default()
-        });
-        let joined_at = Instant::now();
+        })
+    }
+
+    /// Joins `shape`'s publishers, room by room; with them, per room, the id subscribers attach
+    /// to (Janus needs the publisher's feed).
+    pub(crate) async fn join_publishers(
+        server: &Server,
+        factories: &Factories,
+        shared: &Arc<Shared>,
+        shape: Shape,
+    ) -> Result<(Vec<Participant>, Vec<String>)> {
         let mut participants = Vec::new();
-        // Per room, the id subscribers attach to (Janus needs the publisher's feed).
         let mut feeds = Vec::new();
         for room in 0..shape.rooms {
             for i in 0..shape.publishers {
                 let p = match server {
-                    Server::Roomcast(_) => {
+                    Server::Roomcast(s) => {
                         Participant::join(
-                            &publisher_factory,
-                            addr,
+                            &factories.publisher,
+                            s.addr,
                             &format!("bench-{room}"),
-                            publisher_role,
-                            &shared,
+                            factories.publisher_role,
+                            shared,
                         )
                         .await
                     }
-                    Server::Janus(_) => {
-                        janus::join_publisher(&factory, addr, janus::room_id(room), i == 0, &shared)
-                            .await
+                    Server::Janus(j) => {
+                        janus::join_publisher(
+                            &factories.plain,
+                            j.addr,
+                            janus::room_id(room),
+                            i == 0,
+                            shared,
+                        )
+                        .await
                     }
                 }
                 .context("joining a publisher")?;
@@ -330,12 +358,26 @@ impl Bench {
                 participants.push(p);
             }
         }
+        Ok((participants, feeds))
+    }
+
+    /// Joins one subscriber per entry of `rooms` (a room index), [`JOIN_PARALLELISM`] at a time;
+    /// `feeds` as [`Bench::join_publishers`] gave them. With `until`, joins not done by then
+    /// are abandoned (left out of the answer).
+    pub(crate) async fn join_subscribers(
+        server: &Server,
+        factories: &Factories,
+        shared: &Arc<Shared>,
+        rooms: impl Iterator<Item = usize>,
+        feeds: &[String],
+        until: Option<Instant>,
+    ) -> Vec<Result<Participant>> {
         let is_janus = matches!(server, Server::Janus(_));
-        let subscribers = (0..shape.rooms).flat_map(|r| (0..shape.subscribers).map(move |_| r));
-        let joins: Vec<Result<Participant>> = stream::iter(subscribers)
+        let addr = server.addr();
+        stream::iter(rooms)
             .map(|room| {
-                let factory = Arc::clone(&subscriber_factory);
-                let shared = Arc::clone(&shared);
+                let factory = Arc::clone(&factories.subscriber);
+                let shared = Arc::clone(shared);
                 let feed = feeds.get(room).cloned().unwrap_or_default();
                 async move {
                     if is_janus {
@@ -354,8 +396,65 @@ impl Bench {
                 }
             })
             .buffer_unordered(JOIN_PARALLELISM)
+            .take_until(async move {
+                match until {
+                    Some(until) => tokio::time::sleep_until(until.into()).await,
+                    None => std::future::pending().await,
+                }
+            })
             .collect()
-            .await;
+            .await
+    }
+
+    /// Measures one window on a running step: the server's and the generator's CPU around it,
+    /// and a grace period after it for the last packets stamped in it. The window is cleared and
+    /// the counts of any earlier window reset first, so the same participants can be measured
+    /// window after window.
+    pub(crate) async fn measure_window(
+        &self,
+        server: &Server,
+        shared: &Shared,
+        participants: &[Participant],
+    ) -> Result<Measured> {
+        shared.window.clear();
+        for sent in participants.iter().filter_map(|p| p.sent.as_ref()) {
+            sent.reset();
+        }
+        if let Ok(receptions) = shared.receptions.lock() {
+            for r in receptions.iter() {
+                r.reset_window();
+            }
+        }
+        let me = std::process::id();
+        let (sfu_before, generator_before) = (server.sample()?, proc_stats::sample(me)?);
+        let t0 = now_micros();
+        shared.window.open(t0);
+        tokio::time::sleep(self.measure).await;
+        let t1 = now_micros();
+        shared.window.close(t1);
+        let (sfu_after, generator_after) = (server.sample()?, proc_stats::sample(me)?);
+        tokio::time::sleep(GRACE).await;
+        Ok(Measured {
+            window_secs: (t1 - t0) as f64 / 1e6,
+            sfu_before,
+            sfu_after,
+            generator_before,
+            generator_after,
+        })
+    }
+
+    async fn step_on(&self, server: &Server, shape: Shape) -> Result<StepResult> {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let base = server.sample()?;
+        let addr = server.addr();
+        let factories = self.factories()?;
+        let shared = self.shared();
+        let joined_at = Instant::now();
+        let (mut participants, feeds) =
+            Self::join_publishers(server, &factories, &shared, shape).await?;
+        let subscribers = (0..shape.rooms).flat_map(|r| (0..shape.subscribers).map(move |_| r));
+        let joins =
+            Self::join_subscribers(server, &factories, &shared, subscribers, &feeds, None).await;
         for j in joins {
             participants.push(j.context("joining a subscriber")?);
         }
@@ -375,15 +474,7 @@ impl Bench {
         }
         tokio::time::sleep(self.warmup).await;
 
-        let me = std::process::id();
-        let (s0, g0) = (server.sample()?, proc_stats::sample(me)?);
-        let t0 = now_micros();
-        shared.window.open(t0);
-        tokio::time::sleep(self.measure).await;
-        let t1 = now_micros();
-        shared.window.close(t1);
-        let (s1, g1) = (server.sample()?, proc_stats::sample(me)?);
-        tokio::time::sleep(GRACE).await;
+        let m = self.measure_window(server, &shared, &participants).await?;
 
         let tally = tally(&participants, &shared, expected_tracks);
         let sampled = (self.sample > 1).then(|| sampled_counts(&participants, &shared));
@@ -402,23 +493,55 @@ impl Bench {
             shape,
             live_tracks,
             expected_tracks,
-            window_secs: (t1 - t0) as f64 / 1e6,
+            window_secs: m.window_secs,
             delivered: tally.delivered,
             expected: tally.expected,
             expected_live: tally.expected_live,
             latency: tally.latency,
-            sfu_cpu_micros: s1.cpu_micros - s0.cpu_micros,
-            sfu_wait_micros: s1
-                .runqueue_wait_micros
-                .saturating_sub(s0.runqueue_wait_micros),
-            generator_cpu_micros: g1.cpu_micros - g0.cpu_micros,
+            sfu_cpu_micros: m.sfu_cpu_micros(),
+            sfu_wait_micros: m.sfu_wait_micros(),
+            generator_cpu_micros: m.generator_cpu_micros(),
             sfu_rss_base: base.rss_bytes,
-            sfu_rss: s1.rss_bytes,
+            sfu_rss: m.sfu_after.rss_bytes,
             join_secs,
             video_layers,
             sample: self.sample.max(1),
             sampled,
         })
+    }
+}
+
+/// The peer factories of a step (see [`Bench::factories`]).
+pub(crate) struct Factories {
+    /// The lean default: Janus's publishers, and subscribers when nothing is sampled.
+    pub plain: Arc<PeerFactory>,
+    pub subscriber: Arc<PeerFactory>,
+    pub publisher: Arc<PeerFactory>,
+    pub publisher_role: Role,
+}
+
+/// The process counters around one window ([`Bench::measure_window`]).
+pub(crate) struct Measured {
+    pub window_secs: f64,
+    pub sfu_before: ProcSample,
+    pub sfu_after: ProcSample,
+    pub generator_before: ProcSample,
+    pub generator_after: ProcSample,
+}
+
+impl Measured {
+    pub fn sfu_cpu_micros(&self) -> u64 {
+        self.sfu_after.cpu_micros - self.sfu_before.cpu_micros
+    }
+
+    pub fn sfu_wait_micros(&self) -> u64 {
+        self.sfu_after
+            .runqueue_wait_micros
+            .saturating_sub(self.sfu_before.runqueue_wait_micros)
+    }
+
+    pub fn generator_cpu_micros(&self) -> u64 {
+        self.generator_after.cpu_micros - self.generator_before.cpu_micros
     }
 }
 
@@ -449,6 +572,8 @@ pub(crate) struct Tally {
     pub expected: u64,
     /// Of `expected`, the packets meant for tracks that delivered anything.
     pub expected_live: u64,
+    /// Tracks that delivered at least one of the window's packets.
+    pub receiving: usize,
     pub latency: Histogram,
 }
 
@@ -457,15 +582,29 @@ pub(crate) fn tally(
     shared: &Shared,
     expected_tracks: usize,
 ) -> Tally {
-    let sent: HashMap<String, Arc<Sent>> = participants
-        .iter()
-        .filter_map(|p| p.sent.as_ref().map(|s| (p.id.clone(), Arc::clone(s))))
-        .collect();
     let receptions = shared
         .receptions
         .lock()
         .map(|r| r.clone())
         .unwrap_or_default();
+    tally_receptions(&sent_by(participants), &receptions, expected_tracks)
+}
+
+/// What each publisher among `participants` sent in the window, by participant id.
+pub(crate) fn sent_by(participants: &[Participant]) -> HashMap<String, Arc<Sent>> {
+    participants
+        .iter()
+        .filter_map(|p| p.sent.as_ref().map(|s| (p.id.clone(), Arc::clone(s))))
+        .collect()
+}
+
+/// [`tally`] over some receptions only (e.g. one subscriber's): `expected_tracks` of them were
+/// due, and those that never appeared count as fully lost.
+pub(crate) fn tally_receptions(
+    sent: &HashMap<String, Arc<Sent>>,
+    receptions: &[Arc<Reception>],
+    expected_tracks: usize,
+) -> Tally {
     let missing = expected_tracks.saturating_sub(receptions.len()) as u64;
     let per_track_sent: u64 = sent
         .values()
@@ -476,12 +615,17 @@ pub(crate) fn tally(
         delivered: 0,
         expected: missing * per_track_sent,
         expected_live: 0,
+        receiving: 0,
         latency: Histogram::default(),
     };
-    for r in &receptions {
+    for r in receptions {
         let summary = r.summary();
         let publisher = sent.get(&r.publisher).map(Arc::as_ref);
-        t.delivered += r.delivered(publisher);
+        let delivered = r.delivered(publisher);
+        t.delivered += delivered;
+        if delivered > 0 {
+            t.receiving += 1;
+        }
         let should = publisher.map(|s| s.get(r.kind)).unwrap_or(0);
         t.expected += should;
         if summary.total > 0 {

@@ -47,6 +47,15 @@ impl Window {
         self.end.store(at_micros, Ordering::Relaxed);
     }
 
+    /// Empties the window: nothing is inside it until it is opened again. A scenario that
+    /// measures several windows on the same participants clears it before resetting the
+    /// counts ([`Sent::reset`], [`Reception::reset_window`]), so a late packet of the previous
+    /// window is counted in neither.
+    pub fn clear(&self) {
+        self.start.store(u64::MAX, Ordering::Relaxed);
+        self.end.store(u64::MAX, Ordering::Relaxed);
+    }
+
     pub fn contains(&self, sent_micros: u64) -> bool {
         sent_micros >= self.start.load(Ordering::Relaxed)
             && sent_micros < self.end.load(Ordering::Relaxed)
@@ -86,6 +95,16 @@ impl Sent {
 
     pub fn get(&self, kind: Kind) -> u64 {
         self.of(kind).0.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the previous window's counts, for the next one; only while the window is
+    /// cleared ([`Window::clear`]), so no sender counts meanwhile.
+    pub fn reset(&self) {
+        for kind in [Kind::Audio, Kind::Video] {
+            let (n, first) = self.of(kind);
+            first.store(u64::MAX, Ordering::Relaxed);
+            n.store(0, Ordering::Relaxed);
+        }
     }
 
     /// The probe counter of the first packet counted.
@@ -205,6 +224,16 @@ impl Reception {
             .min(n)
     }
 
+    /// Forgets the previous window's packets and latencies, for the next window (see
+    /// [`Window::clear`]); what the track received in all (its total, the sampling counts and
+    /// the map from probe counters to sequence numbers, the simulcast log) stays.
+    pub fn reset_window(&self) {
+        if let Ok(mut c) = self.inner.lock() {
+            c.in_window = 0;
+            c.latency = Histogram::default();
+        }
+    }
+
     /// Records one simulcast video packet: as [`Reception::record`], plus its layer and frame.
     pub fn record_video(
         &self,
@@ -305,6 +334,40 @@ mod tests {
         assert_eq!(s.total, 5);
         assert_eq!(s.in_window, 2);
         assert_eq!(s.latency.quantile(1.0), Some(61));
+    }
+
+    #[test]
+    fn a_second_window_counts_only_its_own_packets() {
+        let w = Window::default();
+        let r = Reception::new("p".into(), Kind::Audio);
+        let sent = Sent::default();
+        let probe = |t| Probe {
+            counter: t as u32,
+            sent_micros: t,
+        };
+        w.open(100);
+        for t in [100, 110, 120] {
+            sent.count(Kind::Audio, t as u32);
+            r.record(probe(t), t + 5, &w);
+        }
+        w.close(200);
+        assert_eq!((sent.get(Kind::Audio), r.summary().in_window), (3, 3));
+        w.clear();
+        sent.reset();
+        r.reset_window();
+        // A late packet of the first window, between the two: neither window's.
+        r.record(probe(150), 400, &w);
+        assert_eq!(sent.first(Kind::Audio), None);
+        assert_eq!((sent.get(Kind::Audio), r.summary().in_window), (0, 0));
+        w.open(500);
+        r.record(probe(190), 510, &w);
+        sent.count(Kind::Audio, 500);
+        r.record(probe(500), 540, &w);
+        w.close(600);
+        let s = r.summary();
+        assert_eq!(sent.first(Kind::Audio), Some(500));
+        assert_eq!((sent.get(Kind::Audio), s.in_window, s.total), (1, 1, 6));
+        assert_eq!(s.latency.quantile(1.0), Some(40));
     }
 
     #[test]
