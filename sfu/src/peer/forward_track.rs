@@ -205,8 +205,8 @@ impl ForwardTrack {
         self.outbound.write_rtcp(&[Box::new(report)]).await;
     }
 
-    /// The subscriber's next RTCP batch. Reading also drives the NACK responder and the
-    /// sender-report interceptors. `None` once the sender is gone.
+    /// The subscriber's next RTCP batch (reading it also feeds webrtc-rs's RTCP interceptors,
+    /// roomcast's transport-feedback reader among them). `None` once the sender is gone.
     pub(crate) async fn read_feedback(&self) -> Option<Feedback> {
         let (packets, _) = self.sender.read_rtcp().await.ok()?;
         let mut feedback = Feedback::default();
