@@ -68,6 +68,12 @@ impl Membership {
         }
     }
 
+    /// Waits, until `deadline` at most, for the participants this node runs for other nodes'
+    /// clients to have told their entry nodes they left.
+    pub async fn settle(&self, deadline: tokio::time::Instant) {
+        self.member.relay.settle(deadline).await;
+    }
+
     /// Takes the node out of the registry at once.
     pub async fn leave(self) {
         drop(self.heartbeat);

@@ -131,9 +131,12 @@ async fn main() -> Result<()> {
     }
     // Participants hear why (in a cluster: join again, elsewhere) before the listeners close
     // their connections.
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     sfu.shutdown(SHUTDOWN_GRACE).await;
     tracing::info!(rooms = sfu.rooms().len(), "rooms drained");
     if let Some(membership) = membership {
+        // Relayed participants' `kicked` goes out through Redis after they left the room.
+        membership.settle(deadline).await;
         membership.leave().await;
     }
     let _ = stop_tx.send(true);

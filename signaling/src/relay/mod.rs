@@ -14,7 +14,7 @@ mod entry;
 mod owner;
 mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +49,8 @@ struct Inner {
     postman: Postman,
     /// Each relayed session on this node, entry side or owner side, by session id.
     routes: DashMap<String, mpsc::Sender<Body>>,
+    /// Owner-side sessions still running: a shutdown waits for their last letters.
+    owned: AtomicUsize,
     /// Since when the mailbox has been subscribed; `None` while Redis is out of reach.
     up_since: Mutex<Option<Instant>>,
     next_session: AtomicU64,
@@ -71,6 +73,7 @@ impl Relay {
                 node: claims.node().clone(),
                 postman,
                 routes: DashMap::new(),
+                owned: AtomicUsize::new(0),
                 up_since: Mutex::new(Some(Instant::now())),
                 next_session: AtomicU64::new(1),
                 sfu,
@@ -90,6 +93,15 @@ impl Relay {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since))
+    }
+
+    /// Resolves once every participant this node runs for another node's client has sent its
+    /// last letter (a shutdown's `kicked` must reach the entry node before the process exits),
+    /// or at `deadline`.
+    pub async fn settle(&self, deadline: Instant) {
+        while self.inner.owned.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Posts `body` about `session` to `node`; `Ok(false)` when the node is not reading.
@@ -127,7 +139,12 @@ impl Relay {
         if let Body::Join { .. } = letter.body {
             if !self.inner.routes.contains_key(&letter.session) {
                 let letters = self.route(&letter.session);
-                tokio::spawn(owner::serve(self.clone(), letter, letters));
+                self.inner.owned.fetch_add(1, Ordering::AcqRel);
+                let relay = self.clone();
+                tokio::spawn(async move {
+                    owner::serve(relay.clone(), letter, letters).await;
+                    relay.inner.owned.fetch_sub(1, Ordering::AcqRel);
+                });
             }
             return;
         }
