@@ -103,6 +103,14 @@ async fn a_subscriber_that_reports_a_video_packet_lost_gets_it_again_from_the_se
         b.times_received(&a.id, seq) >= 2
     })
     .await;
+    // The very same packet: its transport-wide number too, so SRTP seals the same header again
+    // (an AES-GCM nonce, made of SSRC and sequence number, never covers two different headers).
+    let arrivals = b.arrivals(&a.id, seq);
+    assert!(arrivals.iter().all(|h| h == &arrivals[0]), "{arrivals:#?}");
+    assert!(
+        !arrivals[0].extensions.is_empty(),
+        "the header carries the transport-wide number"
+    );
     a.close().await;
     b.close().await;
     server.wait_until_empty().await;

@@ -135,3 +135,73 @@ test('with 5 % loss on the publisher\'s uplink, NACKs repair it and the subscrib
     await server.stop();
   }
 });
+
+/** What the subscriber's video receivers asked again (NACKs) and got again on RTX. */
+async function receiverRepairs(page) {
+  return page.evaluate(async () => {
+    let nacks = 0; let repaired = 0; let frames = 0; let rtx = 0;
+    (await window.roomcast.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp' && r.kind === 'video') {
+        nacks += r.nackCount || 0;
+        repaired += r.retransmittedPacketsReceived || 0;
+        frames += r.framesDecoded || 0;
+        if (r.rtxSsrc) rtx += 1;
+      }
+    });
+    return { nacks, repaired, frames, rtx };
+  });
+}
+
+/** The server's latest description as `page` holds it, by m-section: the server's direction
+ * and whether RTX is offered there. */
+async function serverSections(page) {
+  const sdp = await page.evaluate(() => window.roomcast.pc.currentRemoteDescription.sdp);
+  return sdp.split('\r\nm=').slice(1).filter((m) => m.startsWith('video')).map((m) => ({
+    direction: (m.match(/a=(sendonly|recvonly|sendrecv|inactive)/) || [])[1],
+    rtx: /a=rtpmap:\d+ rtx\/90000/.test(m),
+    fid: m.includes('a=ssrc-group:FID'),
+  }));
+}
+
+test('with 5 % loss on a subscriber\'s downlink, the SFU resends on an RTX stream and the subscriber keeps decoding', async () => {
+  const port = await h.freeUdpPort();
+  const server = await h.startServer(['--udp-port', String(port)]);
+  let restore = () => {};
+  try {
+    const { ada, bob } = await twoInARoom(server, 'lossy-down');
+    // RTX where the server sends; none where it receives (webrtc-rs drops incoming RTX, so a
+    // publisher must resend on its media stream).
+    const sections = await serverSections(ada.page);
+    const sending = sections.filter((s) => s.direction === 'sendonly');
+    const receiving = sections.filter((s) => s.direction === 'recvonly');
+    assert.ok(sending.length > 0 && receiving.length > 0, JSON.stringify(sections));
+    assert.ok(sending.every((s) => s.rtx && s.fid), `forwarded video offers RTX: ${JSON.stringify(sections)}`);
+    assert.ok(receiving.every((s) => !s.rtx), `published video is answered without RTX: ${JSON.stringify(sections)}`);
+
+    const window = 5000;
+    const clean0 = await receiverRepairs(bob.page);
+    await h.sleep(window);
+    const clean = await receiverRepairs(bob.page);
+    const bobPort = await h.mediaPort(bob.page);
+    restore = h.dropOnLoopback(['--sport', String(port), '--dport', String(bobPort),
+      '-m', 'statistic', '--mode', 'random', '--probability', '0.05']);
+    await h.sleep(window);
+    const lossy = await receiverRepairs(bob.page);
+    restore();
+    restore = () => {};
+    const cleanFrames = clean.frames - clean0.frames;
+    const lossyFrames = lossy.frames - clean.frames;
+    const nacks = lossy.nacks - clean.nacks;
+    const repaired = lossy.repaired - clean.repaired;
+    console.log(`frames decoded in ${window / 1000} s: ${cleanFrames} clean, ${lossyFrames} at 5 % loss; NACKs from the subscriber ${nacks}, packets received on RTX ${repaired}`);
+    assert.ok(lossy.rtx > 0, 'the subscriber knows the RTX stream of its video');
+    assert.ok(nacks > 0, 'the subscriber asked for lost packets');
+    assert.ok(repaired > 0, 'and got them again on the RTX stream');
+    assert.ok(lossyFrames >= cleanFrames * 0.5, `video keeps decoding under loss: ${lossyFrames} vs ${cleanFrames} frames`);
+    await h.screenshot(bob.page, 'lossy-downlink');
+    for (const { context } of [ada, bob]) await context.close();
+  } finally {
+    restore();
+    await server.stop();
+  }
+});

@@ -46,7 +46,9 @@ pub struct Received {
 type Counts = Arc<Mutex<HashMap<String, Received>>>;
 /// Per publisher: the SSRC its forwarded video arrives with, and how often each sequence number
 /// arrived (a retransmission arrives twice).
-type VideoSeqs = Arc<Mutex<HashMap<String, (u32, HashMap<u16, u32>)>>>;
+/// Per publisher: the video SSRC, and each sequence number's arrivals (the RTP header as it
+/// came, extensions and all).
+type VideoSeqs = Arc<Mutex<HashMap<String, (u32, HashMap<u16, Vec<Header>>)>>>;
 type Messages = Arc<Mutex<Vec<Value>>>;
 
 pub struct ClientPeer {
@@ -209,8 +211,15 @@ impl ClientPeer {
     pub fn times_received(&self, publisher: &str, seq: u16) -> u32 {
         let seqs = self.video_seqs.lock().unwrap();
         seqs.get(publisher)
-            .and_then(|(_, seen)| seen.get(&seq).copied())
-            .unwrap_or(0)
+            .map_or(0, |(_, seen)| seen.get(&seq).map_or(0, |a| a.len() as u32))
+    }
+
+    /// The RTP headers video packet `seq` from `publisher` arrived with, once per arrival.
+    pub fn arrivals(&self, publisher: &str, seq: u16) -> Vec<Header> {
+        let seqs = self.video_seqs.lock().unwrap();
+        seqs.get(publisher)
+            .and_then(|(_, seen)| seen.get(&seq).cloned())
+            .unwrap_or_default()
     }
 
     /// Reports a video packet from `publisher` that did arrive as lost (a NACK to the server),
@@ -221,7 +230,7 @@ impl ClientPeer {
             let (ssrc, seen) = seqs.get(publisher).expect("video from this publisher");
             let seq = seen
                 .iter()
-                .filter(|(_, n)| **n == 1)
+                .filter(|(_, arrivals)| arrivals.len() == 1)
                 .map(|(seq, _)| *seq)
                 .max()
                 .expect("a packet received once");
@@ -407,7 +416,8 @@ async fn count_packets(track: Arc<TrackRemote>, received: Counts, video_seqs: Vi
                 let mut seqs = video_seqs.lock().unwrap();
                 let (ssrc, seen) = seqs.entry(publisher.clone()).or_default();
                 *ssrc = track.ssrc();
-                *seen.entry(packet.header.sequence_number).or_default() += 1;
+                let arrivals = seen.entry(packet.header.sequence_number).or_default();
+                arrivals.push(packet.header);
             }
         }
     }

@@ -23,7 +23,9 @@ use webrtc::interceptor::report::receiver::ReceiverReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::sdp;
@@ -51,6 +53,7 @@ impl PeerFactory {
     pub(crate) fn new(config: &SfuConfig) -> Result<Self, SfuError> {
         let mut media = MediaEngine::default();
         media.register_default_codecs().map_err(webrtc_error)?;
+        register_rtx(&mut media)?;
         register_simulcast_extensions(&mut media)?;
         register_audio_level(&mut media)?;
         let twcc = TransportFeedbackBuilder::new();
@@ -138,6 +141,47 @@ fn register_simulcast_extensions(media: &mut MediaEngine) -> Result<(), SfuError
     Ok(())
 }
 
+/// Payload types of webrtc-rs's default video codecs, each with a free one for its RTX stream
+/// (RFC 4588), as Chromium pairs them where it has the same codec.
+const RTX_PAYLOAD_TYPES: [(u8, u8); 13] = [
+    (96, 97),
+    (98, 99),
+    (100, 101),
+    (102, 103),
+    (127, 104),
+    (125, 105),
+    (108, 109),
+    (123, 106),
+    (118, 107),
+    (119, 110),
+    (120, 112),
+    (121, 113),
+    (41, 42),
+];
+
+/// RTX for every default video codec: retransmissions to subscribers go on a stream of their
+/// own (see `OutboundStream::resend`). Publishers are answered without it
+/// ([`super::Peer::answer`]): webrtc-rs 0.17 reads an incoming RTX stream only to drop it.
+fn register_rtx(media: &mut MediaEngine) -> Result<(), SfuError> {
+    for (apt, payload_type) in RTX_PAYLOAD_TYPES {
+        let codec = RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: "video/rtx".to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={apt}"),
+                rtcp_feedback: Vec::new(),
+            },
+            payload_type,
+            ..Default::default()
+        };
+        media
+            .register_codec(codec, RTPCodecType::Video)
+            .map_err(webrtc_error)?;
+    }
+    Ok(())
+}
+
 /// RFC 6464 audio levels on published audio: the room's speaker detection reads them on ingest
 /// instead of decoding anyone's audio.
 fn register_audio_level(media: &mut MediaEngine) -> Result<(), SfuError> {
@@ -163,6 +207,8 @@ fn settings(
     // networks (nor work on loopback).
     s.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     s.set_include_loopback_candidate(config.include_loopback);
+    // Each forwarded video track gets an RTX SSRC, announced in its `ssrc-group:FID`.
+    s.enable_sender_rtx(true);
     // ICE declares a silent connection disconnected, then failed after as long again; the
     // keepalive must fire well inside the first half.
     let half = config.peer_timeout / 2;

@@ -7,7 +7,7 @@
 //! through roomcast's own send path ([`super::OutboundStream`]), which reads that [`Binding`].
 
 use std::any::Any;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
@@ -32,7 +32,54 @@ pub(crate) struct ForwardTrack {
     transceiver: Arc<RTCRtpTransceiver>,
     sender: Arc<RTCRtpSender>,
     ssrc: u32,
+    rtx: Option<Rtx>,
     outbound: Arc<Outbound>,
+}
+
+/// The RTX stream (RFC 4588) webrtc-rs announced with a forwarded video track: its SSRC and the
+/// next sequence number on it. A track taken over from a parked one keeps both, so the
+/// subscriber's SRTP context for that SSRC sees one continuous stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Rtx {
+    pub(crate) ssrc: u32,
+    next: Arc<AtomicU16>,
+}
+
+impl Rtx {
+    pub(super) fn new(ssrc: u32) -> Self {
+        Self {
+            ssrc,
+            next: Arc::new(AtomicU16::new(rand::random())),
+        }
+    }
+
+    /// The sequence number for the next retransmission.
+    pub(crate) fn next_sequence_number(&self) -> u16 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Whether a codec is RTX (`video/rtx`, `audio/rtx`), whatever the case.
+pub(super) fn is_rtx(mime_type: &str) -> bool {
+    mime_type
+        .split_once('/')
+        .is_some_and(|(_, name)| name.eq_ignore_ascii_case("rtx"))
+}
+
+/// The payload type of the RTX codec negotiated for `payload_type` (`a=fmtp:<rtx> apt=<pt>`).
+fn rtx_for(payload_type: u8, codecs: &[RTCRtpCodecParameters]) -> Option<u8> {
+    codecs
+        .iter()
+        .filter(|c| is_rtx(&c.capability.mime_type))
+        .find(|c| {
+            c.capability.sdp_fmtp_line.split(';').any(|p| {
+                p.trim()
+                    .strip_prefix("apt=")
+                    .and_then(|apt| apt.parse::<u8>().ok())
+                    == Some(payload_type)
+            })
+        })
+        .map(|c| c.payload_type)
 }
 
 /// What negotiation bound a forwarded track to: the numbers its packets carry at the subscriber.
@@ -46,6 +93,8 @@ pub(crate) struct Binding {
     pub(crate) transport_cc: Option<u8>,
     /// The subscriber asks for lost packets again (`a=rtcp-fb:<pt> nack`).
     pub(crate) nack: bool,
+    /// The payload type of the RTX stream for retransmissions, where the subscriber takes one.
+    pub(crate) rtx: Option<u8>,
 }
 
 /// The track webrtc-rs negotiates and binds. It delegates codec matching to webrtc-rs's static
@@ -92,6 +141,7 @@ impl TrackLocal for BoundTrack {
             mid: extension(SDES_MID_URI).zip(mid),
             transport_cc: extension(TRANSPORT_CC_URI),
             nack,
+            rtx: rtx_for(codec.payload_type, t.codec_parameters()),
         })));
         self.generation.fetch_add(1, Ordering::Release);
         Ok(codec)
@@ -157,7 +207,7 @@ impl ForwardTrack {
         local: Arc<BoundTrack>,
         transceiver: Arc<RTCRtpTransceiver>,
         sender: Arc<RTCRtpSender>,
-        ssrc: u32,
+        (ssrc, rtx): (u32, Option<Rtx>),
         outbound: Arc<Outbound>,
     ) -> Self {
         Self {
@@ -165,6 +215,7 @@ impl ForwardTrack {
             transceiver,
             sender,
             ssrc,
+            rtx,
             outbound,
         }
     }
@@ -198,6 +249,11 @@ impl ForwardTrack {
 
     pub(super) fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// The track's RTX stream, if webrtc-rs announced one (video).
+    pub(crate) fn rtx(&self) -> Option<&Rtx> {
+        self.rtx.as_ref()
     }
 
     /// Sends a sender report the fan-out made for this track.
@@ -246,5 +302,60 @@ impl ForwardTrack {
                 last_sender_report: r.last_sender_report,
                 delay: r.delay,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+
+    fn codec(mime_type: &str, payload_type: u8, fmtp: &str) -> RTCRtpCodecParameters {
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: mime_type.to_owned(),
+                clock_rate: 90_000,
+                sdp_fmtp_line: fmtp.to_owned(),
+                ..Default::default()
+            },
+            payload_type,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_track_retransmits_on_the_rtx_codec_whose_apt_names_its_own_payload_type() {
+        let negotiated = [
+            codec("video/VP8", 96, ""),
+            codec("video/rtx", 97, "apt=96"),
+            codec("video/H264", 102, "packetization-mode=1"),
+            codec("video/RTX", 103, "rtx-time=3000; apt=102"),
+        ];
+        assert_eq!(rtx_for(96, &negotiated), Some(97));
+        assert_eq!(rtx_for(102, &negotiated), Some(103), "any case, any place");
+        assert_eq!(rtx_for(98, &negotiated), None, "no RTX negotiated for it");
+        assert_eq!(
+            rtx_for(96, &negotiated[..1]),
+            None,
+            "the subscriber took no RTX"
+        );
+    }
+
+    #[test]
+    fn rtx_is_told_by_its_mime_subtype() {
+        assert!(is_rtx("video/rtx"));
+        assert!(is_rtx("audio/RTX"));
+        assert!(!is_rtx("video/VP8"));
+        assert!(!is_rtx("rtx"));
+    }
+
+    #[test]
+    fn an_rtx_stream_numbers_its_packets_one_after_another_and_its_copies_share_the_count() {
+        let rtx = Rtx::new(1234);
+        let taken_over = rtx.clone();
+        let first = rtx.next_sequence_number();
+        assert_eq!(taken_over.next_sequence_number(), first.wrapping_add(1));
+        assert_eq!(rtx.next_sequence_number(), first.wrapping_add(2));
     }
 }

@@ -38,12 +38,13 @@ use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocal;
 
-use forward_track::BoundTrack;
+use forward_track::{is_rtx, BoundTrack, Rtx};
 
 use crate::stats::ConnectionState;
 use crate::{IceCandidate, SfuError, SignalError};
@@ -98,6 +99,7 @@ impl Peer {
         if !receive {
             self.receive_nothing().await;
         }
+        self.receive_without_rtx().await;
         let answer = self.pc.create_answer(None).await.map_err(bad_sdp)?;
         self.pc
             .set_local_description(answer)
@@ -115,6 +117,30 @@ impl Peer {
                 Recvonly => t.set_direction(Inactive).await,
                 Sendrecv => t.set_direction(Sendonly).await,
                 _ => {}
+            }
+        }
+    }
+
+    /// Answers the client's sending video sections without RTX: webrtc-rs 0.17 reads an
+    /// incoming RTX stream only to drop it, so a publisher that retransmitted on RTX would never
+    /// repair what its uplink lost. Without RTX it resends on the media stream, which the
+    /// forwarding path reads. The server's own sending sections keep RTX.
+    async fn receive_without_rtx(&self) {
+        for t in self.pc.get_transceivers().await {
+            if t.kind() != RTPCodecType::Video || !t.direction().has_recv() {
+                continue;
+            }
+            let codecs: Vec<_> = t
+                .receiver()
+                .await
+                .get_parameters()
+                .await
+                .codecs
+                .into_iter()
+                .filter(|c| !is_rtx(&c.capability.mime_type))
+                .collect();
+            if let Err(error) = t.set_codec_preferences(codecs).await {
+                tracing::debug!(%error, "could not leave RTX out of a receiving section");
             }
         }
     }
@@ -226,19 +252,18 @@ impl Peer {
             .await
             .map_err(webrtc_error)?;
         let sender = transceiver.sender().await;
-        let ssrc = sender
-            .get_parameters()
-            .await
-            .encodings
-            .first()
-            .map(|e| e.ssrc)
-            .unwrap_or_default();
+        let encoding = sender.get_parameters().await.encodings.first().cloned();
+        let ssrc = encoding.as_ref().map(|e| e.ssrc).unwrap_or_default();
+        let rtx = encoding
+            .map(|e| e.rtx.ssrc)
+            .filter(|&ssrc| ssrc != 0)
+            .map(Rtx::new);
         let outbound = Arc::clone(&self.outbound);
         Ok(ForwardTrack::new(
             local,
             transceiver,
             sender,
-            ssrc,
+            (ssrc, rtx),
             outbound,
         ))
     }
@@ -267,7 +292,7 @@ impl Peer {
             local,
             transceiver,
             sender,
-            parked.ssrc(),
+            (parked.ssrc(), parked.rtx().cloned()),
             outbound,
         ))
     }

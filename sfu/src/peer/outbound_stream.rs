@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use webrtc::rtcp::sender_report::SenderReport;
 
-use super::forward_track::{Binding, ForwardTrack};
+use super::forward_track::{Binding, ForwardTrack, Rtx};
 use super::outbound::Route;
 use super::protect::Protector;
 use super::twcc::Stamp;
@@ -28,18 +28,44 @@ pub(crate) struct OutboundStream {
     track: Arc<ForwardTrack>,
     clock_rate: u32,
     srtp: Option<Protector>,
+    /// The RTX stream's SRTP state, from its first retransmission on.
+    rtx_srtp: Option<Protector>,
     /// The track's binding as of [`ForwardTrack::binding_generation`] `seen`.
     binding: Option<Arc<Binding>>,
     seen: u32,
-    /// What was sent, by sequence number modulo the size (the publisher's packet and how it
-    /// was numbered); empty until the first packet of a stream the subscriber may NACK.
-    history: Vec<Option<(Arc<Ingress>, Rewrite)>>,
-    report: Sent,
+    /// What was sent, by sequence number modulo the size; empty until the first packet of a
+    /// stream the subscriber may NACK.
+    history: Vec<Option<Sent>>,
+    report: Totals,
+}
+
+/// A packet as it went out: the publisher's packet, how it was numbered for this subscriber,
+/// and its transport-wide number, so that a retransmission is the very same SRTP packet.
+struct Sent {
+    ingress: Arc<Ingress>,
+    rewrite: Rewrite,
+    transport_seq: Option<u16>,
+}
+
+/// Which copy of a packet goes out.
+#[derive(Clone, Copy, Debug)]
+enum Transmission {
+    /// The first: a fresh transport-wide number.
+    First,
+    /// A retransmission on the media stream, the very bytes of the first (its transport-wide
+    /// number, if it had one).
+    Again(Option<u16>),
+    /// A retransmission on the RTX stream.
+    Repair {
+        ssrc: u32,
+        payload_type: u8,
+        sequence_number: u16,
+    },
 }
 
 /// What the sender reports sum up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Sent {
+struct Totals {
     packets: u32,
     octets: u32,
     /// The last packet's RTP timestamp and when it was sent.
@@ -52,10 +78,11 @@ impl OutboundStream {
             track,
             clock_rate,
             srtp: None,
+            rtx_srtp: None,
             binding: None,
             seen: u32::MAX,
             history: Vec::new(),
-            report: Sent::default(),
+            report: Totals::default(),
         }
     }
 
@@ -93,22 +120,38 @@ impl OutboundStream {
         let Some(binding) = self.binding() else {
             return false;
         };
-        if !self.put_on_wire(&binding, ingress, rewrite, now, batch, tag) {
+        let Some(transport_seq) = self.put_on_wire(
+            &binding,
+            ingress,
+            rewrite,
+            Transmission::First,
+            now,
+            batch,
+            tag,
+        ) else {
             return false;
-        }
+        };
         let payload = ingress.packet.payload.len() as u32;
         self.report.packets = self.report.packets.wrapping_add(1);
         self.report.octets = self.report.octets.wrapping_add(payload);
         self.report.last = Some((rewrite.timestamp, now));
         if binding.nack {
-            self.keep(Arc::clone(ingress), *rewrite);
+            self.keep(Sent {
+                ingress: Arc::clone(ingress),
+                rewrite: *rewrite,
+                transport_seq,
+            });
         }
         true
     }
 
-    /// Sends again those of `lost` still held, each with a transport-wide number of its own (as
-    /// webrtc-rs's NACK responder and libwebrtc without RTX do): the estimator must see the
-    /// retransmissions as the traffic they are. Returns how many are on their way.
+    /// Sends again those of `lost` still held. Where the subscriber takes RTX (browsers do), on
+    /// the RTX stream (RFC 4588: its own SSRC and sequence numbers, the original number ahead of
+    /// the payload) with a transport-wide number of its own, so the estimator sees the
+    /// retransmission as the traffic it is. Otherwise byte for byte as the first time, its
+    /// transport-wide number included (recorded again as sent now): SRTP's AES-GCM nonce is
+    /// made of SSRC and sequence number, which a retransmission on the media stream keeps, and
+    /// one nonce must never seal two different headers. Returns how many are on their way.
     pub(crate) fn resend(
         &mut self,
         lost: &[u16],
@@ -119,40 +162,77 @@ impl OutboundStream {
         let Some(binding) = self.binding() else {
             return 0;
         };
+        let rtx = self.rtx_stream(&binding);
         let mut resent = 0;
         for &seq in lost {
-            let Some(Some((ingress, rewrite))) = self.history.get(slot(seq)) else {
+            let Some(Some(sent)) = self.history.get(slot(seq)) else {
                 continue;
             };
-            if rewrite.sequence_number != seq {
+            if sent.rewrite.sequence_number != seq {
                 continue;
             }
-            let (ingress, rewrite) = (Arc::clone(ingress), *rewrite);
-            if self.put_on_wire(&binding, &ingress, &rewrite, now, batch, tag) {
+            let transmission = match &rtx {
+                Some((stream, payload_type)) => Transmission::Repair {
+                    ssrc: stream.ssrc,
+                    payload_type: *payload_type,
+                    sequence_number: stream.next_sequence_number(),
+                },
+                // A renegotiation that added or removed the extension changed the header.
+                None if sent.transport_seq.is_some() != binding.transport_cc.is_some() => continue,
+                None => Transmission::Again(sent.transport_seq),
+            };
+            let (ingress, rewrite) = (Arc::clone(&sent.ingress), sent.rewrite);
+            if self
+                .put_on_wire(&binding, &ingress, &rewrite, transmission, now, batch, tag)
+                .is_some()
+            {
                 resent += 1;
             }
         }
         resent
     }
 
-    /// Writes the packet into the batch's next buffer with a fresh transport-wide number,
-    /// protects it there and queues it (or hands it to the relay).
+    /// The RTX stream and its payload type, if the subscriber took RTX for this track and its
+    /// SRTP state is ready.
+    fn rtx_stream(&mut self, binding: &Binding) -> Option<(Rtx, u8)> {
+        let payload_type = binding.rtx?;
+        let stream = self.track.rtx()?.clone();
+        if self.rtx_srtp.is_none() {
+            self.rtx_srtp = self.track.outbound().protector(stream.ssrc);
+        }
+        self.rtx_srtp.as_ref().map(|_| (stream, payload_type))
+    }
+
+    /// Writes one copy of the packet into the batch's next buffer, protects it there and queues
+    /// it (or hands it to the relay). Returns the transport-wide number it went with, if it went.
+    #[allow(clippy::too_many_arguments)]
     fn put_on_wire(
         &mut self,
         binding: &Binding,
         ingress: &Ingress,
         rewrite: &Rewrite,
+        transmission: Transmission,
         now: Instant,
         batch: &mut Batch,
         tag: u32,
-    ) -> bool {
-        let Some(srtp) = self.srtp.as_mut() else {
-            return false;
+    ) -> Option<Option<u16>> {
+        let (srtp, ssrc, payload_type, sequence_number) = match transmission {
+            Transmission::Repair {
+                ssrc,
+                payload_type,
+                sequence_number,
+            } => (self.rtx_srtp.as_mut()?, ssrc, payload_type, sequence_number),
+            Transmission::First | Transmission::Again(_) => (
+                self.srtp.as_mut()?,
+                binding.ssrc,
+                binding.payload_type,
+                rewrite.sequence_number,
+            ),
         };
         let outbound = self.track.outbound();
         let route = outbound.route();
         if matches!(route, Route::Nowhere) {
-            return false;
+            return None;
         }
         let packet = &ingress.packet;
         let mut extensions: [(u8, &[u8]); 2] = [(0, &[]); 2];
@@ -169,27 +249,36 @@ impl OutboundStream {
         }
         let header = OutHeader {
             marker: packet.header.marker,
-            payload_type: binding.payload_type,
-            sequence_number: rewrite.sequence_number,
+            payload_type,
+            sequence_number,
             timestamp: rewrite.timestamp,
-            ssrc: binding.ssrc,
+            ssrc,
             csrc: &packet.header.csrc,
             extensions: &extensions[..count],
         };
-        let size = header.len() + packet.payload.len();
-        let stamp = binding
-            .transport_cc
-            .map(|_| outbound.transport().take(size, now));
+        // A repair packet's payload starts with the original sequence number.
+        let original =
+            matches!(transmission, Transmission::Repair { .. }).then_some(rewrite.sequence_number);
+        let prefix = if original.is_some() { 2 } else { 0 };
+        let size = header.len() + prefix + packet.payload.len();
+        let transport = outbound.transport();
+        let stamp = binding.transport_cc.map(|_| match transmission {
+            Transmission::Again(Some(seq)) => transport.retake(seq, size, now),
+            _ => transport.take(size, now),
+        });
         let wire = batch.buffer();
         let header_len = header.write(wire, &packet.payload);
         if let Some(stamp) = stamp {
             let at = header.value_offset(count - 1);
             wire[at..at + 2].copy_from_slice(&stamp.seq().to_be_bytes());
         }
-        if let Some(vp8) = rewrite.vp8 {
-            vp8.apply(&mut wire[header_len..]);
+        if let Some(original) = original {
+            wire.splice(header_len..header_len, original.to_be_bytes());
         }
-        let sent = srtp.protect(wire, (binding.ssrc, rewrite.sequence_number), header_len)
+        if let Some(vp8) = rewrite.vp8 {
+            vp8.apply(&mut wire[header_len + prefix..]);
+        }
+        let sent = srtp.protect(wire, (ssrc, sequence_number), header_len)
             && match route {
                 Route::Direct(socket, to) => {
                     batch.commit(socket, to, tag, stamp);
@@ -200,10 +289,11 @@ impl OutboundStream {
             };
         if !sent {
             if let Some(stamp) = stamp {
-                outbound.transport().forget(stamp);
+                transport.forget(stamp);
             }
+            return None;
         }
-        sent
+        Some(stamp.map(Stamp::seq))
     }
 
     /// Takes back the transport-wide number of a packet that did not leave after all.
@@ -228,19 +318,23 @@ impl OutboundStream {
         })
     }
 
-    fn keep(&mut self, ingress: Arc<Ingress>, rewrite: Rewrite) {
+    fn keep(&mut self, sent: Sent) {
         if self.history.is_empty() {
             self.history.resize_with(HISTORY_SLOTS, || None);
         }
-        self.history[slot(rewrite.sequence_number)] = Some((ingress, rewrite));
+        let at = slot(sent.rewrite.sequence_number);
+        self.history[at] = Some(sent);
     }
 }
 
 impl Drop for OutboundStream {
     fn drop(&mut self) {
+        let outbound = self.track.outbound();
         if let Some(protector) = self.srtp.take() {
-            let ssrc = self.track.ssrc();
-            self.track.outbound().park_protector(ssrc, protector);
+            outbound.park_protector(self.track.ssrc(), protector);
+        }
+        if let (Some(protector), Some(rtx)) = (self.rtx_srtp.take(), self.track.rtx()) {
+            outbound.park_protector(rtx.ssrc, protector);
         }
     }
 }

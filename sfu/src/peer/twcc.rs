@@ -153,6 +153,12 @@ impl TransportSequence {
         Stamp { seq, recorded }
     }
 
+    /// Sequence number `seq` again, for a retransmission sent at `at` as the very same packet.
+    pub(crate) fn retake(&self, seq: u16, size: usize, at: Instant) -> Stamp {
+        let recorded = self.0.history.record(seq, size, at);
+        Stamp { seq, recorded }
+    }
+
     /// Takes back a stamp whose packet never left: its feedback must not count it as lost.
     pub(crate) fn forget(&self, stamp: Stamp) {
         self.0.history.forget(stamp.seq, stamp.recorded);
@@ -977,6 +983,29 @@ mod tests {
         assert_eq!(twcc.shared.history.lookup(0, Instant::now()), None);
         let next = stamped(&twcc, 4, rtp(10, 2, 300));
         assert_eq!(transport_seq(&next, 4), 1);
+    }
+
+    #[test]
+    fn a_retransmission_keeps_its_number_which_then_reads_as_sent_when_it_was_resent() {
+        let (twcc, _rx) = interceptor(0);
+        let sequence = twcc.sequence();
+        let first = Instant::now();
+        let stamp = sequence.take(300, first);
+        let later = first + Duration::from_millis(40);
+        let again = sequence.retake(stamp.seq(), 300, later);
+        assert_eq!(again.seq(), stamp.seq());
+        let (sent, size) = twcc.shared.history.lookup(stamp.seq(), later).unwrap();
+        assert_eq!(size, 300);
+        // Kept to the microsecond.
+        assert!(
+            later.duration_since(sent) < Duration::from_micros(1),
+            "{sent:?}"
+        );
+        assert_eq!(
+            sequence.take(300, later).seq(),
+            stamp.seq() + 1,
+            "no number used up"
+        );
     }
 
     #[tokio::test]
