@@ -19,7 +19,7 @@ use crate::clock::now_micros;
 use crate::histogram::Histogram;
 use crate::peer::{Participant, PeerFactory, Role, Shared};
 use crate::proc_stats;
-use crate::scenario::{close_all, generator_bound, tally, Bench, Shape};
+use crate::scenario::{close_all, generator_bound, tally, Bench, CpuUse, Measured, Shape};
 use crate::sfu_process::SfuProcess;
 
 /// Joiners per storm room.
@@ -77,13 +77,12 @@ pub struct StormResult {
     /// Micros from opening the WebSocket to `joined`, and to a connected PeerConnection.
     pub to_joined: Histogram,
     pub to_connected: Histogram,
-    /// From the first join until every joiner had settled.
-    pub window_secs: f64,
+    /// The server's and the generator's CPU from the first join until every joiner had
+    /// settled (that is the window).
+    pub cpu: CpuUse,
     pub background_delivered: u64,
     pub background_expected_live: u64,
     pub background_latency: Histogram,
-    pub sfu_cpu_micros: u64,
-    pub generator_cpu_micros: u64,
     /// RSS before the storm and after it.
     pub rss_before: u64,
     pub rss_after: u64,
@@ -106,14 +105,6 @@ impl StormResult {
             return 1.0;
         }
         1.0 - (self.background_delivered as f64 / self.background_expected_live as f64).min(1.0)
-    }
-
-    pub fn sfu_core_share(&self) -> f64 {
-        self.sfu_cpu_micros as f64 / 1e6 / self.window_secs.max(1e-9)
-    }
-
-    pub fn generator_core_share(&self) -> f64 {
-        self.generator_cpu_micros as f64 / 1e6 / self.window_secs.max(1e-9)
     }
 
     /// Server memory the storm added, per connected joiner.
@@ -188,12 +179,10 @@ impl Bench {
             reasons: Vec::new(),
             to_joined: Histogram::default(),
             to_connected: Histogram::default(),
-            window_secs: 0.0,
+            cpu: CpuUse::default(),
             background_delivered: 0,
             background_expected_live: 0,
             background_latency: Histogram::default(),
-            sfu_cpu_micros: 0,
-            generator_cpu_micros: 0,
             rss_before: s0.rss_bytes,
             rss_after: 0,
         };
@@ -209,12 +198,17 @@ impl Bench {
 
         let background_tally = tally(&participants, &shared, expected_tracks);
         close_all(participants).await;
-        result.window_secs = (t1 - t0) as f64 / 1e6;
+        result.cpu = Measured {
+            window_secs: (t1 - t0) as f64 / 1e6,
+            sfu_before: s0,
+            sfu_after: s1,
+            generator_before: g0,
+            generator_after: g1,
+        }
+        .cpu_use();
         result.background_delivered = background_tally.delivered;
         result.background_expected_live = background_tally.expected_live;
         result.background_latency = background_tally.latency;
-        result.sfu_cpu_micros = s1.cpu_micros - s0.cpu_micros;
-        result.generator_cpu_micros = g1.cpu_micros - g0.cpu_micros;
         result.rss_after = s1.rss_bytes;
         Ok(result)
     }
@@ -312,7 +306,7 @@ pub fn stop_reason(r: &StormResult) -> Option<String> {
             r.background_loss() * 100.0
         ));
     }
-    generator_bound(r.generator_core_share())
+    generator_bound(&r.cpu)
 }
 
 #[cfg(test)]
@@ -334,12 +328,13 @@ mod tests {
             reasons: Vec::new(),
             to_joined: Histogram::default(),
             to_connected: Histogram::default(),
-            window_secs: 5.5,
+            cpu: CpuUse {
+                window_secs: 5.5,
+                ..CpuUse::default()
+            },
             background_delivered: 1_000,
             background_expected_live: 1_000,
             background_latency: Histogram::default(),
-            sfu_cpu_micros: 0,
-            generator_cpu_micros: 0,
             rss_before: 0,
             rss_after: 0,
         }

@@ -80,10 +80,10 @@ pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
             ms(r.p(0.99)),
             r.cpu_micros_per_packet(),
             r.cpu_micros_per_packet() / floor.max(1e-9),
-            r.sfu_core_share() * 100.0,
-            r.sfu_wait_share() * 100.0,
+            r.cpu.sfu_core_share() * 100.0,
+            r.cpu.sfu_wait_share() * 100.0,
             r.rss_per_participant() / 1_048_576.0,
-            r.generator_core_share() * 100.0,
+            r.cpu.generator_core_share() * 100.0,
         );
     }
     s
@@ -145,9 +145,9 @@ pub fn storm_table(storms: &[StormResult]) -> String {
             ms(r.connected_ms(0.99)),
             r.background_loss() * 100.0,
             ms(r.background_ms(0.99)),
-            r.sfu_core_share() * 100.0,
+            r.cpu.sfu_core_share() * 100.0,
             r.rss_per_joiner() / 1_048_576.0,
-            r.generator_core_share() * 100.0,
+            r.cpu.generator_core_share() * 100.0,
         );
     }
     s

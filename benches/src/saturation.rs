@@ -21,8 +21,8 @@ use crate::admin;
 use crate::histogram::Histogram;
 use crate::peer::Participant;
 use crate::scenario::{
-    close_all, generator_bound, report_recordings, sent_by, tally_receptions, Bench, Server, Shape,
-    System, GRACE,
+    close_all, generator_bound, report_recordings, sent_by, tally_receptions, Bench, CpuUse,
+    Server, Shape, System, GRACE,
 };
 use crate::window::Kind;
 
@@ -72,7 +72,8 @@ pub struct Phase {
     pub subscribers: usize,
     /// Joins that failed on the way to this phase (not among `subscribers`).
     pub joins_failed: usize,
-    pub window_secs: f64,
+    /// The server's and the generator's CPU over the window, and the window's length.
+    pub cpu: CpuUse,
     /// Packets the publisher stamped inside the window, audio and video.
     pub sent: u64,
     /// Of those, packets the subscribers received by the end of the grace period after the
@@ -89,9 +90,6 @@ pub struct Phase {
     pub receiving_any: usize,
     /// Subscribers that received some of the window's packets on every forwarded track.
     pub receiving_all: usize,
-    pub sfu_cpu_micros: u64,
-    pub sfu_wait_micros: u64,
-    pub generator_cpu_micros: u64,
     /// RTP packets per second the server counted from the publisher (its `/metrics`).
     pub ingest_per_sec: Option<f64>,
     /// Packets per second the server dropped because a subscriber's queue was full.
@@ -101,11 +99,11 @@ pub struct Phase {
 impl Phase {
     /// What the server was asked to forward: what the publisher sent, to every subscriber.
     pub fn offered_per_sec(&self) -> f64 {
-        (self.sent * self.subscribers as u64) as f64 / self.window_secs
+        (self.sent * self.subscribers as u64) as f64 / self.cpu.window_secs
     }
 
     pub fn delivered_per_sec(&self) -> f64 {
-        self.delivered as f64 / self.window_secs
+        self.delivered as f64 / self.cpu.window_secs
     }
 
     pub fn loss(&self) -> f64 {
@@ -118,25 +116,13 @@ impl Phase {
             .map(|late| late as f64 / self.expected.max(1) as f64)
     }
 
-    pub fn sfu_core_share(&self) -> f64 {
-        self.sfu_cpu_micros as f64 / 1e6 / self.window_secs
-    }
-
-    pub fn sfu_wait_share(&self) -> f64 {
-        self.sfu_wait_micros as f64 / 1e6 / self.window_secs
-    }
-
-    pub fn generator_core_share(&self) -> f64 {
-        self.generator_cpu_micros as f64 / 1e6 / self.window_secs
-    }
-
     pub fn cpu_micros_per_delivered(&self) -> f64 {
-        self.sfu_cpu_micros as f64 / self.delivered.max(1) as f64
+        self.cpu.sfu_micros_per(self.delivered)
     }
 
     /// The server's ingest over what the publisher sent, per second each.
     pub fn ingest_share(&self) -> Option<f64> {
-        let sent_per_sec = self.sent as f64 / self.window_secs;
+        let sent_per_sec = self.sent as f64 / self.cpu.window_secs;
         self.ingest_per_sec
             .filter(|_| sent_per_sec > 0.0)
             .map(|i| i / sent_per_sec)
@@ -394,7 +380,7 @@ impl Bench {
             kind,
             subscribers: subscribers.len(),
             joins_failed,
-            window_secs: m.window_secs,
+            cpu: m.cpu_use(),
             sent: sent
                 .values()
                 .map(|s| s.get(Kind::Audio) + s.get(Kind::Video))
@@ -406,9 +392,6 @@ impl Bench {
             losses: Vec::with_capacity(subscribers.len()),
             receiving_any: 0,
             receiving_all: 0,
-            sfu_cpu_micros: m.sfu_cpu_micros(),
-            sfu_wait_micros: m.sfu_wait_micros(),
-            generator_cpu_micros: m.generator_cpu_micros(),
             ingest_per_sec: rate(|c| c.received),
             dropped_per_sec: rate(|c| c.dropped),
         };
@@ -489,8 +472,8 @@ pub fn table(phases: &[Phase]) -> String {
             p.receiving_all,
             ms(p.p(0.5)),
             ms(p.p(0.99)),
-            p.sfu_core_share() * 100.0,
-            p.sfu_wait_share() * 100.0,
+            p.cpu.sfu_core_share() * 100.0,
+            p.cpu.sfu_wait_share() * 100.0,
             p.cpu_micros_per_delivered(),
             p.ingest_share()
                 .map(|v| format!("{:.1}", v * 100.0))
@@ -498,7 +481,7 @@ pub fn table(phases: &[Phase]) -> String {
             p.dropped_per_sec
                 .map(|v| format!("{v:.0}"))
                 .unwrap_or_else(|| "–".into()),
-            p.generator_core_share() * 100.0,
+            p.cpu.generator_core_share() * 100.0,
         );
     }
     s
@@ -527,7 +510,7 @@ pub fn notes(phases: &[Phase]) -> String {
         }
     }
     for p in phases {
-        if let Some(why) = generator_bound(p.generator_core_share()) {
+        if let Some(why) = generator_bound(&p.cpu) {
             let _ = writeln!(s, "- phase {}: {why}.", p.kind.label());
         }
     }
@@ -606,7 +589,12 @@ mod tests {
             kind,
             subscribers,
             joins_failed: 0,
-            window_secs: 10.0,
+            cpu: CpuUse {
+                window_secs: 10.0,
+                sfu_cpu_micros: 5_000_000,
+                sfu_wait_micros: 0,
+                generator_cpu_micros: 4_000_000,
+            },
             sent,
             delivered,
             late: None,
@@ -615,9 +603,6 @@ mod tests {
             losses: vec![0.0; subscribers],
             receiving_any: subscribers,
             receiving_all: subscribers,
-            sfu_cpu_micros: 5_000_000,
-            sfu_wait_micros: 0,
-            generator_cpu_micros: 4_000_000,
             ingest_per_sec: Some(210.0),
             dropped_per_sec: None,
         }
@@ -629,7 +614,7 @@ mod tests {
         assert_eq!(p.offered_per_sec(), 129_600.0);
         assert_eq!(p.delivered_per_sec(), 100_000.0);
         assert!((p.loss() - (1.0 - 1_000_000.0 / 1_296_000.0)).abs() < 1e-12);
-        assert_eq!(p.sfu_core_share(), 0.5);
+        assert_eq!(p.cpu.sfu_core_share(), 0.5);
         assert_eq!(p.cpu_micros_per_delivered(), 5.0);
         assert!((p.ingest_share().unwrap() - 210.0 / 216.0).abs() < 1e-12);
         let t = table(std::slice::from_ref(&p));

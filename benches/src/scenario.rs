@@ -119,7 +119,8 @@ pub struct StepResult {
     /// Forwarded tracks that delivered at least one packet before the window, of those expected.
     pub live_tracks: usize,
     pub expected_tracks: usize,
-    pub window_secs: f64,
+    /// The server's and the generator's CPU over the window, and the window's length.
+    pub cpu: CpuUse,
     /// Packets received in the window, over every forwarded track.
     pub delivered: u64,
     /// Of `expected`, the packets meant for tracks that came up (excludes failed joins).
@@ -127,10 +128,6 @@ pub struct StepResult {
     /// Packets the publishers sent in the window times the tracks that should carry them.
     pub expected: u64,
     pub latency: Histogram,
-    pub sfu_cpu_micros: u64,
-    /// Time the server's threads were runnable but not running (another process had its core).
-    pub sfu_wait_micros: u64,
-    pub generator_cpu_micros: u64,
     pub sfu_rss_base: u64,
     pub sfu_rss: u64,
     pub join_secs: f64,
@@ -140,6 +137,48 @@ pub struct StepResult {
     pub sample: u32,
     /// With sampling: what the sampling sockets saw over the whole step.
     pub sampled: Option<SampledCounts>,
+}
+
+/// The CPU time the server and the load generator used over one measurement window, and the
+/// figures derived from it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuUse {
+    /// The window's length in seconds.
+    pub window_secs: f64,
+    /// CPU time the server's threads used in the window (user and system), in microseconds.
+    pub sfu_cpu_micros: u64,
+    /// Time the server's threads were runnable but not running (another process had its core),
+    /// in microseconds.
+    pub sfu_wait_micros: u64,
+    /// CPU time the load generator (this process) used in the window, in microseconds.
+    pub generator_cpu_micros: u64,
+}
+
+impl CpuUse {
+    /// `micros` as a share of one core over the window (an empty window counts as 1 ns).
+    fn core_share(&self, micros: u64) -> f64 {
+        micros as f64 / 1e6 / self.window_secs.max(1e-9)
+    }
+
+    /// Share of one core the server used during the window.
+    pub fn sfu_core_share(&self) -> f64 {
+        self.core_share(self.sfu_cpu_micros)
+    }
+
+    /// Share of the window the server spent runnable but waiting for its core.
+    pub fn sfu_wait_share(&self) -> f64 {
+        self.core_share(self.sfu_wait_micros)
+    }
+
+    /// Share of one core the load generator used during the window.
+    pub fn generator_core_share(&self) -> f64 {
+        self.core_share(self.generator_cpu_micros)
+    }
+
+    /// The server's CPU microseconds per one of `count` (packets, say; at least one).
+    pub fn sfu_micros_per(&self, count: u64) -> f64 {
+        self.sfu_cpu_micros as f64 / count.max(1) as f64
+    }
 }
 
 /// What sampling subscribers' sockets counted over a whole step, besides the window's figures.
@@ -176,25 +215,11 @@ impl StepResult {
     }
 
     pub fn delivered_per_sec(&self) -> f64 {
-        self.delivered as f64 / self.window_secs
+        self.delivered as f64 / self.cpu.window_secs
     }
 
     pub fn cpu_micros_per_packet(&self) -> f64 {
-        self.sfu_cpu_micros as f64 / self.delivered.max(1) as f64
-    }
-
-    /// Share of one core the SFU used during the window.
-    pub fn sfu_core_share(&self) -> f64 {
-        self.sfu_cpu_micros as f64 / 1e6 / self.window_secs
-    }
-
-    /// Share of the window the server spent runnable but waiting for its core.
-    pub fn sfu_wait_share(&self) -> f64 {
-        self.sfu_wait_micros as f64 / 1e6 / self.window_secs
-    }
-
-    pub fn generator_core_share(&self) -> f64 {
-        self.generator_cpu_micros as f64 / 1e6 / self.window_secs
+        self.cpu.sfu_micros_per(self.delivered)
     }
 
     pub fn rss_per_participant(&self) -> f64 {
@@ -493,14 +518,11 @@ impl Bench {
             shape,
             live_tracks,
             expected_tracks,
-            window_secs: m.window_secs,
+            cpu: m.cpu_use(),
             delivered: tally.delivered,
             expected: tally.expected,
             expected_live: tally.expected_live,
             latency: tally.latency,
-            sfu_cpu_micros: m.sfu_cpu_micros(),
-            sfu_wait_micros: m.sfu_wait_micros(),
-            generator_cpu_micros: m.generator_cpu_micros(),
             sfu_rss_base: base.rss_bytes,
             sfu_rss: m.sfu_after.rss_bytes,
             join_secs,
@@ -530,18 +552,18 @@ pub(crate) struct Measured {
 }
 
 impl Measured {
-    pub fn sfu_cpu_micros(&self) -> u64 {
-        self.sfu_after.cpu_micros - self.sfu_before.cpu_micros
-    }
-
-    pub fn sfu_wait_micros(&self) -> u64 {
-        self.sfu_after
-            .runqueue_wait_micros
-            .saturating_sub(self.sfu_before.runqueue_wait_micros)
-    }
-
-    pub fn generator_cpu_micros(&self) -> u64 {
-        self.generator_after.cpu_micros - self.generator_before.cpu_micros
+    /// The CPU the server and the generator used between the samples.
+    pub fn cpu_use(&self) -> CpuUse {
+        CpuUse {
+            window_secs: self.window_secs,
+            sfu_cpu_micros: self.sfu_after.cpu_micros - self.sfu_before.cpu_micros,
+            sfu_wait_micros: self
+                .sfu_after
+                .runqueue_wait_micros
+                .saturating_sub(self.sfu_before.runqueue_wait_micros),
+            generator_cpu_micros: self.generator_after.cpu_micros
+                - self.generator_before.cpu_micros,
+        }
     }
 }
 
@@ -659,15 +681,19 @@ pub fn stop_reason(r: &StepResult) -> Option<String> {
             r.failed_track_share() * 100.0
         ));
     }
-    if r.sfu_core_share() > 0.9 {
-        return Some(format!("SFU core {:.0} % busy", r.sfu_core_share() * 100.0));
+    if r.cpu.sfu_core_share() > 0.9 {
+        return Some(format!(
+            "SFU core {:.0} % busy",
+            r.cpu.sfu_core_share() * 100.0
+        ));
     }
-    generator_bound(r.generator_core_share())
+    generator_bound(&r.cpu)
 }
 
 /// Every scenario stops once the generator's own core is the limit: past that point a figure
 /// says more about the generator than about the server.
-pub(crate) fn generator_bound(core_share: f64) -> Option<String> {
+pub(crate) fn generator_bound(cpu: &CpuUse) -> Option<String> {
+    let core_share = cpu.generator_core_share();
     (core_share > 0.9).then(|| {
         format!(
             "load generator's core {:.0} % busy: the generator, not the SFU, is the limit",
@@ -684,4 +710,27 @@ pub fn check_binary(binary: &Path) -> Result<()> {
         binary.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_use_shares_are_of_one_core_over_the_window() {
+        let cpu = CpuUse {
+            window_secs: 10.0,
+            sfu_cpu_micros: 5_000_000,
+            sfu_wait_micros: 1_000_000,
+            generator_cpu_micros: 9_500_000,
+        };
+        assert_eq!(cpu.sfu_core_share(), 0.5);
+        assert_eq!(cpu.sfu_wait_share(), 0.1);
+        assert_eq!(cpu.generator_core_share(), 0.95);
+        assert_eq!(cpu.sfu_micros_per(1_000_000), 5.0);
+        assert_eq!(cpu.sfu_micros_per(0), 5_000_000.0);
+        assert!(generator_bound(&cpu).unwrap().contains("95 % busy"));
+        // An empty window gives finite figures, not NaN or infinity.
+        assert!(CpuUse::default().sfu_core_share().is_finite());
+    }
 }
