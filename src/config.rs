@@ -39,8 +39,9 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_CERT_DIR", default_value = "certs")]
     pub cert_dir: PathBuf,
 
-    /// Participants one room admits; one more gets "full".
-    #[arg(long, env = "ROOMCAST_ROOM_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Participants one room admits; one more gets "full". Up to 10,000: a webinar's one
+    /// publisher and its audience is one room.
+    #[arg(long, env = "ROOMCAST_ROOM_CAPACITY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub room_capacity: u32,
 
     /// UDP ports for media, MIN-MAX, one per connection (default: any port the OS gives).
@@ -324,9 +325,16 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(parse(&["--room-capacity", "0"]).is_err());
+        assert!(parse(&["--room-capacity", "10001"]).is_err());
         assert!(parse(&["--udp-ports", "9-1"]).is_err());
         assert!(parse(&["--http", "nowhere"]).is_err());
         assert!(parse(&["--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_room_holds_a_webinar_one_publisher_and_a_thousand_viewers_and_more() {
+        let c = parse(&["--room-capacity", "10000"]).unwrap();
+        assert_eq!(c.room_capacity, 10_000);
     }
 
     #[test]

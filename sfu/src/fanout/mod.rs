@@ -105,7 +105,7 @@ impl FanOut {
                         }
                     }
                     if !self.burst.is_empty() {
-                        self.forward_burst();
+                        self.forward_burst().await;
                     }
                 }
             }
@@ -142,8 +142,11 @@ impl FanOut {
     }
 
     /// Puts the burst's packets on the wire for every writer that takes them, then offers them
-    /// to the taps.
-    fn forward_burst(&mut self) {
+    /// to the taps. Between sends it lets the runtime's other tasks run: a keyframe to hundreds
+    /// of subscribers is a hundred milliseconds of work, and ingest (the publishers' packets,
+    /// RTCP, ICE checks, other fan-outs) must not wait for all of it — the socket's receive
+    /// buffer would overflow and drop for everyone, and packets would be timestamped late.
+    async fn forward_burst(&mut self) {
         let now = Instant::now();
         for tag in 0..self.writers.len() {
             let writer = &mut self.writers[tag];
@@ -154,6 +157,7 @@ impl FanOut {
             }
             if self.batch.len() >= FLUSH_DATAGRAMS {
                 self.flush();
+                tokio::task::yield_now().await;
             }
         }
         self.flush();
