@@ -100,9 +100,12 @@ impl Writer {
     /// Takes up the target the allocator set.
     fn retarget(&mut self) {
         let target = self.control.target.load(Ordering::Relaxed);
-        self.forwarder
-            .set_target((target != PAUSED).then_some(target));
-        self.publish_state();
+        if self
+            .forwarder
+            .set_target((target != PAUSED).then_some(target))
+        {
+            self.publish_state();
+        }
     }
 
     /// Tells the fan-out which layers to offer, and the reports and the feedback task which layer

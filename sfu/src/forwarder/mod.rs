@@ -114,15 +114,17 @@ impl Forwarder {
 
     /// Asks for another layer (`None` pauses). Pausing takes effect at once; a layer is taken up
     /// at its next keyframe, and until then the current one keeps flowing.
-    pub(crate) fn set_target(&mut self, target: Option<u8>) {
+    /// Sets the layer to forward (`None`: pause); returns whether that changed anything.
+    pub(crate) fn set_target(&mut self, target: Option<u8>) -> bool {
         if target == self.target {
-            return;
+            return false;
         }
         self.target = target;
         self.keyframe_asked = None;
         if target.is_none() {
             self.current = None;
         }
+        true
     }
 
     pub(crate) fn current(&self) -> Option<u8> {
