@@ -27,6 +27,9 @@ use crate::slots::{ConnectionSlots, NoSlot};
 use crate::tls::{rustls_config, TlsFiles};
 use crate::{client_files, security_headers, session, SignalingError};
 
+/// Bytes the signaling WebSocket reads at a time (tungstenite's own advice for many connections).
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -191,6 +194,10 @@ async fn websocket(
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
+        // tungstenite's default read buffer is 128 KiB per connection, zero-filled (so resident)
+        // on the first read: a quarter of a participant's memory. Signaling messages are a few
+        // KiB and rare; a larger frame grows the buffer to its size.
+        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| {
             session::run(socket, connection, state.sfu, state.edge, state.options)
         })
