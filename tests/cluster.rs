@@ -310,7 +310,10 @@ async fn when_the_owner_is_killed_the_others_are_told_node_lost_and_meet_again_o
 async fn without_redis_joins_are_unavailable_and_come_back_with_it() {
     let redis = RedisServer::start();
     let port = redis.port;
-    let node = Roomcast::start(&["--redis", &redis.url]);
+    // The participant that keeps the room running never sets up media: with the default peer
+    // timeout (10 s) it would be removed, and its room closed, while Redis is still coming back
+    // (seen on a slow machine: the room was never claimed again because it no longer existed).
+    let node = Roomcast::start(&["--redis", &redis.url, "--peer-timeout", "120"]);
     let (joined, _running) = try_join(&node, "before").await;
     assert_eq!(joined["type"], "joined");
 

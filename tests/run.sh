@@ -11,9 +11,11 @@ step() {
 }
 
 step bash tests/install-deps.sh
-# Every binary in one build: `cargo run -p` alone would resolve features for one package and
-# rebuild the whole dependency tree a second time (time and, on CI, disk).
-step cargo build --locked --workspace --bins
+# Every binary and test in one build, with one set of features: `cargo run -p` alone would
+# resolve features for one package, and `--bins` alone without the dev-dependencies' (criterion
+# turns on features of serde and zerocopy), so `cargo test` would then rebuild webrtc-rs and
+# everything under it a second time (minutes, and on CI disk).
+step cargo build --locked --workspace --bins --tests
 step cargo test --locked --workspace
 # The fan-out benchmark's smoke run (1 and 5 subscribers, 5 s each): fails if nothing is delivered.
 step target/debug/roomcast-bench quick --out target/bench-quick

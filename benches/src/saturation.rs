@@ -274,19 +274,16 @@ impl Bench {
             admin::start_recording(server.addr(), "bench-0").await?;
         }
         tokio::time::sleep(self.warmup).await;
+        let stage = Stage {
+            server,
+            shared: &shared,
+            publishers: &publishers,
+        };
         let mut phases = Vec::new();
-        let below = self
-            .phase(
-                server,
-                &shared,
-                &publishers,
-                &subscribers,
-                PhaseKind::Below,
-                0,
-            )
-            .await?;
-        println!("{}", table(std::slice::from_ref(&below)));
-        phases.push(below);
+        phases.push(
+            self.phase(&stage, &subscribers, PhaseKind::Below, 0)
+                .await?,
+        );
 
         let joined_at = Instant::now();
         let joining = config.peak - config.base;
@@ -316,18 +313,10 @@ impl Bench {
         );
         subscribers.extend(added);
         tokio::time::sleep(config.settle).await;
-        let overload = self
-            .phase(
-                server,
-                &shared,
-                &publishers,
-                &subscribers,
-                PhaseKind::Overload,
-                failed,
-            )
-            .await?;
-        println!("{}", table(std::slice::from_ref(&overload)));
-        phases.push(overload);
+        phases.push(
+            self.phase(&stage, &subscribers, PhaseKind::Overload, failed)
+                .await?,
+        );
 
         // The subscribers that joined last leave; the first `base` stay.
         let leaving = subscribers.split_off(config.base);
@@ -339,34 +328,29 @@ impl Bench {
             left_at.elapsed().as_secs_f64()
         );
         tokio::time::sleep(config.settle).await;
-        let recovered = self
-            .phase(
-                server,
-                &shared,
-                &publishers,
-                &subscribers,
-                PhaseKind::Recovered,
-                0,
-            )
-            .await?;
-        println!("{}", table(std::slice::from_ref(&recovered)));
-        phases.push(recovered);
+        phases.push(
+            self.phase(&stage, &subscribers, PhaseKind::Recovered, 0)
+                .await?,
+        );
 
         subscribers.extend(publishers);
         close_all(subscribers).await;
         Ok(phases)
     }
 
-    /// Measures one window over `subscribers`.
+    /// Measures one window over `subscribers` and prints its row.
     async fn phase(
         &self,
-        server: &Server,
-        shared: &crate::peer::Shared,
-        publishers: &[Participant],
+        stage: &Stage<'_>,
         subscribers: &[Participant],
         kind: PhaseKind,
         joins_failed: usize,
     ) -> Result<Phase> {
+        let Stage {
+            server,
+            shared,
+            publishers,
+        } = *stage;
         let before = server_counters(server.addr()).await;
         let m = self.measure_window(server, shared, publishers).await?;
         let after = server_counters(server.addr()).await;
@@ -427,8 +411,17 @@ impl Bench {
             phase.late = Some(delivered.saturating_sub(phase.delivered));
             phase.latency = latency;
         }
+        println!("{}", table(std::slice::from_ref(&phase)));
         Ok(phase)
     }
+}
+
+/// What every phase of one run measures against.
+#[derive(Clone, Copy)]
+struct Stage<'a> {
+    server: &'a Server,
+    shared: &'a crate::peer::Shared,
+    publishers: &'a [Participant],
 }
 
 fn ms(v: Option<f64>) -> String {

@@ -1,7 +1,8 @@
 // End-to-end: network faults between real Chromium participants and the SFU, made with iptables
 // on loopback (this kernel has no netem). A participant whose network is cut is reported gone
 // within the default peer timeout; 5 % loss on a publisher's uplink is repaired by NACKs and
-// retransmissions, and subscribers keep decoding.
+// the publisher's retransmissions, on a subscriber's downlink by the SFU's retransmissions on
+// RTX, and subscribers keep decoding.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -100,40 +101,50 @@ test('a participant whose network path dies restarts ICE and stays the same part
   }
 });
 
-test('with 5 % loss on the publisher\'s uplink, NACKs repair it and the subscriber keeps decoding', async () => {
+/** Ada and Bob in `room` on a fresh server, each sampled with `measure({ ada, bob })` at the
+ * start, after a clean window and after a window in which 5 % of the packets on one path are
+ * dropped: the iptables match `path({ ada, bob }, serverPort)` returns. Hands the samples to
+ * `check({ ada, bob }, { start, clean, lossy })`. */
+async function underFivePercentLoss(room, path, measure, check) {
   const port = await h.freeUdpPort();
   const server = await h.startServer(['--udp-port', String(port)]);
   let restore = () => {};
   try {
-    const { ada, bob } = await twoInARoom(server, 'lossy');
+    const peers = await twoInARoom(server, room);
     const window = 5000;
-    const clean0 = await videoFrames(bob.page);
+    const start = await measure(peers);
     await h.sleep(window);
-    const clean = (await videoFrames(bob.page)) - clean0;
-
-    const adaPort = await h.mediaPort(ada.page);
-    const repairs0 = await senderRepairs(ada.page);
-    restore = h.dropOnLoopback(['--sport', String(adaPort), '--dport', String(port),
+    const clean = await measure(peers);
+    restore = h.dropOnLoopback([...(await path(peers, port)),
       '-m', 'statistic', '--mode', 'random', '--probability', '0.05']);
-    const lossy0 = await videoFrames(bob.page);
     await h.sleep(window);
-    const lossy = (await videoFrames(bob.page)) - lossy0;
+    const lossy = await measure(peers);
     restore();
     restore = () => {};
-    const repairs = await senderRepairs(ada.page);
-    const nacks = repairs.nacks - repairs0.nacks;
-    const resent = repairs.resent - repairs0.resent;
-    console.log(`frames decoded in ${window / 1000} s: ${clean} clean, ${lossy} at 5 % loss; NACKs to the publisher ${nacks}, packets resent ${resent}`);
-    assert.ok(clean > 20, `unimpaired video decodes (${clean} frames)`);
-    assert.ok(lossy >= clean * 0.5, `video keeps decoding under loss: ${lossy} vs ${clean} frames`);
-    assert.ok(nacks > 0, 'the SFU asked the publisher to resend lost packets');
-    assert.ok(resent > 0, 'and the publisher resent them');
-    await h.screenshot(bob.page, 'lossy-uplink');
-    for (const { context } of [ada, bob]) await context.close();
+    await check(peers, { start, clean, lossy });
+    for (const { context } of [peers.ada, peers.bob]) await context.close();
   } finally {
     restore();
     await server.stop();
   }
+}
+
+test('with 5 % loss on the publisher\'s uplink, NACKs repair it and the subscriber keeps decoding', async () => {
+  await underFivePercentLoss('lossy',
+    async ({ ada }, serverPort) => ['--sport', String(await h.mediaPort(ada.page)), '--dport', String(serverPort)],
+    async ({ ada, bob }) => ({ frames: await videoFrames(bob.page), ...(await senderRepairs(ada.page)) }),
+    async ({ bob }, { start, clean, lossy }) => {
+      const cleanFrames = clean.frames - start.frames;
+      const lossyFrames = lossy.frames - clean.frames;
+      const nacks = lossy.nacks - clean.nacks;
+      const resent = lossy.resent - clean.resent;
+      console.log(`frames decoded in 5 s: ${cleanFrames} clean, ${lossyFrames} at 5 % loss; NACKs to the publisher ${nacks}, packets resent ${resent}`);
+      assert.ok(cleanFrames > 20, `unimpaired video decodes (${cleanFrames} frames)`);
+      assert.ok(lossyFrames >= cleanFrames * 0.5, `video keeps decoding under loss: ${lossyFrames} vs ${cleanFrames} frames`);
+      assert.ok(nacks > 0, 'the SFU asked the publisher to resend lost packets');
+      assert.ok(resent > 0, 'and the publisher resent them');
+      await h.screenshot(bob.page, 'lossy-uplink');
+    });
 });
 
 /** What the subscriber's video receivers asked again (NACKs) and got again on RTX. */
@@ -164,44 +175,28 @@ async function serverSections(page) {
 }
 
 test('with 5 % loss on a subscriber\'s downlink, the SFU resends on an RTX stream and the subscriber keeps decoding', async () => {
-  const port = await h.freeUdpPort();
-  const server = await h.startServer(['--udp-port', String(port)]);
-  let restore = () => {};
-  try {
-    const { ada, bob } = await twoInARoom(server, 'lossy-down');
-    // RTX where the server sends; none where it receives (webrtc-rs drops incoming RTX, so a
-    // publisher must resend on its media stream).
-    const sections = await serverSections(ada.page);
-    const sending = sections.filter((s) => s.direction === 'sendonly');
-    const receiving = sections.filter((s) => s.direction === 'recvonly');
-    assert.ok(sending.length > 0 && receiving.length > 0, JSON.stringify(sections));
-    assert.ok(sending.every((s) => s.rtx && s.fid), `forwarded video offers RTX: ${JSON.stringify(sections)}`);
-    assert.ok(receiving.every((s) => !s.rtx), `published video is answered without RTX: ${JSON.stringify(sections)}`);
+  await underFivePercentLoss('lossy-down',
+    async ({ bob }, serverPort) => ['--sport', String(serverPort), '--dport', String(await h.mediaPort(bob.page))],
+    ({ bob }) => receiverRepairs(bob.page),
+    async ({ ada, bob }, { start, clean, lossy }) => {
+      // RTX where the server sends; none where it receives (webrtc-rs drops incoming RTX, so a
+      // publisher must resend on its media stream).
+      const sections = await serverSections(ada.page);
+      const sending = sections.filter((s) => s.direction === 'sendonly');
+      const receiving = sections.filter((s) => s.direction === 'recvonly');
+      assert.ok(sending.length > 0 && receiving.length > 0, JSON.stringify(sections));
+      assert.ok(sending.every((s) => s.rtx && s.fid), `forwarded video offers RTX: ${JSON.stringify(sections)}`);
+      assert.ok(receiving.every((s) => !s.rtx), `published video is answered without RTX: ${JSON.stringify(sections)}`);
 
-    const window = 5000;
-    const clean0 = await receiverRepairs(bob.page);
-    await h.sleep(window);
-    const clean = await receiverRepairs(bob.page);
-    const bobPort = await h.mediaPort(bob.page);
-    restore = h.dropOnLoopback(['--sport', String(port), '--dport', String(bobPort),
-      '-m', 'statistic', '--mode', 'random', '--probability', '0.05']);
-    await h.sleep(window);
-    const lossy = await receiverRepairs(bob.page);
-    restore();
-    restore = () => {};
-    const cleanFrames = clean.frames - clean0.frames;
-    const lossyFrames = lossy.frames - clean.frames;
-    const nacks = lossy.nacks - clean.nacks;
-    const repaired = lossy.repaired - clean.repaired;
-    console.log(`frames decoded in ${window / 1000} s: ${cleanFrames} clean, ${lossyFrames} at 5 % loss; NACKs from the subscriber ${nacks}, packets received on RTX ${repaired}`);
-    assert.ok(lossy.rtx > 0, 'the subscriber knows the RTX stream of its video');
-    assert.ok(nacks > 0, 'the subscriber asked for lost packets');
-    assert.ok(repaired > 0, 'and got them again on the RTX stream');
-    assert.ok(lossyFrames >= cleanFrames * 0.5, `video keeps decoding under loss: ${lossyFrames} vs ${cleanFrames} frames`);
-    await h.screenshot(bob.page, 'lossy-downlink');
-    for (const { context } of [ada, bob]) await context.close();
-  } finally {
-    restore();
-    await server.stop();
-  }
+      const cleanFrames = clean.frames - start.frames;
+      const lossyFrames = lossy.frames - clean.frames;
+      const nacks = lossy.nacks - clean.nacks;
+      const repaired = lossy.repaired - clean.repaired;
+      console.log(`frames decoded in 5 s: ${cleanFrames} clean, ${lossyFrames} at 5 % loss; NACKs from the subscriber ${nacks}, packets received on RTX ${repaired}`);
+      assert.ok(lossy.rtx > 0, 'the subscriber knows the RTX stream of its video');
+      assert.ok(nacks > 0, 'the subscriber asked for lost packets');
+      assert.ok(repaired > 0, 'and got them again on the RTX stream');
+      assert.ok(lossyFrames >= cleanFrames * 0.5, `video keeps decoding under loss: ${lossyFrames} vs ${cleanFrames} frames`);
+      await h.screenshot(bob.page, 'lossy-downlink');
+    });
 });
