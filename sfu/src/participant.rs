@@ -175,6 +175,9 @@ impl Participant {
         } = inboxes;
         self.data_outbox = Some(data);
         tracing::info!(name = self.info.name.as_str(), "joined");
+        // The handlers that await webrtc-rs (offer, answer, subscribe, leave) run as boxed
+        // futures: inline, the largest of them would size this task's future, held for the
+        // participant's whole life, where a box lives only while its handler runs.
         let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
         allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A seat is held only by someone who sets up media: the ICE timeouts start only once
@@ -207,13 +210,13 @@ impl Participant {
                 _ = allocation.tick() => self.allocate(),
                 signal = signals.recv() => match signal {
                     None | Some(Signal::Leave) => break LeaveReason::Requested,
-                    Some(signal) => self.on_signal(signal).await,
+                    Some(signal) => Box::pin(self.on_signal(signal)).await,
                 },
                 Some(command) = commands.recv() => {
                     if let RoomCommand::Remove(reason) = command {
                         break reason;
                     }
-                    self.on_room(command).await;
+                    Box::pin(self.on_room(command)).await;
                 }
                 Some(event) = peer_events.recv() => {
                     if let Some(reason) = self.on_peer(event) {
@@ -223,9 +226,11 @@ impl Participant {
                 Some(event) = transport.recv() => self.downlink.on_transport(Instant::now(), event),
                 Some(publication) = ended.recv() => self.unpublish(&publication),
             }
-            self.negotiate().await;
+            if self.negotiation.should_offer(self.peer.is_stable()) {
+                Box::pin(self.offer()).await;
+            }
         };
-        self.leave(reason).await;
+        Box::pin(self.leave(reason)).await;
     }
 
     async fn on_signal(&mut self, signal: Signal) {
@@ -612,10 +617,7 @@ impl Participant {
         self.publishes_changed();
     }
 
-    async fn negotiate(&mut self) {
-        if !self.negotiation.should_offer(self.peer.is_stable()) {
-            return;
-        }
+    async fn offer(&mut self) {
         match self.peer.offer().await {
             Ok(sdp) => {
                 tracing::trace!(%sdp, "server offer");

@@ -11,9 +11,9 @@ pub(crate) struct Vp8Descriptor {
     pub(crate) keyframe: bool,
     pub(crate) picture_id: Option<PictureId>,
     /// Byte offset and value of TL0PICIDX.
-    pub(crate) tl0_pic_idx: Option<(usize, u8)>,
+    pub(crate) tl0_pic_idx: Option<(u8, u8)>,
     /// Byte offset and value of the KEYIDX (5 bits of the T/K byte).
-    pub(crate) key_idx: Option<(usize, u8)>,
+    pub(crate) key_idx: Option<(u8, u8)>,
     /// Where the VP8 payload header starts, after the descriptor.
     pub(crate) header_offset: usize,
 }
@@ -36,7 +36,9 @@ impl Vp8Descriptor {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PictureId {
-    pub(crate) offset: usize,
+    /// Offsets are bytes: a descriptor is at most 6 bytes long. A forwarded packet's rewrite is
+    /// kept in each subscriber's retransmission history, so its size counts per subscriber.
+    pub(crate) offset: u8,
     pub(crate) value: u16,
     /// 15 bits (M set) or 7.
     pub(crate) long: bool,
@@ -62,19 +64,20 @@ const M_BIT: u8 = 0x80;
 
 /// Parses the descriptor; `None` if the payload is too short to hold what it announces.
 pub(crate) fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
-    let first = *payload.first()?;
+    let byte = |at: u8| payload.get(usize::from(at)).copied();
+    let first = byte(0)?;
     let mut d = Vp8Descriptor {
         frame_start: first & S_BIT != 0 && first & 0x07 == 0,
         ..Vp8Descriptor::default()
     };
     let mut at = 1;
     if first & X_BIT != 0 {
-        let ext = *payload.get(at)?;
+        let ext = byte(at)?;
         at += 1;
         if ext & I_BIT != 0 {
-            let high = *payload.get(at)?;
+            let high = byte(at)?;
             if high & M_BIT != 0 {
-                let low = *payload.get(at + 1)?;
+                let low = byte(at + 1)?;
                 let value = (u16::from(high & 0x7f) << 8) | u16::from(low);
                 d.picture_id = Some(PictureId {
                     offset: at,
@@ -92,20 +95,20 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
             }
         }
         if ext & L_BIT != 0 {
-            d.tl0_pic_idx = Some((at, *payload.get(at)?));
+            d.tl0_pic_idx = Some((at, byte(at)?));
             at += 1;
         }
         if ext & (T_BIT | K_BIT) != 0 {
-            let tk = *payload.get(at)?;
+            let tk = byte(at)?;
             if ext & K_BIT != 0 {
                 d.key_idx = Some((at, tk & 0x1f));
             }
             at += 1;
         }
     }
-    d.header_offset = at;
+    d.header_offset = usize::from(at);
     // The VP8 payload header's P bit is clear on keyframes (RFC 7741 §4.3).
-    d.keyframe = d.frame_start && payload.get(at).is_some_and(|b| b & 0x01 == 0);
+    d.keyframe = d.frame_start && byte(at).is_some_and(|b| b & 0x01 == 0);
     Some(d)
 }
 
@@ -113,30 +116,31 @@ pub(crate) fn parse(payload: &[u8]) -> Option<Vp8Descriptor> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Vp8Rewrite {
     pub(crate) picture_id: Option<PictureId>,
-    pub(crate) tl0_pic_idx: Option<(usize, u8)>,
-    pub(crate) key_idx: Option<(usize, u8)>,
+    pub(crate) tl0_pic_idx: Option<(u8, u8)>,
+    pub(crate) key_idx: Option<(u8, u8)>,
 }
 
 impl Vp8Rewrite {
     /// Writes the output values into a copy of the payload.
     pub(crate) fn apply(&self, payload: &mut [u8]) {
         if let Some(p) = self.picture_id {
+            let at = usize::from(p.offset);
             if p.long {
-                if let Some(bytes) = payload.get_mut(p.offset..p.offset + 2) {
+                if let Some(bytes) = payload.get_mut(at..at + 2) {
                     bytes[0] = M_BIT | ((p.value >> 8) as u8 & 0x7f);
                     bytes[1] = p.value as u8;
                 }
-            } else if let Some(b) = payload.get_mut(p.offset) {
+            } else if let Some(b) = payload.get_mut(at) {
                 *b = p.value as u8 & 0x7f;
             }
         }
         if let Some((at, v)) = self.tl0_pic_idx {
-            if let Some(b) = payload.get_mut(at) {
+            if let Some(b) = payload.get_mut(usize::from(at)) {
                 *b = v;
             }
         }
         if let Some((at, v)) = self.key_idx {
-            if let Some(b) = payload.get_mut(at) {
+            if let Some(b) = payload.get_mut(usize::from(at)) {
                 *b = (*b & !0x1f) | (v & 0x1f);
             }
         }

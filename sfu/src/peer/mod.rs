@@ -13,6 +13,7 @@ mod outbound;
 mod outbound_stream;
 mod protect;
 mod remote_track;
+mod send_history;
 mod twcc;
 mod wire;
 

@@ -63,6 +63,15 @@ enum Transmission {
     },
 }
 
+/// One copy of a forwarded packet: the publisher's packet, how the forwarder numbered it, and
+/// which copy it is.
+#[derive(Clone, Copy)]
+struct Outgoing<'a> {
+    ingress: &'a Ingress,
+    rewrite: &'a Rewrite,
+    transmission: Transmission,
+}
+
 /// What the sender reports sum up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Totals {
@@ -120,15 +129,12 @@ impl OutboundStream {
         let Some(binding) = self.binding() else {
             return false;
         };
-        let Some(transport_seq) = self.put_on_wire(
-            &binding,
+        let copy = Outgoing {
             ingress,
             rewrite,
-            Transmission::First,
-            now,
-            batch,
-            tag,
-        ) else {
+            transmission: Transmission::First,
+        };
+        let Some(transport_seq) = self.put_on_wire(&binding, copy, now, batch, tag) else {
             return false;
         };
         let payload = ingress.packet.payload.len() as u32;
@@ -182,10 +188,12 @@ impl OutboundStream {
                 None => Transmission::Again(sent.transport_seq),
             };
             let (ingress, rewrite) = (Arc::clone(&sent.ingress), sent.rewrite);
-            if self
-                .put_on_wire(&binding, &ingress, &rewrite, transmission, now, batch, tag)
-                .is_some()
-            {
+            let copy = Outgoing {
+                ingress: &ingress,
+                rewrite: &rewrite,
+                transmission,
+            };
+            if self.put_on_wire(&binding, copy, now, batch, tag).is_some() {
                 resent += 1;
             }
         }
@@ -205,17 +213,19 @@ impl OutboundStream {
 
     /// Writes one copy of the packet into the batch's next buffer, protects it there and queues
     /// it (or hands it to the relay). Returns the transport-wide number it went with, if it went.
-    #[allow(clippy::too_many_arguments)]
     fn put_on_wire(
         &mut self,
         binding: &Binding,
-        ingress: &Ingress,
-        rewrite: &Rewrite,
-        transmission: Transmission,
+        copy: Outgoing<'_>,
         now: Instant,
         batch: &mut Batch,
         tag: u32,
     ) -> Option<Option<u16>> {
+        let Outgoing {
+            ingress,
+            rewrite,
+            transmission,
+        } = copy;
         let (srtp, ssrc, payload_type, sequence_number) = match transmission {
             Transmission::Repair {
                 ssrc,

@@ -6,7 +6,7 @@
 //!   gets the next transport sequence number (one 16-bit counter for all of the connection's
 //!   streams) from the connection's [`TransportSequence`], which roomcast's own send path
 //!   ([`super::OutboundStream`]) stamps it with, and its send time and size go into a lock-free
-//!   [`SendHistory`];
+//!   [`SendHistory`] (sized by the rate the connection sends at);
 //! * every transport-wide feedback the subscriber sends back is decoded, matched against that
 //!   history and delivered as [`TransportEvent::Feedback`] (results in transport sequence order);
 //! * receiver reports about the connection's own streams are delivered as
@@ -17,12 +17,13 @@
 //! once.
 
 use std::iter::repeat_n;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::send_history::SendHistory;
 use crate::bwe::PacketResult;
 use webrtc::interceptor::stream_info::StreamInfo;
 use webrtc::interceptor::{
@@ -40,10 +41,6 @@ use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{
 type Result<T> = std::result::Result<T, Error>;
 type RtcpBatch = Vec<Box<dyn RtcpPacket + Send + Sync>>;
 
-/// Packets of send history kept per PeerConnection (a power of two, dividing 65,536). 4,096
-/// packets is about 1.5 s of 30 Mbit/s or 80 s of one audio stream, far longer than a
-/// feedback takes to come back; 32 KiB per connection.
-const HISTORY_SLOTS: usize = 4096;
 /// TWCC reference time unit.
 const REFERENCE_TIME_UNIT_US: i64 = 64_000;
 /// The reference time is a 24-bit field.
@@ -476,57 +473,6 @@ fn decode(
     results
 }
 
-/// Send time and size of the last [`HISTORY_SLOTS`] transport sequence numbers, lock-free. Each
-/// slot packs sequence number (16 bits), size (16 bits, 0 = empty) and the low 32 bits of the
-/// microseconds since `origin` (which wrap every 71 minutes: a slot is read back as the latest
-/// such time not after the lookup, so entries up to 71 minutes old read right).
-struct SendHistory {
-    origin: Instant,
-    slots: Box<[AtomicU64]>,
-}
-
-impl SendHistory {
-    fn new(origin: Instant) -> Self {
-        Self {
-            origin,
-            slots: (0..HISTORY_SLOTS).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    fn slot(&self, seq: u16) -> &AtomicU64 {
-        &self.slots[usize::from(seq) % HISTORY_SLOTS]
-    }
-
-    /// Records `seq`, replacing whatever its slot held; returns the stored value for `forget`.
-    fn record(&self, seq: u16, size: usize, at: Instant) -> u64 {
-        let size = size.clamp(1, usize::from(u16::MAX)) as u64;
-        let micros = at.saturating_duration_since(self.origin).as_micros() as u32;
-        let packed = u64::from(seq) << 48 | size << 32 | u64::from(micros);
-        self.slot(seq).store(packed, Ordering::Relaxed);
-        packed
-    }
-
-    /// Empties `seq`'s slot if it still holds what `record` returned.
-    fn forget(&self, seq: u16, recorded: u64) {
-        let _ = self
-            .slot(seq)
-            .compare_exchange(recorded, 0, Ordering::Relaxed, Ordering::Relaxed);
-    }
-
-    /// Send time and size of `seq`, unless its slot is empty or holds another sequence number.
-    fn lookup(&self, seq: u16, now: Instant) -> Option<(Instant, u16)> {
-        let packed = self.slot(seq).load(Ordering::Relaxed);
-        let size = (packed >> 32) as u16;
-        if size == 0 || (packed >> 48) as u16 != seq {
-            return None;
-        }
-        let now_us = now.saturating_duration_since(self.origin).as_micros() as u64;
-        let age_us = u64::from((now_us as u32).wrapping_sub(packed as u32));
-        let sent_us = now_us.checked_sub(age_us)?;
-        Some((self.origin + Duration::from_micros(sent_us), size))
-    }
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -534,6 +480,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::send_history::PAGE_SLOTS;
 
     use bytes::Bytes;
     use tokio::sync::mpsc::{self, error::TryRecvError, UnboundedReceiver};
@@ -705,58 +652,11 @@ mod tests {
     }
 
     #[test]
-    fn the_send_history_packs_and_finds_entries_and_reports_an_overwritten_slot_as_unknown() {
-        let origin = Instant::now();
-        let history = SendHistory::new(origin);
-        let sent = origin + Duration::from_micros(1_234_567);
-        let now = sent + Duration::from_millis(80);
-
-        assert_eq!(history.lookup(7, now), None, "empty slot");
-        history.record(7, 1_200, sent);
-        assert_eq!(history.lookup(7, now), Some((sent, 1_200)));
-        // Same slot, other sequence number: not 7's entry.
-        assert_eq!(history.lookup(7 + HISTORY_SLOTS as u16, now), None);
-
-        let later = sent + Duration::from_millis(5);
-        history.record(7 + HISTORY_SLOTS as u16, 80, later);
-        assert_eq!(history.lookup(7, now), None, "overwritten");
-        assert_eq!(
-            history.lookup(7 + HISTORY_SLOTS as u16, now),
-            Some((later, 80))
-        );
-
-        // Sizes beyond 16 bits saturate; zero-size packets still count as recorded.
-        history.record(8, 100_000, sent);
-        assert_eq!(history.lookup(8, now), Some((sent, u16::MAX)));
-        history.record(9, 0, sent);
-        assert_eq!(history.lookup(9, now), Some((sent, 1)));
-
-        // A forgotten entry is unknown; forgetting an outdated one leaves the newer in place.
-        let recorded = history.record(10, 500, sent);
-        history.forget(10, recorded);
-        assert_eq!(history.lookup(10, now), None);
-        let old = history.record(11, 500, sent);
-        history.record(11, 600, later);
-        history.forget(11, old);
-        assert_eq!(history.lookup(11, now), Some((later, 600)));
-    }
-
-    #[test]
-    fn the_send_history_reads_times_right_across_the_32_bit_microsecond_wrap() {
-        let origin = Instant::now();
-        let history = SendHistory::new(origin);
-        let sent = origin + Duration::from_micros(u64::from(u32::MAX) - 1_000);
-        history.record(1, 100, sent);
-        let now = sent + Duration::from_millis(3);
-        assert_eq!(history.lookup(1, now), Some((sent, 100)));
-    }
-
-    #[test]
     fn a_twcc_feedback_through_webrtc_rs_marshal_and_unmarshal_decodes_into_the_right_results() {
         let (twcc, mut rx) = interceptor(0);
         let origin = twcc.shared.history.origin;
         let sent = |seq: u16| origin + Duration::from_millis(u64::from(seq) * 3);
-        // 100..=107 sent; 107 is later overwritten by 107 + 4096 (history no longer holds it);
+        // 100..=107 sent; 107 is later overwritten by 107 + 256 (history no longer holds it);
         // 108 never sent.
         for seq in 100..=107u16 {
             twcc.shared
@@ -765,7 +665,7 @@ mod tests {
         }
         twcc.shared
             .history
-            .record(107 + HISTORY_SLOTS as u16, 50, sent(107));
+            .record(107 + PAGE_SLOTS as u16, 50, sent(107));
 
         let cc = wire(TransportLayerCc {
             sender_ssrc: 1,

@@ -1178,7 +1178,13 @@ impl PeerConnectionInternal {
                         .await;
                 }
 
-                let track = receiver
+                // roomcast patch: a layer whose first packet beats the receiver's start (its
+                // tracks, one per RID, do not exist yet) must not leave its stream open and
+                // unread: close it, as when probing finds nothing, so that the layer's next
+                // packet opens a new stream and is probed again.
+                let (rtp_stream, rtcp_stream) =
+                    (Arc::clone(&rtp_read_stream), Arc::clone(&rtcp_read_stream));
+                let track = match receiver
                     .receive_for_rid(
                         SmolStr::from(rid),
                         params,
@@ -1190,7 +1196,17 @@ impl PeerConnectionInternal {
                             rtcp_interceptor: Some(rtcp_interceptor),
                         },
                     )
-                    .await?;
+                    .await
+                {
+                    Ok(track) => track,
+                    Err(err) => {
+                        let _ = rtp_stream.close().await;
+                        let _ = rtcp_stream.close().await;
+                        icpr.unbind_remote_stream(&stream_info).await;
+                        self.dtls_transport.remove_simulcast_stream(ssrc).await;
+                        return Err(err);
+                    }
+                };
                 track.prepopulate_peeked_data(buffered_packets).await;
 
                 RTCPeerConnection::do_track(
