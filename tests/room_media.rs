@@ -116,6 +116,44 @@ async fn a_subscriber_that_reports_a_video_packet_lost_gets_it_again_from_the_se
     server.wait_until_empty().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_negotiates_only_the_codecs_it_routes() {
+    let server = TestServer::start(SfuConfig::default()).await;
+    // Both clients offer webrtc-rs's twenty default codecs.
+    let a = ClientPeer::join(&server, "codecs", "A").await;
+    let b = ClientPeer::join(&server, "codecs", "B").await;
+    eventually("B to receive A's video", || async {
+        b.received_from(&a.id).video >= 5
+    })
+    .await;
+    // B's remote description is the server's offer with A's tracks (or its answer after).
+    let sdp = b.remote_sdp().await;
+    let mut sections = 0;
+    for section in sdp.split("\nm=").skip(1) {
+        let codecs: std::collections::BTreeSet<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+            .filter_map(|l| l.split_once(' ')?.1.split('/').next())
+            .collect();
+        let allowed: &[&str] = if section.starts_with("audio") {
+            &["opus"]
+        } else if section.starts_with("video") {
+            &["VP8", "VP9", "H264", "AV1", "rtx"]
+        } else {
+            continue;
+        };
+        sections += 1;
+        assert!(
+            !codecs.is_empty() && codecs.iter().all(|c| allowed.contains(c)),
+            "{codecs:?} in\n{section}"
+        );
+    }
+    assert!(sections >= 2, "{sdp}");
+    a.close().await;
+    b.close().await;
+    server.wait_until_empty().await;
+}
+
 fn sends_stream(sdp: &str, stream: &str) -> bool {
     sdp.split("\nm=").skip(1).any(|section| {
         let sending = section.contains("a=sendonly") || section.contains("a=sendrecv");

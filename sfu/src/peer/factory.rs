@@ -23,14 +23,13 @@ use webrtc::interceptor::report::receiver::ReceiverReport;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
-};
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
 use webrtc::rtp_transceiver::RTCRtpTransceiver;
 use webrtc::sdp;
 use webrtc::track::track_remote::TrackRemote;
 
+use super::codecs;
 use super::data_channel::{DataChannel, DATA_LABEL};
 use super::outbound::Outbound;
 use super::twcc::TransportFeedbackBuilder;
@@ -52,8 +51,7 @@ pub(crate) struct PeerFactory {
 impl PeerFactory {
     pub(crate) fn new(config: &SfuConfig) -> Result<Self, SfuError> {
         let mut media = MediaEngine::default();
-        media.register_default_codecs().map_err(webrtc_error)?;
-        register_rtx(&mut media)?;
+        codecs::register(&mut media)?;
         register_simulcast_extensions(&mut media)?;
         register_audio_level(&mut media)?;
         let twcc = TransportFeedbackBuilder::new();
@@ -136,47 +134,6 @@ fn register_simulcast_extensions(media: &mut MediaEngine) -> Result<(), SfuError
         };
         media
             .register_header_extension(extension, RTPCodecType::Video, None)
-            .map_err(webrtc_error)?;
-    }
-    Ok(())
-}
-
-/// Payload types of webrtc-rs's default video codecs, each with a free one for its RTX stream
-/// (RFC 4588), as Chromium pairs them where it has the same codec.
-const RTX_PAYLOAD_TYPES: [(u8, u8); 13] = [
-    (96, 97),
-    (98, 99),
-    (100, 101),
-    (102, 103),
-    (127, 104),
-    (125, 105),
-    (108, 109),
-    (123, 106),
-    (118, 107),
-    (119, 110),
-    (120, 112),
-    (121, 113),
-    (41, 42),
-];
-
-/// RTX for every default video codec: retransmissions to subscribers go on a stream of their
-/// own (see `OutboundStream::resend`). Publishers are answered without it
-/// ([`super::Peer::answer`]): webrtc-rs 0.17 reads an incoming RTX stream only to drop it.
-fn register_rtx(media: &mut MediaEngine) -> Result<(), SfuError> {
-    for (apt, payload_type) in RTX_PAYLOAD_TYPES {
-        let codec = RTCRtpCodecParameters {
-            capability: RTCRtpCodecCapability {
-                mime_type: "video/rtx".to_owned(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: format!("apt={apt}"),
-                rtcp_feedback: Vec::new(),
-            },
-            payload_type,
-            ..Default::default()
-        };
-        media
-            .register_codec(codec, RTPCodecType::Video)
             .map_err(webrtc_error)?;
     }
     Ok(())

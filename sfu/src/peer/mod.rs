@@ -6,6 +6,7 @@
 //! Callbacks never capture the PeerConnection (a closure kept by the connection that holds an `Arc`
 //! of it is a cycle that never frees); they only push [`PeerEvent`]s into the owner's channel.
 
+mod codecs;
 mod data_channel;
 mod factory;
 mod forward_track;
