@@ -210,12 +210,14 @@ async fn a_track_its_publisher_removes_is_unpublished_for_everyone_and_never_giv
 const MOST_SECTIONS: usize = 2 + 2 + 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hundred_joins_and_leaves_keep_the_sdp_of_who_stays_bounded_by_the_live_tracks() {
+async fn forty_joins_and_leaves_keep_the_sdp_of_who_stays_bounded_by_the_live_tracks() {
     let server = TestServer::start(SfuConfig::default()).await;
     let stayer = ClientPeer::join(&server, "churn", "Stayer").await;
     let (mut most_sections, mut most_bytes) = (0, 0);
     let (mut first_sections, mut first_bytes) = (1, 0);
-    let cycles = 100;
+    // Each cycle reuses the sections the last one freed: forty show the bound holds as well as a
+    // hundred did (86 s of the suite's time).
+    let cycles = 40;
     for cycle in 0..cycles {
         let guest = ClientPeer::join(&server, "churn", &format!("Guest {cycle}")).await;
         let id = guest.id.clone();
