@@ -175,9 +175,6 @@ impl Participant {
         } = inboxes;
         self.data_outbox = Some(data);
         tracing::info!(name = self.info.name.as_str(), "joined");
-        // The handlers that await webrtc-rs (offer, answer, subscribe, leave) run as boxed
-        // futures: inline, the largest of them would size this task's future, held for the
-        // participant's whole life, where a box lives only while its handler runs.
         let mut allocation = tokio::time::interval(ALLOCATION_INTERVAL);
         allocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A seat is held only by someone who sets up media: the ICE timeouts start only once
@@ -189,6 +186,9 @@ impl Participant {
         // SCTP handshake: the connection stayed "disconnected").
         let silence_deadline = tokio::time::sleep(self.sfu.config.peer_timeout);
         tokio::pin!(silence_deadline);
+        // The handlers that await webrtc-rs (offer, answer, subscribe, leave) run as boxed
+        // futures: inline, the largest of them would size this task's future, held for the
+        // participant's whole life, where a box lives only while its handler runs.
         let reason = loop {
             if self.wedged {
                 tracing::warn!("the media connection stopped responding");
