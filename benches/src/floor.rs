@@ -8,8 +8,9 @@
 //! in a reused buffer with ring's AES-GCM (what roomcast's own send path does).
 //!
 //! The sending thread's own CPU time is measured (`CLOCK_THREAD_CPUTIME_ID`); on loopback that
-//! includes the kernel's receive path up to the sink's socket queue. Sinks are drained by another
-//! thread so their queues never overflow.
+//! includes the kernel's receive path up to the sink's socket queue (once per GSO message: the
+//! sinks take them whole, as the fan-out generator's subscribers do). Sinks are drained by
+//! another thread so their queues never overflow.
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -208,6 +209,9 @@ impl Sinks {
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 );
             }
+            // As the fan-out generator's subscribers do: a GSO message costs the receiving
+            // kernel, which loopback bills to the sender, one datagram's work (`recv_batch`).
+            crate::recv_batch::enable_gro(s.as_raw_fd()).context("UDP_GRO on a sink")?;
             match s.local_addr()? {
                 SocketAddr::V4(a) => addrs.push(a),
                 SocketAddr::V6(_) => bail!("sink bound to IPv6"),

@@ -14,6 +14,7 @@
 //! arrive, by message. Taps (the recorder) still get the packet on a queue of their own.
 
 mod batch;
+pub(crate) mod prefetch;
 mod sendmmsg;
 mod writer;
 
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 pub(crate) use batch::Batch;
-pub(crate) use writer::{Writer, WriterParts};
+pub(crate) use writer::{Stage, Writer, WriterParts};
 
 use crate::forwarder::Forwarder;
 use crate::publication::{forward, Ingress, Subscriber, SubscriptionId};
@@ -149,6 +150,7 @@ impl FanOut {
     async fn forward_burst(&mut self) {
         let now = Instant::now();
         for tag in 0..self.writers.len() {
+            self.prefetch_ahead(tag);
             let writer = &mut self.writers[tag];
             for packet in &self.burst {
                 if let Some(layer) = writer.on_packet(now, packet, &mut self.batch, tag as u32) {
@@ -167,6 +169,23 @@ impl FanOut {
                 if dropped > 0 {
                     add(&self.counters.dropped, dropped);
                 }
+            }
+        }
+    }
+
+    /// Starts loading the state of the next writers, one stage of pointers per writer closer
+    /// (see [`prefetch`]), so that writer `tag + 1` finds its state in the cache.
+    fn prefetch_ahead(&self, tag: usize) {
+        const STAGES: [(usize, Stage); 5] = [
+            (5, Stage::Own),
+            (4, Stage::Pointees),
+            (3, Stage::Connection),
+            (2, Stage::Transport),
+            (1, Stage::TransportSlot),
+        ];
+        for (ahead, stage) in STAGES {
+            if let Some(writer) = self.writers.get(tag + ahead) {
+                writer.prefetch(stage);
             }
         }
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::batch::Batch;
+use super::prefetch;
 use crate::forwarder::{Forwarder, Verdict};
 use crate::peer::{wire_size, OutboundStream, SenderReport, Stamp};
 use crate::publication::{Ingress, SubscriptionControl, SubscriptionId, PAUSED};
@@ -31,6 +32,23 @@ pub(crate) struct Writer {
     /// Sender reports go out with the media, checked per packet: a stream that sends nothing has
     /// nothing to report.
     next_report: Instant,
+}
+
+/// How far along a writer's chain of pointers a prefetch reaches (see [`super::prefetch`]):
+/// each stage reads only pointers the one before has fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// The writer's own struct.
+    Own,
+    /// What its fields point at: the subscription's flags and statistics, the track, the
+    /// binding, the SRTP key.
+    Pointees,
+    /// One hop further: the binding's generation and the subscriber's connection.
+    Connection,
+    /// The connection's transport-wide numbering.
+    Transport,
+    /// The history slot of the next transport-wide number.
+    TransportSlot,
 }
 
 /// What a writer needs besides its stream and forwarder.
@@ -83,6 +101,21 @@ impl Writer {
             self.report(now);
         }
         self.forwarder.keyframe_request(now)
+    }
+
+    /// Starts loading what [`Self::on_packet`] will touch, as far as `stage` reaches.
+    pub(super) fn prefetch(&self, stage: Stage) {
+        match stage {
+            Stage::Own => prefetch::lines(self),
+            Stage::Pointees => {
+                prefetch::line(Arc::as_ptr(&self.control));
+                prefetch::line(Arc::as_ptr(&self.stats));
+                self.stream.prefetch_pointees();
+            }
+            Stage::Connection => self.stream.prefetch_connection(),
+            Stage::Transport => self.stream.prefetch_transport(false),
+            Stage::TransportSlot => self.stream.prefetch_transport(true),
+        }
     }
 
     /// Sends again those of `lost` the stream still holds.

@@ -230,6 +230,25 @@ impl ForwardTrack {
         self.local.generation.load(Ordering::Acquire)
     }
 
+    /// Starts loading the binding's generation and the connection's send state (see
+    /// `fanout::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        crate::fanout::prefetch::line(&self.local.generation);
+        self.outbound.prefetch();
+    }
+
+    /// Starts loading the connection's transport-wide numbering. Reads the connection, which
+    /// [`Self::prefetch`] fetched.
+    pub(crate) fn prefetch_transport(&self) {
+        self.outbound.transport().prefetch();
+    }
+
+    /// Starts loading the transport-wide history slot of the next packet. Reads what
+    /// [`Self::prefetch_transport`] fetched.
+    pub(crate) fn prefetch_transport_slot(&self) {
+        self.outbound.transport().prefetch_slot();
+    }
+
     pub(crate) fn outbound(&self) -> &Arc<Outbound> {
         &self.outbound
     }

@@ -102,6 +102,13 @@ impl Outbound {
         parked.push((ssrc, protector));
     }
 
+    /// Starts loading what a packet's send reads here: the route and the transport-wide
+    /// numbering (see `fanout::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        crate::fanout::prefetch::line(&self.route);
+        crate::fanout::prefetch::line(&self.transport);
+    }
+
     pub(crate) fn transport(&self) -> &TransportSequence {
         &self.transport
     }

@@ -14,7 +14,7 @@ use super::outbound::Route;
 use super::protect::Protector;
 use super::twcc::Stamp;
 use super::wire::OutHeader;
-use crate::fanout::Batch;
+use crate::fanout::{prefetch, Batch};
 use crate::forwarder::Rewrite;
 use crate::publication::Ingress;
 use crate::stats::ntp;
@@ -36,6 +36,8 @@ pub(crate) struct OutboundStream {
     /// What was sent, by sequence number modulo the size; empty until the first packet of a
     /// stream the subscriber may NACK.
     history: Vec<Option<Sent>>,
+    /// The slot after the last one written: where the next packet most likely goes.
+    next_slot: usize,
     report: Totals,
 }
 
@@ -91,6 +93,7 @@ impl OutboundStream {
             binding: None,
             seen: u32::MAX,
             history: Vec::new(),
+            next_slot: 0,
             report: Totals::default(),
         }
     }
@@ -113,6 +116,37 @@ impl OutboundStream {
             self.seen = generation;
         }
         self.binding.clone()
+    }
+
+    /// Starts loading what the stream's fields point at: the track, the binding, the SRTP key
+    /// (see `fanout::prefetch`).
+    pub(crate) fn prefetch_pointees(&self) {
+        prefetch::line(Arc::as_ptr(&self.track));
+        if let Some(binding) = &self.binding {
+            prefetch::line(Arc::as_ptr(binding));
+        }
+        if let Some(srtp) = &self.srtp {
+            srtp.prefetch();
+        }
+        if let Some(next) = self.history.get(self.next_slot) {
+            prefetch::line(next);
+        }
+    }
+
+    /// Starts loading what the track points at: the binding's generation and the connection.
+    /// Reads the track, which [`Self::prefetch_pointees`] fetched.
+    pub(crate) fn prefetch_connection(&self) {
+        self.track.prefetch();
+    }
+
+    /// Starts loading the connection's transport-wide numbering, then (`slot`) the history slot
+    /// of the next number; each reads what the stage before fetched.
+    pub(crate) fn prefetch_transport(&self, slot: bool) {
+        if slot {
+            self.track.prefetch_transport_slot();
+        } else {
+            self.track.prefetch_transport();
+        }
     }
 
     /// Puts the publisher's packet `ingress`, as the forwarder numbered it, into `batch` under
@@ -334,6 +368,7 @@ impl OutboundStream {
         }
         let at = slot(sent.rewrite.sequence_number);
         self.history[at] = Some(sent);
+        self.next_slot = (at + 1) % HISTORY_SLOTS;
     }
 }
 

@@ -33,6 +33,13 @@ impl Protector {
         }
     }
 
+    /// Starts loading the key (see `fanout::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        if let Self::Gcm(gcm) = self {
+            crate::fanout::prefetch::lines(&**gcm);
+        }
+    }
+
     /// Protects the RTP packet in `wire` (SSRC and sequence number `id`, a header of
     /// `header_len` bytes): afterwards `wire` holds the SRTP packet. False if it could not be
     /// protected.

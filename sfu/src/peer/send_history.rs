@@ -54,6 +54,20 @@ impl SendHistory {
             .map(|p| &p[at % PAGE_SLOTS])
     }
 
+    /// Starts loading what [`Self::record`] reads before it gets to the slot: the size and the
+    /// first pages' addresses (see `fanout::prefetch`).
+    pub(super) fn prefetch(&self) {
+        crate::fanout::prefetch::line(&self.capacity);
+        crate::fanout::prefetch::line(&self.pages[0]);
+    }
+
+    /// Starts loading the slot `seq` will go to. Reads what [`Self::prefetch`] fetched.
+    pub(super) fn prefetch_slot(&self, seq: u16) {
+        if let Some(slot) = self.slot(seq, self.capacity.load(Ordering::Relaxed)) {
+            crate::fanout::prefetch::line(slot);
+        }
+    }
+
     /// Records `seq`, replacing whatever its slot held; returns the stored value for `forget`.
     pub(super) fn record(&self, seq: u16, size: usize, at: Instant) -> u64 {
         let size = size.clamp(1, usize::from(u16::MAX)) as u64;

@@ -142,6 +142,19 @@ impl Stamp {
 
 impl TransportSequence {
     /// The next transport-wide sequence number, for a packet of `size` bytes sent at `at`.
+    /// Starts loading the counter and the history's header (see `fanout::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        crate::fanout::prefetch::line(&self.0.next_seq);
+        self.0.history.prefetch();
+    }
+
+    /// Starts loading the history slot the next number goes to. Reads what
+    /// [`Self::prefetch`] fetched.
+    pub(crate) fn prefetch_slot(&self) {
+        let next = self.0.next_seq.load(Ordering::Relaxed);
+        self.0.history.prefetch_slot(next);
+    }
+
     pub(crate) fn take(&self, size: usize, at: Instant) -> Stamp {
         let shared = &self.0;
         // Streams of one connection are numbered from several tasks: one atomic step.
