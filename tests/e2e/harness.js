@@ -249,6 +249,20 @@ async function mediaPort(page) {
   }));
 }
 
+/** Every UDP port this page's connection has a local candidate on. ICE may move the media to
+ * another candidate pair, so a rule meant to hold for the whole connection covers all of them,
+ * not the selected pair's alone. */
+async function mediaPorts(page) {
+  return waitFor('local candidates', () => page.evaluate(async () => {
+    const stats = await window.roomcast.pc.getStats();
+    const ports = new Set();
+    stats.forEach((r) => {
+      if (r.type === 'local-candidate' && r.protocol === 'udp' && r.port) ports.add(r.port);
+    });
+    return ports.size > 0 && [...ports];
+  }));
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function screenshot(page, name) {
@@ -258,4 +272,4 @@ async function screenshot(page, name) {
   return file;
 }
 
-module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, tileClasses, inboundStats, inboundVideoOf, waitFor, sleep, screenshot };
+module.exports = { BINARY, cspViolations, dropOnLoopback, mediaPort, mediaPorts, freeUdpPort, startServer, startTurn, launchBrowser, openParticipant, join, remoteTiles, tileClasses, inboundStats, inboundVideoOf, waitFor, sleep, screenshot };

@@ -158,10 +158,12 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
       await h.waitFor(`${who} to receive Ada's top layer`, async () => (await forwardedLayer(server, 'narrow', who, 'Ada')).layer === 2, { timeout: 40000 });
     }
 
-    const port = await h.mediaPort(cy.page);
-    // 50 kB/s: kilobytes, so about 400 kbit/s reach Cy's media port; the rest is dropped.
-    lift = h.dropOnLoopback(['--dport', String(port), '-m', 'hashlimit', '--hashlimit-name', `cy${port}`,
-      '--hashlimit-mode', 'dstport', '--hashlimit-above', '50kb/s', '--hashlimit-burst', '50kb']);
+    // 50 kB/s: kilobytes, so about 400 kbit/s reach Cy in all; the rest is dropped. One bucket
+    // (no --hashlimit-mode) for every port Cy has a candidate on, so that ICE moving Cy's media
+    // to another candidate pair cannot take it out of the policer.
+    const ports = await h.mediaPorts(cy.page);
+    lift = h.dropOnLoopback(['-m', 'multiport', '--dports', ports.join(','), '-m', 'hashlimit',
+      '--hashlimit-name', `cy${ports[0]}`, '--hashlimit-above', '50kb/s', '--hashlimit-burst', '50kb']);
     const policedAt = Date.now();
     await h.waitFor('Cy to be moved to a lower layer', async () => {
       const f = await forwardedLayer(server, 'narrow', 'Cy', 'Ada');
@@ -175,7 +177,8 @@ test('a subscriber whose downlink is policed to 400 kbit/s settles on a lower la
     await h.sleep(10000);
     const later = await h.inboundVideoOf(cy.page, 'Ada');
     const fps = (later.frames - settled.frames) / 10;
-    console.log(`policed: ${fps} frames/s over 10 s, ${later.freezes - settled.freezes} freezes, downlink estimate ${(await forwardedLayer(server, 'narrow', 'Cy', 'Ada')).downlinkBps} bit/s`);
+    const policed = await forwardedLayer(server, 'narrow', 'Cy', 'Ada');
+    console.log(`policed: ${fps} frames/s over 10 s, ${later.freezes - settled.freezes} freezes, layer ${policed.layer}, downlink estimate ${policed.downlinkBps} bit/s`);
     assert.ok(fps >= 15, `Cy decodes ≥ 15 frames/s under the limit: ${fps}`);
     assert.ok(later.freezes - settled.freezes <= 2, `at most 2 freezes in 10 s: ${JSON.stringify([settled, later])}`);
     assert.equal((await forwardedLayer(server, 'narrow', 'Bob', 'Ada')).layer, 2, 'Bob, not policed, keeps the top layer');
