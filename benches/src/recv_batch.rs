@@ -208,7 +208,7 @@ pub fn socket_addr(name: &libc::sockaddr_storage, len: libc::socklen_t) -> Optio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
@@ -281,7 +281,7 @@ mod tests {
     }
 
     /// Sends `packets` (equal sizes, the last one at most as long) as one UDP GSO message.
-    fn send_gso(tx: &UdpSocket, packets: &[Vec<u8>], to: SocketAddr) {
+    pub(crate) fn send_gso(tx: &UdpSocket, packets: &[Vec<u8>], to: SocketAddr) {
         let SocketAddr::V4(to) = to else {
             panic!("IPv4 only")
         };

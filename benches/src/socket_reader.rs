@@ -387,6 +387,31 @@ mod tests {
     }
 
     #[test]
+    fn each_packet_of_a_gso_message_is_counted_and_sampled_on_its_own() {
+        let reader = SocketReader::start().unwrap();
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let to = socket.local_addr().unwrap();
+        let arrivals = Arc::new(Arrivals::new(u32::MAX, 1));
+        let (_registration, mut rx) = reader.register(socket, Arc::clone(&arrivals)).unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let frame: Vec<Vec<u8>> = (0..4).map(|seq| rtp(seq, 9)).collect();
+        crate::recv_batch::tests::send_gso(&peer, &frame, to);
+        wait_for("four RTP packets counted", || arrivals.received(9) == 4);
+        let first = loop {
+            if let Ok(d) = rx.try_recv() {
+                break d;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(
+            first.data, frame[0],
+            "the track's first packet alone, not the message"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(rx.try_recv().is_err(), "nothing else passes");
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts_rather_than_blocks() {
         let reader = SocketReader::start().unwrap();
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());

@@ -113,8 +113,8 @@ impl Writer {
                 self.stream.prefetch_pointees();
             }
             Stage::Connection => self.stream.prefetch_connection(),
-            Stage::Transport => self.stream.prefetch_transport(false),
-            Stage::TransportSlot => self.stream.prefetch_transport(true),
+            Stage::Transport => self.stream.prefetch_transport(),
+            Stage::TransportSlot => self.stream.prefetch_transport_slot(),
         }
     }
 

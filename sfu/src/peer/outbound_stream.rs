@@ -139,14 +139,16 @@ impl OutboundStream {
         self.track.prefetch();
     }
 
-    /// Starts loading the connection's transport-wide numbering, then (`slot`) the history slot
-    /// of the next number; each reads what the stage before fetched.
-    pub(crate) fn prefetch_transport(&self, slot: bool) {
-        if slot {
-            self.track.prefetch_transport_slot();
-        } else {
-            self.track.prefetch_transport();
-        }
+    /// Starts loading the connection's transport-wide numbering. Reads the connection, which
+    /// [`Self::prefetch_connection`] fetched.
+    pub(crate) fn prefetch_transport(&self) {
+        self.track.prefetch_transport();
+    }
+
+    /// Starts loading the history slot of the next transport-wide number. Reads what
+    /// [`Self::prefetch_transport`] fetched.
+    pub(crate) fn prefetch_transport_slot(&self) {
+        self.track.prefetch_transport_slot();
     }
 
     /// Puts the publisher's packet `ingress`, as the forwarder numbered it, into `batch` under

@@ -141,7 +141,6 @@ impl Stamp {
 }
 
 impl TransportSequence {
-    /// The next transport-wide sequence number, for a packet of `size` bytes sent at `at`.
     /// Starts loading the counter and the history's header (see `fanout::prefetch`).
     pub(crate) fn prefetch(&self) {
         crate::fanout::prefetch::line(&self.0.next_seq);
@@ -155,6 +154,7 @@ impl TransportSequence {
         self.0.history.prefetch_slot(next);
     }
 
+    /// The next transport-wide sequence number, for a packet of `size` bytes sent at `at`.
     pub(crate) fn take(&self, size: usize, at: Instant) -> Stamp {
         let shared = &self.0;
         // Streams of one connection are numbered from several tasks: one atomic step.
