@@ -163,7 +163,7 @@ impl Destination {
     }
 }
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+pub(crate) fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: addr.port().to_be(),
@@ -458,7 +458,11 @@ fn send_batch<B: AsRef<[u8]>>(
 
 /// Sends a frame's protected packets to one address: one `sendmsg` with `UDP_SEGMENT` per run
 /// of equal-size packets (GSO wants equal segments; only the last may be shorter).
-fn send_gso<B: AsRef<[u8]>>(fd: i32, packets: &[B], addr: &libc::sockaddr_in) -> Result<()> {
+pub(crate) fn send_gso<B: AsRef<[u8]>>(
+    fd: i32,
+    packets: &[B],
+    addr: &libc::sockaddr_in,
+) -> Result<()> {
     let mut start = 0;
     while start < packets.len() {
         let size = packets[start].as_ref().len();

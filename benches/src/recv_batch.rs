@@ -280,43 +280,13 @@ pub(crate) mod tests {
         assert!(batch.get(3).is_none());
     }
 
-    /// Sends `packets` (equal sizes, the last one at most as long) as one UDP GSO message.
+    /// Sends `packets` (equal sizes, the last one at most as long) as one UDP GSO message, as
+    /// the floor does.
     pub(crate) fn send_gso(tx: &UdpSocket, packets: &[Vec<u8>], to: SocketAddr) {
         let SocketAddr::V4(to) = to else {
             panic!("IPv4 only")
         };
-        let joined: Vec<u8> = packets.concat();
-        let name = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: to.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from(*to.ip()).to_be(),
-            },
-            sin_zero: [0; 8],
-        };
-        let mut iov = libc::iovec {
-            iov_base: joined.as_ptr() as *mut libc::c_void,
-            iov_len: joined.len(),
-        };
-        let mut control = [0u64; CONTROL_WORDS];
-        // SAFETY: every pointer is to a live local for the duration of the call; the control
-        // buffer has room for one cmsg carrying a u16.
-        let rc = unsafe {
-            let mut h: libc::msghdr = std::mem::zeroed();
-            h.msg_name = (&name as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as _;
-            h.msg_iov = &mut iov;
-            h.msg_iovlen = 1;
-            h.msg_control = control.as_mut_ptr().cast();
-            h.msg_controllen = libc::CMSG_SPACE(2) as _;
-            let c = libc::CMSG_FIRSTHDR(&h);
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = 103; // UDP_SEGMENT
-            (*c).cmsg_len = libc::CMSG_LEN(2) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), packets[0].len() as u16);
-            libc::sendmsg(tx.as_raw_fd(), &h, 0)
-        };
-        assert_eq!(rc, joined.len() as isize, "{}", io::Error::last_os_error());
+        crate::floor::send_gso(tx.as_raw_fd(), packets, &crate::floor::sockaddr(to)).unwrap();
     }
 
     #[test]
