@@ -1,7 +1,8 @@
 //! One subscriber's copy of one publication: a forwarded track whose [`Writer`] runs in the
 //! publication's fan-out (which owns it from start to stop), and the RTCP task that turns the
 //! subscriber's PLI/FIR into keyframe requests for the layer it receives, its NACKs into
-//! retransmissions, records its reports and sends the track's sender reports.
+//! retransmissions and records its reports. The track's sender reports go out with its media,
+//! from the fan-out.
 //!
 //! A stopped subscription leaves a [`Parked`] track: its transceiver and its forwarder. The next
 //! subscription of the same kind continues on both, so the subscriber sees one RTP stream whose
@@ -12,21 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::fanout::{Writer, WriterParts};
 use crate::forwarder::Forwarder;
-use crate::peer::{Feedback, ForwardTrack, MediaKind, OutboundStream, Peer, SenderReport};
+use crate::peer::{Feedback, ForwardTrack, MediaKind, OutboundStream, Peer};
 use crate::publication::{Publication, SubscriptionControl, SubscriptionId, PAUSED};
 use crate::stats::{add, rtt_from_report, Counters, OutboundStats, TrackReport};
 use crate::{SfuError, TrackSettings};
 
 /// How long a stopping subscription waits for the fan-out to hand its forwarder back.
 const WRITER_FINISH: Duration = Duration::from_millis(500);
-
-/// Sender reports waiting for the RTCP task; one a second is made.
-const REPORT_QUEUE: usize = 4;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -77,14 +74,12 @@ impl Subscription {
         let stats = Arc::new(OutboundStats::default());
         stats.layer.store(PAUSED, Ordering::Relaxed);
         let control = Arc::new(SubscriptionControl::new(target));
-        let (reports, reports_rx) = mpsc::channel(REPORT_QUEUE);
         let stream = OutboundStream::new(Arc::clone(&track), publication.codec.clock_rate());
         let parts = WriterParts {
             id,
             control: Arc::clone(&control),
             stats: Arc::clone(&stats),
             counters: Arc::clone(&counters),
-            reports,
         };
         publication.attach(Writer::new(stream, forwarder, parts));
         let feedback = tokio::spawn(
@@ -96,7 +91,7 @@ impl Subscription {
                 stats: Arc::clone(&stats),
                 counters,
             }
-            .run(reports_rx),
+            .run(),
         );
         Ok(Self {
             id,
@@ -209,7 +204,7 @@ pub(crate) fn report(publication: &Publication, s: &OutboundStats) -> TrackRepor
     }
 }
 
-/// A subscription's RTCP: the subscriber's feedback in, the track's sender reports out.
+/// A subscription's RTCP: the subscriber's feedback.
 struct Rtcp {
     id: SubscriptionId,
     track: Arc<ForwardTrack>,
@@ -220,20 +215,10 @@ struct Rtcp {
 }
 
 impl Rtcp {
-    async fn run(self, mut reports: mpsc::Receiver<SenderReport>) {
+    async fn run(self) {
         let clock_rate = f64::from(self.publication.codec.clock_rate().max(1));
-        let mut reports_open = true;
-        loop {
-            tokio::select! {
-                report = reports.recv(), if reports_open => match report {
-                    Some(report) => self.track.send_report(report).await,
-                    None => reports_open = false,
-                },
-                feedback = self.track.read_feedback() => match feedback {
-                    Some(feedback) => self.on_feedback(feedback, clock_rate),
-                    None => break,
-                },
-            }
+        while let Some(feedback) = self.track.read_feedback().await {
+            self.on_feedback(feedback, clock_rate);
         }
     }
 

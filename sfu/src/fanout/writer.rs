@@ -6,12 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
-
 use super::batch::Batch;
 use super::prefetch;
 use crate::forwarder::{Forwarder, Verdict};
-use crate::peer::{wire_size, OutboundStream, SenderReport, Stamp};
+use crate::peer::{wire_size, OutboundStream, Stamp};
 use crate::publication::{Ingress, SubscriptionControl, SubscriptionId, PAUSED};
 use crate::stats::{Counters, MeterWindow, OutboundStats};
 
@@ -26,9 +24,6 @@ pub(crate) struct Writer {
     forwarder: Forwarder,
     stats: Arc<OutboundStats>,
     meter: FlushOnDrop,
-    /// Where sender reports go to be sent (the subscription's RTCP task): writing RTCP through
-    /// webrtc-rs is async, and the fan-out does not wait.
-    reports: mpsc::Sender<SenderReport>,
     /// Sender reports go out with the media, checked per packet: a stream that sends nothing has
     /// nothing to report.
     next_report: Instant,
@@ -57,7 +52,6 @@ pub(crate) struct WriterParts {
     pub(crate) control: Arc<SubscriptionControl>,
     pub(crate) stats: Arc<OutboundStats>,
     pub(crate) counters: Arc<Counters>,
-    pub(crate) reports: mpsc::Sender<SenderReport>,
 }
 
 impl Writer {
@@ -72,7 +66,6 @@ impl Writer {
                 window: MeterWindow::new(),
                 counters: parts.counters,
             },
-            reports: parts.reports,
             next_report: Instant::now(),
         }
     }
@@ -98,7 +91,7 @@ impl Writer {
         }
         self.write(now, ingress, batch, tag);
         if now >= self.next_report {
-            self.report(now);
+            self.report(now, batch, tag);
         }
         self.forwarder.keyframe_request(now)
     }
@@ -177,9 +170,8 @@ impl Writer {
         }
     }
 
-    fn report(&mut self, now: Instant) {
-        if let Some(report) = self.stream.sender_report(now, SystemTime::now()) {
-            let _ = self.reports.try_send(report);
+    fn report(&mut self, now: Instant, batch: &mut Batch, tag: u32) {
+        if self.stream.send_report(now, SystemTime::now(), batch, tag) {
             self.next_report = now + SENDER_REPORT_INTERVAL;
         }
     }

@@ -92,7 +92,6 @@ impl PeerFactory {
         })?;
         let pc = Arc::new(pc);
         let outbound = Arc::new(Outbound::new(self.socket.clone(), sequence));
-        outbound.attach(&pc);
         wire_events(&pc, events, &outbound);
         Ok(Peer {
             pc,

@@ -275,11 +275,6 @@ impl ForwardTrack {
         self.rtx.as_ref()
     }
 
-    /// Sends a sender report the fan-out made for this track.
-    pub(crate) async fn send_report(&self, report: SenderReport) {
-        self.outbound.write_rtcp(&[Box::new(report)]).await;
-    }
-
     /// The subscriber's next RTCP batch (reading it also feeds webrtc-rs's RTCP interceptors,
     /// roomcast's transport-feedback reader among them). `None` once the sender is gone.
     pub(crate) async fn read_feedback(&self) -> Option<Feedback> {

@@ -27,7 +27,6 @@ pub(crate) use remote_track::{
     wire_size, Arrival, Codec, RemoteTrack, RtpPacket, SenderReportCell,
 };
 pub(crate) use twcc::{Stamp, TransportEvent};
-pub(crate) use webrtc::rtcp::sender_report::SenderReport;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};

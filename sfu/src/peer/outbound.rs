@@ -1,16 +1,16 @@
 //! The send path roomcast owns for the media it forwards to one subscriber's connection.
 //!
-//! webrtc-rs keeps ICE, DTLS, SCTP, negotiation and RTCP; forwarded RTP no longer goes through
-//! its track writers, interceptor chain and SRTP session (each with async locks and a fresh
-//! buffer per packet). Instead [`Outbound`] holds what a forwarded stream needs to put a packet
-//! on the wire itself: the connection's SRTP master key (read from the DTLS handshake once it
+//! webrtc-rs keeps ICE, DTLS, SCTP, negotiation and the RTCP it receives; forwarded RTP and its
+//! sender reports no longer go through webrtc-rs's track writers, interceptor chain and SRTP
+//! session (each with async locks and a fresh buffer per packet). Instead [`Outbound`] holds
+//! what a forwarded stream needs to put a packet on the wire itself: the connection's SRTP master key (read from the DTLS handshake once it
 //! completes), its transport-wide numbering, and where to write — straight to the shared media
 //! socket when the connection runs over it (UDP mux, a host pair), else into webrtc-rs's ICE
 //! connection (a TURN relay, or a socket per connection).
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tokio::sync::mpsc;
 
@@ -19,8 +19,6 @@ use webrtc::dtls_transport::dtls_role::DTLSRole;
 use webrtc::dtls_transport::RTCDtlsTransport;
 use webrtc::ice_transport::ice_candidate_pair::RTCIceCandidatePair;
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
-use webrtc::peer_connection::RTCPeerConnection;
-use webrtc::rtcp::packet::Packet as RtcpPacket;
 use webrtc::srtp::config::Config as SrtpConfig;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 use webrtc::util::Conn;
@@ -55,7 +53,6 @@ pub(crate) struct Outbound {
     /// pair is not a direct one.
     route: AtomicU64,
     transport: TransportSequence,
-    pc: OnceLock<Weak<RTCPeerConnection>>,
     /// The SRTP state of streams that stopped, by SSRC, for the next stream on the same SSRC
     /// (a parked transceiver taken over): the subscriber's SRTP context still knows how often
     /// that SSRC's sequence numbers wrapped, so a fresh one would go undecryptable.
@@ -70,13 +67,8 @@ impl Outbound {
             socket,
             route: AtomicU64::new(0),
             transport,
-            pc: OnceLock::new(),
             protectors: Mutex::new(Vec::new()),
         }
-    }
-
-    pub(super) fn attach(&self, pc: &Arc<RTCPeerConnection>) {
-        let _ = self.pc.set(Arc::downgrade(pc));
     }
 
     /// What protects the packets of `ssrc`: the state a stopped stream left for it, else a new
@@ -168,14 +160,6 @@ impl Outbound {
         self.relay
             .get()
             .is_some_and(|relay| relay.try_send(datagram).is_ok())
-    }
-
-    /// Sends RTCP through webrtc-rs (sender reports); false once the connection is gone.
-    pub(crate) async fn write_rtcp(&self, packets: &[Box<dyn RtcpPacket + Send + Sync>]) -> bool {
-        match self.pc.get().and_then(Weak::upgrade) {
-            Some(pc) => pc.write_rtcp(packets).await.is_ok(),
-            None => false,
-        }
     }
 }
 

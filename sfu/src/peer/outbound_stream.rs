@@ -2,15 +2,16 @@
 //! (SSRC, payload type, MID, transport-wide sequence number), written and protected with SRTP in
 //! place in the fan-out's [`Batch`] (or handed to the connection's relay, see [`Route`]); kept
 //! for a while to answer NACKs; summed up in the sender reports the subscriber needs for lip sync
-//! and round trips.
+//! and round trips, which go out the same way.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use webrtc::rtcp::sender_report::SenderReport;
+use webrtc::util::marshal::{Marshal, MarshalSize};
 
 use super::forward_track::{Binding, ForwardTrack, Rtx};
-use super::outbound::Route;
+use super::outbound::{Outbound, Route};
 use super::protect::Protector;
 use super::twcc::Stamp;
 use super::wire::OutHeader;
@@ -325,14 +326,7 @@ impl OutboundStream {
             vp8.apply(&mut wire[header_len + prefix..]);
         }
         let sent = srtp.protect(wire, (ssrc, sequence_number), header_len)
-            && match route {
-                Route::Direct(socket, to) => {
-                    batch.commit(socket, to, tag, stamp);
-                    true
-                }
-                Route::Relayed => outbound.send_relayed(batch.take()),
-                Route::Nowhere => false,
-            };
+            && dispatch(outbound, route, batch, tag, stamp);
         if !sent {
             if let Some(stamp) = stamp {
                 transport.forget(stamp);
@@ -345,6 +339,36 @@ impl OutboundStream {
     /// Takes back the transport-wide number of a packet that did not leave after all.
     pub(crate) fn forget(&self, stamp: Stamp) {
         self.track.outbound().transport().forget(stamp);
+    }
+
+    /// Puts the sender report for what was sent so far into `batch` under `tag`, protected
+    /// with SRTCP in place, behind the stream's packets of this step: where the subscriber's
+    /// last message of the step has room, it rides along in it (a GSO message may end with a
+    /// shorter datagram), and no task wakes to send it through webrtc-rs. True if it is on its
+    /// way; nothing is reported before the first packet.
+    pub(crate) fn send_report(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        batch: &mut Batch,
+        tag: u32,
+    ) -> bool {
+        let Some(report) = self.sender_report(now, wall) else {
+            return false;
+        };
+        let Some(srtp) = self.srtp.as_mut() else {
+            return false;
+        };
+        let outbound = self.track.outbound();
+        let route = outbound.route();
+        if matches!(route, Route::Nowhere) {
+            return false;
+        }
+        let wire = batch.buffer();
+        wire.resize(report.marshal_size(), 0);
+        report.marshal_to(wire).is_ok()
+            && srtp.protect_rtcp(wire)
+            && dispatch(outbound, route, batch, tag, None)
     }
 
     /// The sender report for what was sent so far, as of `now` (`wall` on the wall clock):
@@ -383,6 +407,25 @@ impl Drop for OutboundStream {
         if let (Some(protector), Some(rtx)) = (self.rtx_srtp.take(), self.track.rtx()) {
             outbound.park_protector(rtx.ssrc, protector);
         }
+    }
+}
+
+/// Sends the protected datagram last written into `batch` on `route`: queued in the batch for
+/// the shared socket, or handed to the relay. False if it is not on its way.
+fn dispatch(
+    outbound: &Outbound,
+    route: Route<'_>,
+    batch: &mut Batch,
+    tag: u32,
+    stamp: Option<Stamp>,
+) -> bool {
+    match route {
+        Route::Direct(socket, to) => {
+            batch.commit(socket, to, tag, stamp);
+            true
+        }
+        Route::Relayed => outbound.send_relayed(batch.take()),
+        Route::Nowhere => false,
     }
 }
 

@@ -1,4 +1,5 @@
-//! SRTP protection of one forwarded stream's packets, in the buffer they were marshalled into.
+//! SRTP protection of one forwarded stream's packets, and SRTCP protection of its sender
+//! reports, in the buffer they were marshalled into.
 //!
 //! The AEAD profiles (AES-GCM, RFC 7714: what browsers negotiate) are done here with ring,
 //! sealing the payload in place with the header as associated data: no buffer per packet. The
@@ -15,6 +16,11 @@ const GCM_TAG: usize = 16;
 /// RFC 3711 key derivation labels.
 const LABEL_ENCRYPTION: u8 = 0x00;
 const LABEL_SALT: u8 = 0x02;
+const LABEL_RTCP_ENCRYPTION: u8 = 0x03;
+const LABEL_RTCP_SALT: u8 = 0x05;
+/// The SRTCP index is 31 bits; the word on the wire carries the encryption flag above it.
+const MAX_SRTCP_INDEX: u32 = 0x7fff_ffff;
+const RTCP_ENCRYPTED: u32 = 0x8000_0000;
 
 pub(crate) enum Protector {
     Gcm(Box<GcmProtector>),
@@ -61,13 +67,35 @@ impl Protector {
             },
         }
     }
+
+    /// Protects the RTCP packet in `wire` (a sender report of this stream's SSRC, which its
+    /// first SSRC field names): afterwards `wire` holds the SRTCP packet. False if it could not
+    /// be protected.
+    pub(crate) fn protect_rtcp(&mut self, wire: &mut Vec<u8>) -> bool {
+        match self {
+            Self::Gcm(gcm) => gcm.seal_rtcp(wire),
+            Self::Context(context) => match context.encrypt_rtcp(wire) {
+                Ok(protected) => {
+                    wire.clear();
+                    wire.extend_from_slice(&protected);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
 }
 
-/// AEAD_AES_128_GCM or AEAD_AES_256_GCM for one SSRC's packets.
+/// AEAD_AES_128_GCM or AEAD_AES_256_GCM for one SSRC's packets and its RTCP.
 pub(crate) struct GcmProtector {
     key: LessSafeKey,
     salt: [u8; 12],
     index: PacketIndex,
+    rtcp_key: LessSafeKey,
+    rtcp_salt: [u8; 12],
+    /// The last SRTCP index used (RFC 3711 3.3.2: the receiver's replay list is per SSRC, so
+    /// this lives as long as the SSRC's SRTP state, parked with it).
+    rtcp_index: u32,
 }
 
 impl GcmProtector {
@@ -81,13 +109,52 @@ impl GcmProtector {
         if master_salt.len() != 12 {
             return None;
         }
-        let session_key = derive(LABEL_ENCRYPTION, master_key, master_salt, master_key.len())?;
-        let session_salt = derive(LABEL_SALT, master_key, master_salt, 12)?;
+        let key_of = |label| {
+            let key = derive(label, master_key, master_salt, master_key.len())?;
+            Some(LessSafeKey::new(UnboundKey::new(algorithm, &key).ok()?))
+        };
+        let salt_of = |label| derive(label, master_key, master_salt, 12)?.try_into().ok();
         Some(Self {
-            key: LessSafeKey::new(UnboundKey::new(algorithm, &session_key).ok()?),
-            salt: session_salt.try_into().ok()?,
+            key: key_of(LABEL_ENCRYPTION)?,
+            salt: salt_of(LABEL_SALT)?,
             index: PacketIndex::default(),
+            rtcp_key: key_of(LABEL_RTCP_ENCRYPTION)?,
+            rtcp_salt: salt_of(LABEL_RTCP_SALT)?,
+            rtcp_index: 0,
         })
+    }
+
+    /// RFC 7714 9: the first eight bytes (header and sender SSRC) stay clear and are
+    /// authenticated together with the E flag and the SRTCP index, which follow the tag.
+    fn seal_rtcp(&mut self, wire: &mut Vec<u8>) -> bool {
+        if wire.len() < 8 {
+            return false;
+        }
+        self.rtcp_index = if self.rtcp_index >= MAX_SRTCP_INDEX {
+            0
+        } else {
+            self.rtcp_index + 1
+        };
+        let word = (RTCP_ENCRYPTED | self.rtcp_index).to_be_bytes();
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&wire[4..8]);
+        iv[8..12].copy_from_slice(&self.rtcp_index.to_be_bytes());
+        for (b, s) in iv.iter_mut().zip(self.rtcp_salt) {
+            *b ^= s;
+        }
+        let mut aad = [0u8; 12];
+        aad[..8].copy_from_slice(&wire[..8]);
+        aad[8..].copy_from_slice(&word);
+        let Ok(tag) = self.rtcp_key.seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(aad),
+            &mut wire[8..],
+        ) else {
+            return false;
+        };
+        wire.extend_from_slice(&tag.as_ref()[..GCM_TAG]);
+        wire.extend_from_slice(&word);
+        true
     }
 
     fn seal(&mut self, wire: &mut Vec<u8>, (ssrc, seq): (u32, u16), header_len: usize) -> bool {
@@ -257,6 +324,78 @@ mod tests {
             assert_ne!(wire[12..], plain[12..]);
             assert_eq!(receiver.decrypt_rtp(&wire).unwrap().to_vec(), plain);
         }
+    }
+
+    fn sender_report(ssrc: u32, n: u32) -> Vec<u8> {
+        let report = webrtc::rtcp::sender_report::SenderReport {
+            ssrc,
+            ntp_time: 0x0102_0304_0506_0708 + u64::from(n),
+            rtp_time: 90_000 * n,
+            packet_count: 100 * n,
+            octet_count: 100_000 * n,
+            ..Default::default()
+        };
+        report.marshal().unwrap().to_vec()
+    }
+
+    /// Protects sender reports with ours (one per stream, as the send path has them) and with
+    /// webrtc-srtp's own context over the same keys, which counts SRTCP indices per SSRC.
+    fn both_rtcp(profile: ProtectionProfile, key: &[u8], salt: &[u8]) {
+        let mut ours: Vec<_> = (0..2)
+            .map(|_| Protector::new(profile, key, salt).unwrap())
+            .collect();
+        let mut theirs = SrtpContext::new(key, salt, profile, None, None).unwrap();
+        for n in 0..5 {
+            for (stream, ssrc) in [0x1234_5678, 0x0bad_cafe].into_iter().enumerate() {
+                let mut wire = sender_report(ssrc, n);
+                let expected = theirs.encrypt_rtcp(&wire).unwrap();
+                assert!(ours[stream].protect_rtcp(&mut wire));
+                assert_eq!(
+                    wire,
+                    expected.to_vec(),
+                    "{profile:?}, report {n} of {ssrc:x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sender_reports_are_byte_for_byte_what_webrtc_srtp_makes_of_them() {
+        let salt: Vec<u8> = (100..112).collect();
+        both_rtcp(
+            ProtectionProfile::AeadAes128Gcm,
+            &(0..16).collect::<Vec<u8>>(),
+            &salt,
+        );
+        both_rtcp(
+            ProtectionProfile::AeadAes256Gcm,
+            &(0..32).collect::<Vec<u8>>(),
+            &salt,
+        );
+        both_rtcp(
+            ProtectionProfile::Aes128CmHmacSha1_80,
+            &(0..16).collect::<Vec<u8>>(),
+            &(0..14).collect::<Vec<u8>>(),
+        );
+    }
+
+    #[test]
+    fn what_it_protects_of_rtcp_the_subscriber_decrypts_and_a_replay_it_refuses() {
+        let (key, salt): (Vec<u8>, Vec<u8>) = ((0..16).collect(), (20..32).collect());
+        let mut ours = Protector::new(ProtectionProfile::AeadAes128Gcm, &key, &salt).unwrap();
+        let replay = webrtc::srtp::option::srtcp_replay_protection(64);
+        let profile = ProtectionProfile::AeadAes128Gcm;
+        let mut receiver = SrtpContext::new(&key, &salt, profile, None, Some(replay)).unwrap();
+        let mut first = None;
+        for n in 0..3 {
+            let plain = sender_report(42, n);
+            let mut wire = plain.clone();
+            assert!(ours.protect_rtcp(&mut wire));
+            assert_ne!(wire[8..plain.len()], plain[8..]);
+            assert_eq!(receiver.decrypt_rtcp(&wire).unwrap().to_vec(), plain);
+            first.get_or_insert(wire);
+        }
+        assert!(receiver.decrypt_rtcp(&first.unwrap()).is_err());
     }
 
     #[test]

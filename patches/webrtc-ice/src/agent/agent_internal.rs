@@ -264,7 +264,11 @@ impl AgentInternal {
             let ai = Arc::clone(self);
             tokio::spawn(async move {
                 loop {
-                    let mut interval = DEFAULT_CHECK_INTERVAL;
+                    // roomcast patch: start from the keepalive interval, as pion does, not the
+                    // check interval: `update_interval` only ever lowers it, so a connected agent
+                    // woke every 200 ms for a keepalive due every 2 s (five wake-ups, four idle,
+                    // on every connection). Checking still runs at `check_interval`.
+                    let mut interval = DEFAULT_KEEPALIVE_INTERVAL;
 
                     let mut update_interval = |x: Duration| {
                         if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {

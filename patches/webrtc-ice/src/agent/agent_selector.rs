@@ -533,7 +533,14 @@ impl ControlledSelector for AgentInternal {
             }
 
             self.send_binding_success(m, local, remote).await;
-            self.ping_candidate(local, remote).await;
+            // roomcast patch: no triggered check on a pair that has succeeded already (RFC 8445
+            // §7.3.1.4: "If the state of that pair is Succeeded, nothing further is done").
+            // Upstream answered every consent check of the remote peer with a check of its own,
+            // doubling the STUN traffic of every connection for nothing; the agent's own
+            // keepalive (`check_keepalive`) keeps consent fresh (RFC 7675).
+            if p.state.load(Ordering::SeqCst) != CandidatePairState::Succeeded as u8 {
+                self.ping_candidate(local, remote).await;
+            }
         }
     }
 }
