@@ -14,6 +14,10 @@ pub struct ProcSample {
     pub cpu_micros: u64,
     /// Resident set size in bytes.
     pub rss_bytes: u64,
+    /// Of it, what is not backed by a file (`statm`'s resident minus shared): the heap and
+    /// stacks. The pages of the binary's code that the first connections touch are resident
+    /// too, once per process, whatever the number of participants.
+    pub anon_bytes: u64,
     /// Time its threads were runnable but waiting for a CPU (schedstat), in microseconds: a
     /// pinned server that waits here is being starved by other work on its core.
     pub runqueue_wait_micros: u64,
@@ -88,16 +92,20 @@ pub fn sample(pid: u32) -> Result<ProcSample> {
     };
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm"))
         .with_context(|| format!("reading /proc/{pid}/statm"))?;
-    let resident: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .ok_or_else(|| anyhow!("statm too short"))?
-        .parse()
-        .context("statm field is not a number")?;
+    let field = |i: usize| -> Result<u64> {
+        statm
+            .split_whitespace()
+            .nth(i)
+            .ok_or_else(|| anyhow!("statm too short"))?
+            .parse()
+            .context("statm field is not a number")
+    };
+    let (resident, shared) = (field(1)?, field(2)?);
     Ok(ProcSample {
         cpu_micros,
         runqueue_wait_micros,
         rss_bytes: resident * page_size(),
+        anon_bytes: resident.saturating_sub(shared) * page_size(),
     })
 }
 
@@ -116,5 +124,6 @@ mod tests {
     fn samples_this_process() {
         let s = sample(std::process::id()).unwrap();
         assert!(s.rss_bytes > 0);
+        assert!(s.anon_bytes > 0 && s.anon_bytes < s.rss_bytes);
     }
 }

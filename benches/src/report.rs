@@ -61,13 +61,13 @@ fn ms(v: Option<f64>) -> String {
 /// One row per step; `floor` is the floor's µs per datagram the ratio column divides by.
 pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
     let mut s = String::from(
-        "| system | rooms × (pub + sub) | forwarded tracks live | delivered pkt/s | loss % | loss on live tracks % | p50 ms | p99 ms | SFU CPU µs/pkt | × floor | SFU core % | SFU run-queue wait % | RSS/participant MB | generator core % |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| system | rooms × (pub + sub) | forwarded tracks live | delivered pkt/s | loss % | loss on live tracks % | p50 ms | p99 ms | SFU CPU µs/pkt | × floor | SFU core % | SFU run-queue wait % | RSS/participant MB | anon/participant MB | generator core % |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
     );
     for r in steps {
         let _ = writeln!(
             s,
-            "| {system} | {} × ({} + {}) | {}/{} | {:.0} | {:.3} | {:.3} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.0} |",
+            "| {system} | {} × ({} + {}) | {}/{} | {:.0} | {:.3} | {:.3} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {:.2} | {:.0} |",
             r.shape.rooms,
             r.shape.publishers,
             r.shape.subscribers,
@@ -83,6 +83,7 @@ pub fn steps_table(system: &str, steps: &[StepResult], floor: f64) -> String {
             r.cpu.sfu_core_share() * 100.0,
             r.cpu.sfu_wait_share() * 100.0,
             r.rss_per_participant() / 1_048_576.0,
+            r.anon_per_participant() / 1_048_576.0,
             r.cpu.generator_core_share() * 100.0,
         );
     }

@@ -130,6 +130,8 @@ pub struct StepResult {
     pub latency: Histogram,
     pub sfu_rss_base: u64,
     pub sfu_rss: u64,
+    pub sfu_anon_base: u64,
+    pub sfu_anon: u64,
     pub join_secs: f64,
     /// Simulcast video packets received per layer over the whole step, every subscriber.
     pub video_layers: [u64; crate::media::LAYERS.len()],
@@ -224,6 +226,13 @@ impl StepResult {
 
     pub fn rss_per_participant(&self) -> f64 {
         self.sfu_rss.saturating_sub(self.sfu_rss_base) as f64
+            / self.shape.participants().max(1) as f64
+    }
+
+    /// Like [`Self::rss_per_participant`], counting only memory not backed by a file: what the
+    /// participants cost, without the code pages their first packets page in once.
+    pub fn anon_per_participant(&self) -> f64 {
+        self.sfu_anon.saturating_sub(self.sfu_anon_base) as f64
             / self.shape.participants().max(1) as f64
     }
 
@@ -525,6 +534,8 @@ impl Bench {
             latency: tally.latency,
             sfu_rss_base: base.rss_bytes,
             sfu_rss: m.sfu_after.rss_bytes,
+            sfu_anon_base: base.anon_bytes,
+            sfu_anon: m.sfu_after.anon_bytes,
             join_secs,
             video_layers,
             sample: self.sample.max(1),
