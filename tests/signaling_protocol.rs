@@ -48,6 +48,57 @@ async fn joined_lists_the_others_and_they_hear_of_arrivals_and_departures() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_arrivals_and_departures_reaches_a_member_whole() {
+    // A member's events go out several to a flush when they pile up (a storm of leaves in a
+    // large room); none may be lost, duplicated or reordered on the way.
+    // Under the default 32 connections per address.
+    const OTHERS: usize = 30;
+    let server = TestServer::start(SfuConfig {
+        room_capacity: OTHERS + 1,
+        ..SfuConfig::default()
+    })
+    .await;
+    let mut ada = server.ws().await;
+    ada.join("burst", "Ada").await;
+    let mut others = Vec::new();
+    for n in 0..OTHERS {
+        let mut ws = server.ws().await;
+        let id = ws.join("burst", &format!("guest {n}")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        others.push((id, ws));
+    }
+    let mut order = Vec::new();
+    // Ada reads nothing meanwhile: her events pile up and leave several to a write.
+    for (id, ws) in &mut others {
+        ws.send(json!({"type": "leave"})).await;
+        order.push(id.clone());
+    }
+    let mut joined = Vec::new();
+    let mut left = Vec::new();
+    while left.len() < OTHERS {
+        let message = ada.recv_skipping_candidates().await;
+        let id = |m: &Value| m.as_str().unwrap().to_owned();
+        match message["type"].as_str() {
+            Some("participant_joined") => joined.push(id(&message["participant"]["id"])),
+            Some("participant_left") => {
+                let gone = id(&message["id"]);
+                assert!(joined.contains(&gone), "{gone} left before it joined");
+                left.push(gone);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(joined, order, "every arrival, in the order they joined");
+    // A departure is announced once the leaver's connection is torn down, which for leavers in
+    // quick succession may finish in any order.
+    left.sort();
+    order.sort();
+    assert_eq!(left, order, "every departure, once");
+}
+
 #[tokio::test]
 async fn one_past_capacity_gets_full_and_may_try_elsewhere() {
     let server = TestServer::start(SfuConfig {

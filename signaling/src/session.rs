@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
 use roomcast_sfu::{
     Grants, LeaveReason, ParticipantHandle, RateLimiter, RoomId, ServerEvent, Sfu, Signal,
     SignalRefused,
@@ -30,6 +31,10 @@ use crate::translate::{join_refused, joined_message, signal_of, update_of, Updat
 
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
+
+/// Messages written with one flush at most (see `Session::on_updates`): a quarter of the event
+/// queue, so a burst of events drains in a few writes without one holding up the reads.
+const COALESCED: usize = 64;
 
 /// How long a closing session waits for the client's close frame.
 const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
@@ -169,7 +174,7 @@ impl Session {
                         }
                     }
                 }
-                Some(update) = next_update(&mut self.membership) => self.on_update(update).await,
+                Some(update) = next_update(&mut self.membership) => self.on_updates(update).await,
                 _ = tick.tick() => {
                     self.check_deadlines(Instant::now());
                     self.check_relay(Instant::now()).await;
@@ -424,6 +429,41 @@ impl Session {
         }
     }
 
+    /// Handles `first` and the updates already waiting behind it, their messages written with
+    /// one flush: when hundreds leave a large room at once, every remaining member has hundreds
+    /// of events to pass on, and a TCP write each made that a storm of syscalls on the core
+    /// that forwards the room's media. At most [`COALESCED`] go out per flush.
+    async fn on_updates(&mut self, first: Update) {
+        let mut update = Some(first);
+        let mut fed = 0;
+        while let Some(next) = update.take() {
+            match next {
+                Update::Message { text } => {
+                    if let Err(error) = self.socket.feed(Message::Text(text.into())).await {
+                        tracing::debug!(%error, "send to a closing socket");
+                    }
+                    fed += 1;
+                }
+                other => {
+                    self.flush(&mut fed).await;
+                    self.on_update(other).await;
+                }
+            }
+            if fed < COALESCED && !self.closing {
+                update = ready_update(&mut self.membership);
+            }
+        }
+        self.flush(&mut fed).await;
+    }
+
+    async fn flush(&mut self, fed: &mut usize) {
+        if std::mem::take(fed) > 0 {
+            if let Err(error) = self.socket.flush().await {
+                tracing::debug!(%error, "send to a closing socket");
+            }
+        }
+    }
+
     async fn on_update(&mut self, update: Update) {
         match update {
             Update::Message { text } => self.send_text(text).await,
@@ -562,6 +602,15 @@ impl Session {
         if let Err(error) = self.socket.send(Message::Text(text.into())).await {
             tracing::debug!(%error, "send to a closing socket");
         }
+    }
+}
+
+/// The next update if one is waiting already (a local participant's; a relayed one's arrive
+/// one at a time).
+fn ready_update(membership: &mut Option<Membership>) -> Option<Update> {
+    match membership.as_mut().map(|m| &mut m.participant) {
+        Some(Participant::Local { events, .. }) => events.try_recv().ok().map(update_of),
+        _ => None,
     }
 }
 
