@@ -92,7 +92,8 @@ pub struct Phase {
     pub receiving_all: usize,
     /// RTP packets per second the server counted from the publisher (its `/metrics`).
     pub ingest_per_sec: Option<f64>,
-    /// Packets per second the server dropped because a subscriber's queue was full.
+    /// `roomcast_dropped_packets_total` per second: mostly publishers' packets the fan-out
+    /// dropped for every subscriber at once (too late, or its queue full).
     pub dropped_per_sec: Option<f64>,
 }
 
@@ -126,6 +127,16 @@ impl Phase {
         self.ingest_per_sec
             .filter(|_| sent_per_sec > 0.0)
             .map(|i| i / sent_per_sec)
+    }
+
+    /// The share of the lost packets that the server dropped whole, for every subscriber at
+    /// once, before doing any work for one of them: its drops × subscribers over what was
+    /// offered and not delivered. Near 1 means no CPU went into packets that were then lost.
+    pub fn dropped_whole_share(&self) -> Option<f64> {
+        let lost_per_sec = self.offered_per_sec() - self.delivered_per_sec();
+        self.dropped_per_sec
+            .filter(|_| lost_per_sec > 0.0)
+            .map(|d| d * self.subscribers as f64 / lost_per_sec)
     }
 
     pub fn p(&self, q: f64) -> Option<f64> {
@@ -500,6 +511,14 @@ pub fn notes(phases: &[Phase]) -> String {
                     .map(|s| format!("{:.1} – {:.1} %", s.min * 100.0, s.max * 100.0))
                     .unwrap_or_else(|| "–".into()),
             );
+            if let Some(whole) = overload.dropped_whole_share() {
+                let _ = writeln!(
+                    s,
+                    "- overload's loss, dropped whole: the server's drops × subscribers are {:.0} % of the packets lost in phase 2 (a packet dropped at the fan-out's queue costs nothing per subscriber; whatever is left was lost after work went into it, or on the way). Phase 2 cost {:.2} µs of server CPU per delivered packet against phase 1's {micros:.2}.",
+                    whole * 100.0,
+                    overload.cpu_micros_per_delivered(),
+                );
+            }
         }
     }
     for p in phases {
@@ -620,5 +639,26 @@ mod tests {
         let n = notes(&[below, p]);
         // 400 × 2,160 packets at 5 s of CPU: 5.79 µs each, ≈ 172,800 pkt/s per core.
         assert!(n.contains("≈ 172800 pkt/s"), "{n}");
+        assert!(
+            !n.contains("dropped whole"),
+            "no drop counter, no claim: {n}"
+        );
+    }
+
+    #[test]
+    fn overload_loss_is_compared_with_the_packets_dropped_whole() {
+        // 29,600 pkt/s offered and not delivered; 40 publisher packets a second dropped for
+        // 600 subscribers each are 24,000 of them.
+        let mut overload = phase(PhaseKind::Overload, 600, 2_160, 1_000_000);
+        overload.dropped_per_sec = Some(40.0);
+        assert!((overload.dropped_whole_share().unwrap() - 24_000.0 / 29_600.0).abs() < 1e-12);
+        let below = phase(PhaseKind::Below, 400, 2_160, 864_000);
+        let n = notes(&[below, overload]);
+        assert!(n.contains("are 81 % of the packets lost in phase 2"), "{n}");
+        assert!(n.contains("Phase 2 cost 5.00 µs"), "{n}");
+        // Nothing lost: no share to speak of.
+        let mut full = phase(PhaseKind::Overload, 600, 2_160, 1_296_000);
+        full.dropped_per_sec = Some(0.0);
+        assert_eq!(full.dropped_whole_share(), None);
     }
 }

@@ -432,11 +432,14 @@ impl Session {
     /// Handles `first` and the updates already waiting behind it, their messages written with
     /// one flush: when hundreds leave a large room at once, every remaining member has hundreds
     /// of events to pass on, and a TCP write each made that a storm of syscalls on the core
-    /// that forwards the room's media. At most [`COALESCED`] go out per flush.
+    /// that forwards the room's media. At most [`COALESCED`] updates are handled per call, so
+    /// the client's own messages wait no longer than that.
     async fn on_updates(&mut self, first: Update) {
         let mut update = Some(first);
         let mut fed = 0;
+        let mut handled = 0;
         while let Some(next) = update.take() {
+            handled += 1;
             match next {
                 Update::Message { text } => {
                     if let Err(error) = self.socket.feed(Message::Text(text.into())).await {
@@ -449,7 +452,7 @@ impl Session {
                     self.on_update(other).await;
                 }
             }
-            if fed < COALESCED && !self.closing {
+            if handled < COALESCED && !self.closing {
                 update = ready_update(&mut self.membership);
             }
         }

@@ -65,7 +65,7 @@ pub(crate) fn render(t: &Totals, edge: &EdgeMetrics) -> String {
     metric(
         "roomcast_dropped_packets_total",
         "counter",
-        "Packets dropped because a subscriber's queue was full.",
+        "Packets dropped on the server: a fan-out too far behind its publisher (one drop for all its subscribers), a datagram the kernel refused, a full tap queue.",
         &[("", t.dropped_packets)],
     );
     metric(
