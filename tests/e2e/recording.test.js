@@ -155,11 +155,12 @@ test('recording before anyone publishes; a newcomer is told and recorded from wh
     const cySeen = (cyLeftAt - cySeenAt) / 1000;
     console.log(`recording: Bob joined ${bobSpan.toFixed(2)} s and seen ${bobSeen.toFixed(2)} s before the stop, file ${bob.duration} s; Cy ${cySpan.toFixed(2)} s / ${cySeen.toFixed(2)} s before leaving, file ${cy.duration} s`);
     // At most 1 s longer, as for the ten-second recording: a file holds what was captured, and on
-    // a loaded machine the browser's media lags its capture by up to a second or so. At most 2 s
-    // shorter than the others saw: a file starts at the first keyframe the recorder gets, which
-    // a loaded machine took 1.8 s to deliver in one full-suite run.
-    assert.ok(bob.duration <= bobSpan + 1 && bob.duration >= bobSeen - 2, `Bob's file (${bob.duration} s) runs from his publishing to the stop`);
-    assert.ok(cy.duration <= cySpan + 1 && cy.duration >= cySeen - 2, `Cy's file (${cy.duration} s) ends when Cy left`);
+    // a loaded machine the browser's media lags its capture by up to a second or so. At most 1 s
+    // shorter than the others saw: a file starts at the first keyframe the recorder gets, the
+    // one the viewer starts with (within ±0.05 s on an idle machine). It was 0.5–2.3 s later
+    // while a move to a higher simulcast layer before the file started dropped what was held.
+    assert.ok(bob.duration <= bobSpan + 1 && bob.duration >= bobSeen - 1, `Bob's file (${bob.duration} s) runs from his publishing to the stop`);
+    assert.ok(cy.duration <= cySpan + 1 && cy.duration >= cySeen - 1, `Cy's file (${cy.duration} s) ends when Cy left`);
     for (const p of [Viv, Bob, Cy]) await p.context.close();
   } finally {
     await server.stop();

@@ -1,9 +1,9 @@
 //! The recorder of one participant in a room being recorded: the one owner of its file. It taps
 //! the participant's camera and microphone like one more subscription (a queue fed by each
-//! track's fan-out, top simulcast layer only, so the per-packet path is unchanged), reassembles
-//! frames, asks for keyframes, places frames on the sender's clock and writes them. A new camera
-//! or microphone track once the file has started (a track stopped and started again, whose
-//! clock starts afresh) closes the file and starts the next one.
+//! track's fan-out, so the per-packet path is unchanged; one simulcast layer is recorded),
+//! reassembles frames, asks for keyframes, places frames on the sender's clock and writes them.
+//! A new camera or microphone track once the file has started (a track stopped and started
+//! again, whose clock starts afresh) closes the file and starts the next one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -115,20 +115,20 @@ impl Tap {
         }
     }
 
-    /// Whether this packet is where the recording moves to another layer: a keyframe of the
-    /// wanted layer (or of any, before the first).
-    /// Once recording, it also waits for the new layer's first sender report, which places
-    /// its frames on the same clock as the old layer's.
-    fn switches_here(&self, ingress: &Ingress) -> bool {
+    /// Whether this packet is where the recording moves to another layer (see [`switches`]).
+    fn switches_here(&self, ingress: &Ingress, file_open: bool) -> bool {
         let layer = ingress.info.layer;
-        ingress.info.keyframe
-            && Some(layer) != self.layer
-            && (self.layer.is_none()
-                || self.wanted == Some(layer)
-                    && self
-                        .publication
-                        .sender_reports(layer)
-                        .is_some_and(|r| r.load().is_some()))
+        switches(
+            self.layer,
+            self.wanted,
+            file_open,
+            (layer, ingress.info.keyframe),
+            || {
+                self.publication
+                    .sender_reports(layer)
+                    .is_some_and(|r| r.load().is_some())
+            },
+        )
     }
 
     fn switch_to(&mut self, layer: u8) {
@@ -140,6 +140,28 @@ impl Tap {
         self.reports = None;
         self.last_report = None;
     }
+}
+
+/// Whether a tap recording `current` moves to `packet`'s layer at this packet (layer, whether it
+/// is a keyframe): at a keyframe of any layer before the first, and after that at a keyframe of
+/// the `wanted` one, once the file has started and that layer has a sender report.
+///
+/// Before the file starts, the frames held for it would be dropped by a switch (a held frame is
+/// placed by its layer's clock, which a new layer's replaces): waiting there for the top layer
+/// cost a newcomer's recording its first 0.5–2.3 s, all of what the viewers saw of it meanwhile.
+/// The file starts on the first layer instead and moves up within it, as VP8 allows. The sender
+/// report places the new layer's frames on the same clock as the old layer's.
+fn switches(
+    current: Option<u8>,
+    wanted: Option<u8>,
+    file_open: bool,
+    (layer, keyframe): (u8, bool),
+    has_report: impl FnOnce() -> bool,
+) -> bool {
+    if !keyframe || current == Some(layer) {
+        return false;
+    }
+    current.is_none() || file_open && wanted == Some(layer) && has_report()
 }
 
 /// Which of the file's tracks a publication would be, if any: VP8 camera video, Opus audio.
@@ -293,7 +315,7 @@ impl Recorder {
         let Some(tap) = self.taps[track as usize].as_mut() else {
             return;
         };
-        if tap.switches_here(&ingress) {
+        if tap.switches_here(&ingress, self.timeline.is_open()) {
             tap.switch_to(ingress.info.layer);
             self.timeline.restart_track(track);
         }
@@ -337,7 +359,10 @@ impl Recorder {
                     .unwrap_or(tap.publication.layer_count.saturating_sub(1));
                 tap.publication.request_keyframe(layer);
             }
-            tap.look_for_layer(now);
+            // A layer it cannot move to before the file starts is not worth a keyframe yet.
+            if tap.layer.is_none() || self.timeline.is_open() {
+                tap.look_for_layer(now);
+            }
         }
         let steps = self.timeline.poll(now);
         self.apply(steps)?;
@@ -472,5 +497,45 @@ async fn next_delivery(taps: &mut [Option<Tap>; 2]) -> Option<(Track, Arc<Ingres
         Some(d) = async { video.as_mut()?.packets.recv().await }, if video.is_some() => Some((Track::Video, d)),
         Some(d) = async { audio.as_mut()?.packets.recv().await }, if audio.is_some() => Some((Track::Audio, d)),
         else => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::switches;
+
+    const KEYFRAME: bool = true;
+    const DELTA: bool = false;
+    const OPEN: bool = true;
+    const WAITING: bool = false;
+
+    #[test]
+    fn the_first_keyframe_of_any_layer_starts_the_recording() {
+        assert!(switches(None, Some(2), WAITING, (0, KEYFRAME), || false));
+        assert!(!switches(None, Some(2), WAITING, (0, DELTA), || true));
+    }
+
+    #[test]
+    fn before_the_file_starts_the_recording_stays_on_its_first_layer() {
+        // The held frames of layer 0 would be dropped for layer 2's keyframe.
+        assert!(!switches(Some(0), Some(2), WAITING, (2, KEYFRAME), || true));
+    }
+
+    #[test]
+    fn once_the_file_runs_it_moves_to_the_wanted_layer_at_a_keyframe_with_a_report() {
+        assert!(switches(Some(0), Some(2), OPEN, (2, KEYFRAME), || true));
+        assert!(
+            !switches(Some(0), Some(2), OPEN, (2, KEYFRAME), || false),
+            "no report yet"
+        );
+        assert!(!switches(Some(0), Some(2), OPEN, (2, DELTA), || true));
+        assert!(
+            !switches(Some(0), Some(2), OPEN, (1, KEYFRAME), || true),
+            "not the wanted one"
+        );
+        assert!(
+            !switches(Some(2), Some(2), OPEN, (2, KEYFRAME), || true),
+            "already there"
+        );
     }
 }
