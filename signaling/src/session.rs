@@ -32,8 +32,9 @@ use crate::translate::{join_refused, joined_message, signal_of, update_of, Updat
 /// Events buffered between a participant and its socket.
 const EVENT_QUEUE: usize = 256;
 
-/// Messages written with one flush at most (see `Session::on_updates`): a quarter of the event
-/// queue, so a burst of events drains in a few writes without one holding up the reads.
+/// Updates handled in one turn at most, their messages written with one flush (see
+/// `Session::on_updates`): a quarter of the event queue, so a burst of events drains in a few
+/// writes without one holding up the reads.
 const COALESCED: usize = 64;
 
 /// How long a closing session waits for the client's close frame.

@@ -3,10 +3,11 @@
 //! webrtc-rs keeps ICE, DTLS, SCTP, negotiation and the RTCP it receives; forwarded RTP and its
 //! sender reports no longer go through webrtc-rs's track writers, interceptor chain and SRTP
 //! session (each with async locks and a fresh buffer per packet). Instead [`Outbound`] holds
-//! what a forwarded stream needs to put a packet on the wire itself: the connection's SRTP master key (read from the DTLS handshake once it
-//! completes), its transport-wide numbering, and where to write — straight to the shared media
-//! socket when the connection runs over it (UDP mux, a host pair), else into webrtc-rs's ICE
-//! connection (a TURN relay, or a socket per connection).
+//! what a forwarded stream needs to put a packet on the wire itself: the connection's SRTP
+//! master key (read from the DTLS handshake once it completes), its transport-wide numbering,
+//! and where to write — straight to the shared media socket when the connection runs over it
+//! (UDP mux, a host pair), else into webrtc-rs's ICE connection (a TURN relay, or a socket per
+//! connection).
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};

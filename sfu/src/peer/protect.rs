@@ -57,14 +57,10 @@ impl Protector {
     ) -> bool {
         match self {
             Self::Gcm(gcm) => gcm.seal(wire, id, header_len),
-            Self::Context(context) => match context.encrypt_rtp(wire) {
-                Ok(protected) => {
-                    wire.clear();
-                    wire.extend_from_slice(&protected);
-                    true
-                }
-                Err(_) => false,
-            },
+            Self::Context(context) => {
+                let protected = context.encrypt_rtp(wire);
+                replace_with(wire, protected)
+            }
         }
     }
 
@@ -74,15 +70,23 @@ impl Protector {
     pub(crate) fn protect_rtcp(&mut self, wire: &mut Vec<u8>) -> bool {
         match self {
             Self::Gcm(gcm) => gcm.seal_rtcp(wire),
-            Self::Context(context) => match context.encrypt_rtcp(wire) {
-                Ok(protected) => {
-                    wire.clear();
-                    wire.extend_from_slice(&protected);
-                    true
-                }
-                Err(_) => false,
-            },
+            Self::Context(context) => {
+                let protected = context.encrypt_rtcp(wire);
+                replace_with(wire, protected)
+            }
         }
+    }
+}
+
+/// Puts what webrtc-srtp's context made of `wire` in its place; false if it failed.
+fn replace_with<E>(wire: &mut Vec<u8>, protected: Result<impl AsRef<[u8]>, E>) -> bool {
+    match protected {
+        Ok(protected) => {
+            wire.clear();
+            wire.extend_from_slice(protected.as_ref());
+            true
+        }
+        Err(_) => false,
     }
 }
 
